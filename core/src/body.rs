@@ -1,0 +1,340 @@
+//! Response bodies: fixed bodies for pages and errors, and the endless event
+//! stream body that drains a channel subscription or a stream queue, sends
+//! keep-alives, and ends on shutdown.
+
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use http_body::{Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::channel::{Lagged, Subscription, RESET_EVENT};
+use crate::server::Shared;
+use crate::stream::StreamReceiver;
+
+/// One or more encoded events handed to hyper as a single body frame. The
+/// events are shared `Bytes` (no copy per subscriber), written with one
+/// vectored write.
+#[derive(Debug)]
+pub(crate) enum EventBuf {
+    One(Bytes),
+    Many {
+        parts: Vec<Bytes>,
+        at: usize,
+        remaining: usize,
+    },
+}
+
+impl EventBuf {
+    pub(crate) fn one(bytes: Bytes) -> Self {
+        EventBuf::One(bytes)
+    }
+
+    pub(crate) fn many(parts: Vec<Bytes>) -> Self {
+        let remaining = parts.iter().map(Bytes::len).sum();
+        EventBuf::Many {
+            parts,
+            at: 0,
+            remaining,
+        }
+    }
+
+    fn events(&self) -> u64 {
+        match self {
+            EventBuf::One(_) => 1,
+            EventBuf::Many { parts, .. } => parts.len() as u64,
+        }
+    }
+}
+
+impl Buf for EventBuf {
+    fn remaining(&self) -> usize {
+        match self {
+            EventBuf::One(bytes) => bytes.len(),
+            EventBuf::Many { remaining, .. } => *remaining,
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            EventBuf::One(bytes) => bytes,
+            EventBuf::Many { parts, at, .. } => parts.get(*at).map_or(&[], |part| part),
+        }
+    }
+
+    fn advance(&mut self, mut count: usize) {
+        match self {
+            EventBuf::One(bytes) => bytes.advance(count),
+            EventBuf::Many {
+                parts,
+                at,
+                remaining,
+            } => {
+                assert!(count <= *remaining, "advance past the end of an EventBuf");
+                *remaining -= count;
+                while count > 0 {
+                    let part = &mut parts[*at];
+                    let step = count.min(part.len());
+                    part.advance(step);
+                    count -= step;
+                    if part.is_empty() {
+                        *at += 1;
+                    }
+                }
+                while parts.get(*at).is_some_and(Bytes::is_empty) {
+                    *at += 1;
+                }
+            }
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        match self {
+            EventBuf::One(bytes) if !bytes.is_empty() && !dst.is_empty() => {
+                dst[0] = IoSlice::new(bytes);
+                1
+            }
+            EventBuf::One(_) => 0,
+            EventBuf::Many { parts, at, .. } => {
+                let mut filled = 0;
+                for part in parts[*at..].iter().filter(|part| !part.is_empty()) {
+                    if filled == dst.len() {
+                        break;
+                    }
+                    dst[filled] = IoSlice::new(part);
+                    filled += 1;
+                }
+                filled
+            }
+        }
+    }
+}
+
+/// Why an event stream was cut short.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StreamEnd {
+    #[error("subscriber fell too far behind and was disconnected")]
+    TooSlow,
+}
+
+/// Where an event stream's events come from.
+pub(crate) enum Source {
+    Channel(Subscription),
+    Stream(StreamReceiver),
+}
+
+const KEEPALIVE_COMMENT: &[u8] = b":\n\n";
+
+struct KeepAlive {
+    period: Duration,
+    timer: Pin<Box<Sleep>>,
+    last_write: Instant,
+}
+
+/// The body of an event-stream response.
+pub(crate) struct SseBody {
+    source: Source,
+    prelude: Option<Bytes>,
+    keepalive: Option<KeepAlive>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl SseBody {
+    pub(crate) fn new(source: Source, shared: Arc<Shared>) -> Self {
+        let (prelude, keepalive) = match &source {
+            Source::Channel(sub) => (
+                sub.needs_reset().then_some(Bytes::from_static(RESET_EVENT)),
+                sub.keepalive().or(shared.config.keepalive),
+            ),
+            Source::Stream(_) => (None, shared.config.keepalive),
+        };
+        let keepalive = keepalive.filter(|p| !p.is_zero()).map(|period| KeepAlive {
+            period,
+            timer: Box::pin(tokio::time::sleep(period)),
+            last_write: Instant::now(),
+        });
+        shared.counters.streams_open.fetch_add(1, Ordering::Relaxed);
+        SseBody {
+            source,
+            prelude,
+            keepalive,
+            shutdown: Box::pin(shared.shutdown.clone().cancelled_owned()),
+            shared,
+            done: false,
+        }
+    }
+
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Poll<Bytes> {
+        let Some(keepalive) = &mut self.keepalive else {
+            return Poll::Pending;
+        };
+        // The timer is not reset on every event (that would cost a timer-wheel
+        // update per delivery); when it fires early it is re-armed instead.
+        while keepalive.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let due = keepalive.last_write + keepalive.period;
+            if due > now {
+                keepalive.timer.as_mut().reset(due);
+                continue;
+            }
+            keepalive.last_write = now;
+            keepalive.timer.as_mut().reset(now + keepalive.period);
+            return Poll::Ready(Bytes::from_static(KEEPALIVE_COMMENT));
+        }
+        Poll::Pending
+    }
+
+    fn deliver(&mut self, batch: EventBuf) -> Poll<Option<Result<Frame<EventBuf>, StreamEnd>>> {
+        let counters = &self.shared.counters;
+        counters
+            .events_delivered
+            .fetch_add(batch.events(), Ordering::Relaxed);
+        if let Some(keepalive) = &mut self.keepalive {
+            keepalive.last_write = Instant::now();
+        }
+        Poll::Ready(Some(Ok(Frame::data(batch))))
+    }
+}
+
+impl http_body::Body for SseBody {
+    type Data = EventBuf;
+    type Error = StreamEnd;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<EventBuf>, StreamEnd>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(prelude) = this.prelude.take() {
+            return Poll::Ready(Some(Ok(Frame::data(EventBuf::one(prelude)))));
+        }
+        if this.shutdown.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            let farewell = this.shared.final_event();
+            return Poll::Ready(farewell.map(|bytes| Ok(Frame::data(EventBuf::one(bytes)))));
+        }
+        let next = match &mut this.source {
+            Source::Channel(sub) => sub.poll_batch(cx),
+            Source::Stream(stream) => stream.poll_batch(cx).map(|batch| batch.map(Ok)),
+        };
+        match next {
+            Poll::Ready(Some(Ok(batch))) => return this.deliver(batch),
+            Poll::Ready(Some(Err(Lagged))) => {
+                this.done = true;
+                this.shared
+                    .counters
+                    .slow_consumer_drops
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("disconnecting a subscriber that fell too far behind");
+                return Poll::Ready(Some(Err(StreamEnd::TooSlow)));
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        this.poll_keepalive(cx)
+            .map(|comment| Some(Ok(Frame::data(EventBuf::one(comment)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}
+
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        self.shared
+            .counters
+            .streams_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Every response body the server sends.
+pub(crate) enum ResponseBody {
+    Full(Option<Bytes>),
+    Events(SseBody),
+}
+
+impl ResponseBody {
+    pub(crate) fn empty() -> Self {
+        ResponseBody::Full(None)
+    }
+
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        ResponseBody::Full((!bytes.is_empty()).then_some(bytes))
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = EventBuf;
+    type Error = StreamEnd;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<EventBuf>, StreamEnd>>> {
+        match self.get_mut() {
+            ResponseBody::Full(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .map(|bytes| Ok(Frame::data(EventBuf::one(bytes)))),
+            ),
+            ResponseBody::Events(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Full(bytes) => bytes.is_none(),
+            ResponseBody::Events(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ResponseBody::Events(_) => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_buf_advances_across_parts() {
+        let mut buf = EventBuf::many(vec![
+            Bytes::from_static(b"ab"),
+            Bytes::from_static(b""),
+            Bytes::from_static(b"cde"),
+        ]);
+        assert_eq!(buf.remaining(), 5);
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(buf.chunks_vectored(&mut slices), 2);
+        buf.advance(3);
+        assert_eq!(buf.chunk(), b"de");
+        assert_eq!(buf.remaining(), 2);
+        buf.advance(2);
+        assert_eq!(buf.remaining(), 0);
+        assert_eq!(buf.chunk(), b"");
+    }
+}

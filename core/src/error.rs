@@ -1,0 +1,87 @@
+//! The one error type of the crate.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in tidings. Messages name the offending value
+/// and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An event field holds a character that would break the SSE framing.
+    #[error("invalid event field `{field}`: {reason}")]
+    InvalidEvent {
+        /// The field: `event` or `id`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// A route path is not an absolute URL path.
+    #[error("invalid route path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A route is already registered at this path.
+    #[error("a route is already registered at {0:?}")]
+    RouteExists(String),
+
+    /// A file or directory given to `page` or `files` cannot be used.
+    #[error("cannot serve {path:?}: {source}")]
+    File {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be served.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The operating system's reason (e.g. address in use).
+        #[source]
+        source: io::Error,
+    },
+
+    /// The engine's runtime or threads could not be created.
+    #[error("cannot start the engine: {0}")]
+    Runtime(#[source] io::Error),
+
+    /// `start` was called on a server that is running.
+    #[error("the server is already running on {0}")]
+    AlreadyRunning(SocketAddr),
+
+    /// The server was stopped; a stopped server cannot be started again, and
+    /// its channels accept no more events.
+    #[error("the server has been stopped")]
+    Stopped,
+
+    /// The client of a stream has gone away (or the stream was closed), so
+    /// nothing more can be sent to it.
+    #[error("the client has disconnected")]
+    Disconnected,
+
+    /// A stream's send queue is full; wait (`send().await`) or retry later.
+    #[error("the stream's send queue is full")]
+    QueueFull,
+
+    /// A blocking call was made on an async runtime's thread, where it would
+    /// stall other tasks.
+    #[error("blocking call made from an async context; use the async form (`send().await`)")]
+    BlockingInAsync,
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,39 @@
+//! # tidings
+//!
+//! An embeddable Server-Sent Events engine. A [`Server`] runs hyper on its own
+//! tokio runtime and threads; the host registers routes and pushes events:
+//!
+//! - **channels** ([`Server::channel`]): broadcast. Each [`Channel::publish`]
+//!   encodes the event once and every subscriber writes the same bytes. The
+//!   channel keeps a history, so a client that reconnects with
+//!   `Last-Event-ID` gets what it missed, then live events, with no gap and
+//!   no duplicate.
+//! - **streams** ([`Server::stream`], [`Server::stream_handler`]): one
+//!   producer per client connection, cancelled the moment the client leaves.
+//! - **pages and files** ([`Server::page`], [`Server::files`]) for the front end.
+//!
+//! Keep-alive comments, dead-client detection, slow-consumer eviction,
+//! connection limits, CORS and a draining shutdown are handled by the engine.
+//! See [`Server`] for a complete example.
+
+#![warn(missing_docs)]
+
+mod body;
+mod channel;
+mod error;
+mod event;
+mod files;
+mod http;
+mod request;
+mod server;
+mod socket;
+mod stats;
+mod stream;
+
+pub use channel::{Channel, ChannelOptions, EventId, PresenceHook};
+pub use error::{Error, Result};
+pub use event::Event;
+pub use request::Request;
+pub use server::{Config, Cors, Limits, Server};
+pub use stats::{ChannelStats, Stats};
+pub use stream::{StreamHandler, StreamSender};

@@ -1,0 +1,118 @@
+//! The accepted TCP socket as hyper sees it: counts bytes written and fails a
+//! write that cannot make progress within the write timeout, which is how a
+//! half-open client (one that vanished without a FIN) is found and freed.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use crate::stats::Counters;
+
+pub(crate) struct Socket {
+    stream: TcpStream,
+    write_timeout: Duration,
+    /// Created on the first stalled write only, then reused.
+    deadline: Option<Pin<Box<Sleep>>>,
+    stalled: bool,
+    counters: Arc<Counters>,
+}
+
+impl Socket {
+    pub(crate) fn new(stream: TcpStream, write_timeout: Duration, counters: Arc<Counters>) -> Self {
+        Socket {
+            stream,
+            write_timeout,
+            deadline: None,
+            stalled: false,
+            counters,
+        }
+    }
+
+    fn account(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match result {
+            Poll::Ready(Ok(written)) => {
+                self.stalled = false;
+                self.counters
+                    .bytes_written
+                    .fetch_add(written as u64, Ordering::Relaxed);
+                Poll::Ready(Ok(written))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => {
+                let deadline = Instant::now() + self.write_timeout;
+                let timer = self
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if !self.stalled {
+                    timer.as_mut().reset(deadline);
+                    self.stalled = true;
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    self.counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("closing a connection whose writes stalled");
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "write timed out: the client stopped reading",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.account(cx, result)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.account(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}

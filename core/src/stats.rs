@@ -1,0 +1,76 @@
+//! Counters the engine keeps, and the snapshot [`Server::stats`](crate::Server::stats) returns.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Live counters shared by the engine's tasks. Relaxed atomics: each is a
+/// monotonic tally or a gauge read for reporting, never for synchronisation.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) connections_open: AtomicUsize,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) connections_rejected: AtomicU64,
+    pub(crate) streams_open: AtomicUsize,
+    pub(crate) events_published: AtomicU64,
+    pub(crate) events_delivered: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+    pub(crate) slow_consumer_drops: AtomicU64,
+    pub(crate) write_timeouts: AtomicU64,
+}
+
+/// A snapshot of the server's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// TCP connections open now.
+    pub connections_open: usize,
+    /// TCP connections accepted since start.
+    pub connections_total: u64,
+    /// Connections turned away by a limit (429 or 503).
+    pub connections_rejected: u64,
+    /// Event streams (channel subscribers and per-connection streams) open now.
+    pub streams_open: usize,
+    /// Events published to channels.
+    pub events_published: u64,
+    /// Events handed to connections (one per event per subscriber).
+    pub events_delivered: u64,
+    /// Bytes written to sockets, heads included.
+    pub bytes_written: u64,
+    /// Subscribers disconnected for falling too far behind.
+    pub slow_consumer_drops: u64,
+    /// Connections closed because a write could not complete in time.
+    pub write_timeouts: u64,
+    /// Per channel, in path order.
+    pub channels: Vec<ChannelStats>,
+}
+
+/// A snapshot of one channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelStats {
+    /// The channel's path.
+    pub path: String,
+    /// Subscribers now.
+    pub subscribers: usize,
+    /// Events published on it.
+    pub events_published: u64,
+    /// Events offered for replay now.
+    pub history_len: usize,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, channels: Vec<ChannelStats>) -> Stats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            connections_open: self.connections_open.load(Ordering::Relaxed),
+            connections_total: get(&self.connections_total),
+            connections_rejected: get(&self.connections_rejected),
+            streams_open: self.streams_open.load(Ordering::Relaxed),
+            events_published: get(&self.events_published),
+            events_delivered: get(&self.events_delivered),
+            bytes_written: get(&self.bytes_written),
+            slow_consumer_drops: get(&self.slow_consumer_drops),
+            write_timeouts: get(&self.write_timeouts),
+            channels,
+        }
+    }
+}

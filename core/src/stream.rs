@@ -1,0 +1,232 @@
+//! Per-connection streams: one producer per client, fed through a bounded
+//! queue so that a slow client slows its own producer and nobody else.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::body::EventBuf;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::request::Request;
+
+/// Called once per client connection on a stream route, on an engine thread.
+///
+/// The implementation starts whatever produces this client's events (a task, a
+/// thread, a host-language generator) and returns at once; the producer sends
+/// through `stream` from any thread. The response ends when every clone of the
+/// sender is dropped (or [`StreamSender::fail`] is called), and the producer
+/// learns that the client left from [`StreamSender::closed`],
+/// [`StreamSender::on_close`] or a failed send.
+pub trait StreamHandler: Send + Sync + 'static {
+    /// Opens the stream for one client.
+    fn open(&self, request: Request, stream: StreamSender);
+}
+
+type CloseHook = Box<dyn FnOnce() + Send>;
+
+struct Shared {
+    /// `None` once the connection has ended and the hooks have run.
+    close_hooks: Mutex<Option<Vec<CloseHook>>>,
+    failed: AtomicBool,
+}
+
+/// The sending half of one client's event stream. Clone it to send from
+/// several places; it is `Send` and `Sync`.
+#[derive(Clone)]
+pub struct StreamSender {
+    tx: mpsc::Sender<Bytes>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for StreamSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamSender")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The `event: error` a failed producer's response ends with. It names no
+/// cause: tracebacks and messages stay in the server's log.
+pub(crate) const ERROR_EVENT: &[u8] = b"event: error\ndata: stream failed\n\n";
+
+/// Creates the two ends of a stream whose queue holds `capacity` events.
+pub(crate) fn stream_pair(capacity: usize) -> (StreamSender, StreamReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let shared = Arc::new(Shared {
+        close_hooks: Mutex::new(Some(Vec::new())),
+        failed: AtomicBool::new(false),
+    });
+    let receiver = StreamReceiver {
+        rx,
+        shared: Arc::clone(&shared),
+        finished: false,
+    };
+    (StreamSender { tx, shared }, receiver)
+}
+
+impl StreamSender {
+    /// Sends `event`, waiting while the client's queue is full. Fails with
+    /// [`Error::Disconnected`] once the client has gone.
+    pub async fn send(&self, event: Event) -> Result<()> {
+        self.tx
+            .send(event.encode())
+            .await
+            .map_err(|_| Error::Disconnected)
+    }
+
+    /// Sends `event` if the queue has room: [`Error::QueueFull`] if not,
+    /// [`Error::Disconnected`] if the client has gone.
+    pub fn try_send(&self, event: Event) -> Result<()> {
+        self.tx.try_send(event.encode()).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => Error::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => Error::Disconnected,
+        })
+    }
+
+    /// Sends `event`, blocking the calling thread while the queue is full. For
+    /// plain threads (C hosts, worker threads); inside an async runtime use
+    /// [`send`](Self::send), as blocking there would stall other tasks.
+    pub fn blocking_send(&self, event: Event) -> Result<()> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::BlockingInAsync);
+        }
+        self.tx
+            .blocking_send(event.encode())
+            .map_err(|_| Error::Disconnected)
+    }
+
+    /// Resolves once the client has gone (or the response ended).
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
+
+    /// Whether the client has gone (or the response ended).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Runs `hook` once when this stream's connection ends, for whatever
+    /// reason; at once if it already has. Runs on an engine thread (or the
+    /// caller's, in the latter case).
+    pub fn on_close(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut hooks = self
+            .shared
+            .close_hooks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match hooks.as_mut() {
+            Some(pending) => pending.push(Box::new(hook)),
+            None => {
+                drop(hooks);
+                hook();
+            }
+        }
+    }
+
+    /// Ends the response with `event: error` after the events already queued,
+    /// once every other clone of this sender is dropped too. Use it when the
+    /// producer failed; log the cause yourself, it is not sent to the client.
+    pub fn fail(self) {
+        self.shared.failed.store(true, Ordering::Release);
+    }
+}
+
+/// The receiving half, owned by the connection's response body.
+pub(crate) struct StreamReceiver {
+    rx: mpsc::Receiver<Bytes>,
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+/// Most queued events taken per wake-up.
+const MAX_BATCH: usize = 64;
+
+impl StreamReceiver {
+    /// The next queued events; at the end, the error event if the producer
+    /// failed, then `None`.
+    pub(crate) fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<EventBuf>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(first)) => {
+                let mut more = Vec::new();
+                while more.len() + 1 < MAX_BATCH {
+                    match self.rx.try_recv() {
+                        Ok(bytes) => more.push(bytes),
+                        Err(_) => break,
+                    }
+                }
+                if more.is_empty() {
+                    return Poll::Ready(Some(EventBuf::one(first)));
+                }
+                more.insert(0, first);
+                Poll::Ready(Some(EventBuf::many(more)))
+            }
+            Poll::Ready(None) => {
+                self.finished = true;
+                if self.shared.failed.load(Ordering::Acquire) {
+                    Poll::Ready(Some(EventBuf::one(Bytes::from_static(ERROR_EVENT))))
+                } else {
+                    Poll::Ready(None)
+                }
+            }
+        }
+    }
+}
+
+impl Drop for StreamReceiver {
+    fn drop(&mut self) {
+        // Close first so a producer woken by a hook already sees the stream gone.
+        self.rx.close();
+        let hooks = self
+            .shared
+            .close_hooks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        for hook in hooks.into_iter().flatten() {
+            hook();
+        }
+    }
+}
+
+/// Adapts an async Rust function into a [`StreamHandler`]: the future runs on
+/// the engine's runtime and is dropped the moment the client leaves.
+pub(crate) struct AsyncStream<F>(pub(crate) F);
+
+impl<F, Fut, E> StreamHandler for AsyncStream<F>
+where
+    F: Fn(Request, StreamSender) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    fn open(&self, request: Request, stream: StreamSender) {
+        let path = request.path().to_owned();
+        // Holding a clone keeps the response open until the outcome is known,
+        // so a failure is reported as `event: error`, not as a normal end.
+        let guard = stream.clone();
+        let producer = (self.0)(request, stream);
+        tokio::spawn(async move {
+            tokio::select! {
+                outcome = producer => {
+                    if let Err(err) = outcome {
+                        tracing::warn!(%path, error = %err, "stream producer failed");
+                        guard.fail();
+                    }
+                }
+                () = guard.closed() => {
+                    tracing::debug!(%path, "client left; stream producer cancelled");
+                }
+            }
+        });
+    }
+}
