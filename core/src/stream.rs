@@ -214,16 +214,25 @@ where
         // Holding a clone keeps the response open until the outcome is known,
         // so a failure is reported as `event: error`, not as a normal end.
         let guard = stream.clone();
-        let producer = (self.0)(request, stream);
+        // The producer runs as its own task so that a panic in it is caught
+        // (as a JoinError) and reported like an error.
+        let producer = tokio::spawn((self.0)(request, stream));
+        let cancel = producer.abort_handle();
         tokio::spawn(async move {
             tokio::select! {
-                outcome = producer => {
-                    if let Err(err) = outcome {
+                outcome = producer => match outcome {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
                         tracing::warn!(%path, error = %err, "stream producer failed");
                         guard.fail();
                     }
-                }
+                    Err(join) => {
+                        tracing::error!(%path, panicked = join.is_panic(), "stream producer died");
+                        guard.fail();
+                    }
+                },
                 () = guard.closed() => {
+                    cancel.abort();
                     tracing::debug!(%path, "client left; stream producer cancelled");
                 }
             }
