@@ -328,7 +328,7 @@ async fn a_subscriber_that_falls_off_the_ring_is_disconnected_and_counted() {
     // Now read: the server's next look at the ring finds the cursor gone.
     let mut sink = vec![0u8; 64 * 1024];
     let drained = tokio::time::timeout(PATIENCE, async {
-        while stream.read(&mut sink).await.map_or(false, |n| n > 0) {}
+        while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {}
     })
     .await;
     assert!(drained.is_ok(), "server kept a lagging subscriber");
@@ -547,11 +547,14 @@ async fn a_panicking_handler_costs_its_client_a_500_only() {
     server.stop();
 }
 
+/// What the handler saw of each request: query, Last-Event-ID, x-client.
+type SeenRequests = Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>;
+
 /// A host-style handler: produces from a plain thread with blocking sends,
 /// the way the C binding does.
 struct ThreadHandler {
     closes: Arc<AtomicUsize>,
-    requests: Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>,
+    requests: SeenRequests,
 }
 
 impl StreamHandler for ThreadHandler {
