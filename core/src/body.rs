@@ -145,6 +145,7 @@ pub(crate) struct SseBody {
     keepalive: Option<KeepAlive>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     shared: Arc<Shared>,
+    draining: bool,
     done: bool,
 }
 
@@ -169,6 +170,7 @@ impl SseBody {
             keepalive,
             shutdown: Box::pin(shared.shutdown.clone().cancelled_owned()),
             shared,
+            draining: false,
             done: false,
         }
     }
@@ -191,6 +193,13 @@ impl SseBody {
             return Poll::Ready(Bytes::from_static(KEEPALIVE_COMMENT));
         }
         Poll::Pending
+    }
+
+    /// Ends the stream, with the shutdown farewell first if the server is stopping.
+    fn finish(&mut self) -> Poll<Option<Result<Frame<EventBuf>, StreamEnd>>> {
+        self.done = true;
+        let farewell = self.draining.then(|| self.shared.final_event()).flatten();
+        Poll::Ready(farewell.map(|bytes| Ok(Frame::data(EventBuf::one(bytes)))))
     }
 
     fn deliver(&mut self, batch: EventBuf) -> Poll<Option<Result<Frame<EventBuf>, StreamEnd>>> {
@@ -220,10 +229,10 @@ impl http_body::Body for SseBody {
         if let Some(prelude) = this.prelude.take() {
             return Poll::Ready(Some(Ok(Frame::data(EventBuf::one(prelude)))));
         }
-        if this.shutdown.as_mut().poll(cx).is_ready() {
-            this.done = true;
-            let farewell = this.shared.final_event();
-            return Poll::Ready(farewell.map(|bytes| Ok(Frame::data(EventBuf::one(bytes)))));
+        // On shutdown, what was already published or queued still goes out,
+        // then the farewell (if any), then the end of the stream.
+        if !this.draining && this.shutdown.as_mut().poll(cx).is_ready() {
+            this.draining = true;
         }
         let next = match &mut this.source {
             Source::Channel(sub) => sub.poll_batch(cx),
@@ -240,10 +249,8 @@ impl http_body::Body for SseBody {
                 tracing::debug!("disconnecting a subscriber that fell too far behind");
                 return Poll::Ready(Some(Err(StreamEnd::TooSlow)));
             }
-            Poll::Ready(None) => {
-                this.done = true;
-                return Poll::Ready(None);
-            }
+            Poll::Ready(None) => return this.finish(),
+            Poll::Pending if this.draining => return this.finish(),
             Poll::Pending => {}
         }
         this.poll_keepalive(cx)
