@@ -77,6 +77,19 @@ pub enum Error {
     #[error("the stream's send queue is full")]
     QueueFull,
 
+    /// `reject` was called on a stream that was already accepted (by
+    /// `accept` or a send).
+    #[error("the stream was already accepted; reject it before sending anything")]
+    AlreadyAccepted,
+
+    /// An HTTP status outside the range allowed for the call.
+    #[error("invalid HTTP status {0} for this response")]
+    InvalidStatus(u16),
+
+    /// A reply's content type is not a valid header value.
+    #[error("invalid content type {0:?}")]
+    InvalidContentType(String),
+
     /// A blocking call was made on an async runtime's thread, where it would
     /// stall other tasks.
     #[error("blocking call made from an async context; use the async form (`send().await`)")]

@@ -13,15 +13,17 @@ use crate::body::{ResponseBody, Source, SseBody};
 use crate::channel::{Channel, SubscribeError};
 use crate::error::{Error, Result};
 use crate::files;
+use crate::reply::{reply_pair, RouteHandler};
 use crate::request::Request;
 use crate::server::{Cors, Shared};
-use crate::stream::{stream_pair, StreamHandler};
+use crate::stream::{stream_pair, Decision, StreamHandler};
 
 /// What a path serves.
 #[derive(Clone)]
 pub(crate) enum Route {
     Channel(Channel),
     Stream(Arc<dyn StreamHandler>),
+    Handler(Arc<dyn RouteHandler>),
     Page(PathBuf),
 }
 
@@ -149,6 +151,35 @@ async fn route(
             Some(file) => serve_file(&file, head_only).await,
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         },
+        Target::Route(Route::Handler(handler)) => {
+            let request = Request::new(parts.method, &parts.uri, parts.headers, peer);
+            let (reply, answer) = reply_pair();
+            let handled = catch_unwind(AssertUnwindSafe(|| handler.handle(request, reply)));
+            if handled.is_err() {
+                tracing::error!(path = %parts.uri.path(), "route handler panicked");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "route handler failed\n");
+            }
+            let Ok(page) = answer.await else {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "route handler sent no reply\n",
+                );
+            };
+            let length = page.body.len();
+            let mut response = Response::new(if head_only {
+                ResponseBody::empty()
+            } else {
+                ResponseBody::full(page.body)
+            });
+            *response.status_mut() = page.status;
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, page.content_type);
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            if head_only {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            }
+            response
+        }
         Target::Route(_) if head_only => event_stream(ResponseBody::empty()),
         Target::Route(Route::Channel(channel)) => {
             let request = Request::new(parts.method, &parts.uri, parts.headers, peer);
@@ -171,15 +202,27 @@ async fn route(
         }
         Target::Route(Route::Stream(handler)) => {
             let request = Request::new(parts.method, &parts.uri, parts.headers, peer);
-            let (sender, receiver) = stream_pair(shared.config.stream_queue);
+            let (sender, receiver, decision) = stream_pair(shared.config.stream_queue);
             // A panicking handler costs this client a 500, nothing more.
             let opened = catch_unwind(AssertUnwindSafe(|| handler.open(request, sender)));
             if opened.is_err() {
                 tracing::error!(path = %parts.uri.path(), "stream handler panicked");
                 return text(StatusCode::INTERNAL_SERVER_ERROR, "stream handler failed\n");
             }
-            let body = SseBody::new(Source::Stream(receiver), Arc::clone(shared));
-            event_stream(ResponseBody::Events(body))
+            match decision.await {
+                Ok(Decision::Accept) => {
+                    let body = SseBody::new(Source::Stream(receiver), Arc::clone(shared));
+                    event_stream(ResponseBody::Events(body))
+                }
+                Ok(Decision::Reject { status, message }) => text(status, message),
+                // Every sender dropped undecided: nothing to stream, and
+                // 204 tells EventSource not to reconnect.
+                Err(_) => {
+                    let mut response = Response::new(ResponseBody::empty());
+                    *response.status_mut() = StatusCode::NO_CONTENT;
+                    response
+                }
+            }
         }
     }
 }
@@ -243,7 +286,7 @@ fn preflight(request_headers: &HeaderMap) -> Response<ResponseBody> {
 }
 
 /// A plain-text response.
-pub(crate) fn text(status: StatusCode, message: &'static str) -> Response<ResponseBody> {
+pub(crate) fn text(status: StatusCode, message: impl Into<bytes::Bytes>) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(message));
     *response.status_mut() = status;
     response.headers_mut().insert(

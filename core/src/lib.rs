@@ -10,7 +10,8 @@
 //!   no duplicate.
 //! - **streams** ([`Server::stream`], [`Server::stream_handler`]): one
 //!   producer per client connection, cancelled the moment the client leaves.
-//! - **pages and files** ([`Server::page`], [`Server::files`]) for the front end.
+//! - **pages and files** ([`Server::page`], [`Server::files`]) for the front
+//!   end, and **routes** ([`Server::route`]) whose response the host computes.
 //!
 //! Keep-alive comments, dead-client detection, slow-consumer eviction,
 //! connection limits, CORS and a draining shutdown are handled by the engine.
@@ -24,6 +25,7 @@ mod error;
 mod event;
 mod files;
 mod http;
+mod reply;
 mod request;
 mod server;
 mod socket;
@@ -33,6 +35,7 @@ mod stream;
 pub use channel::{Channel, ChannelOptions, EventId, PresenceHook};
 pub use error::{Error, Result};
 pub use event::Event;
+pub use reply::{Reply, RouteHandler};
 pub use request::Request;
 pub use server::{Config, Cors, Limits, Server};
 pub use stats::{ChannelStats, Stats};

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::files;
 use crate::http::{self as routing, Route, Routes};
+use crate::reply::RouteHandler;
 use crate::request::Request;
 use crate::socket::Socket;
 use crate::stats::{ChannelStats, Counters, Stats};
@@ -268,6 +269,13 @@ impl Server {
     pub fn stream_handler(&self, path: &str, handler: impl StreamHandler) -> Result<()> {
         self.shared
             .add_route(path, Route::Stream(Arc::new(handler)))
+    }
+
+    /// Registers a route at `path` whose response `handler` computes per
+    /// request (`GET`/`HEAD`): a rendered page, a small JSON answer.
+    pub fn route(&self, path: &str, handler: impl RouteHandler) -> Result<()> {
+        self.shared
+            .add_route(path, Route::Handler(Arc::new(handler)))
     }
 
     /// Serves the file `file` at `path` (`GET`/`HEAD`), read on each request.

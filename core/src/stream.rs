@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::body::EventBuf;
 use crate::error::{Error, Result};
@@ -19,7 +19,13 @@ use crate::request::Request;
 ///
 /// The implementation starts whatever produces this client's events (a task, a
 /// thread, a host-language generator) and returns at once; the producer sends
-/// through `stream` from any thread. The response ends when every clone of the
+/// through `stream` from any thread.
+///
+/// The response head waits for the handler's decision: [`StreamSender::accept`]
+/// or the first send answers `200` with the event stream,
+/// [`StreamSender::reject`] answers with an error status instead, and dropping
+/// every sender undecided answers `204 No Content` (which tells `EventSource`
+/// not to reconnect). Once accepted, the response ends when every clone of the
 /// sender is dropped (or [`StreamSender::fail`] is called), and the producer
 /// learns that the client left from [`StreamSender::closed`],
 /// [`StreamSender::on_close`] or a failed send.
@@ -28,12 +34,56 @@ pub trait StreamHandler: Send + Sync + 'static {
     fn open(&self, request: Request, stream: StreamSender);
 }
 
+impl<F> StreamHandler for F
+where
+    F: Fn(Request, StreamSender) + Send + Sync + 'static,
+{
+    fn open(&self, request: Request, stream: StreamSender) {
+        self(request, stream)
+    }
+}
+
+/// What a stream handler decided about the response head.
+pub(crate) enum Decision {
+    Accept,
+    Reject {
+        status: http::StatusCode,
+        message: String,
+    },
+}
+
+/// The pending head decision, shared by the senders only: when the last one
+/// is dropped undecided, the oneshot closes and the response is `204`.
+struct DecisionSlot {
+    decided: AtomicBool,
+    slot: Mutex<Option<oneshot::Sender<Decision>>>,
+}
+
+impl DecisionSlot {
+    fn decide(&self, decision: Decision) -> Result<()> {
+        // The flag keeps the per-send cost of an accepted stream to one load.
+        if self.decided.load(Ordering::Acquire) {
+            return Err(Error::AlreadyAccepted);
+        }
+        let sender = self
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        self.decided.store(true, Ordering::Release);
+        let sender = sender.ok_or(Error::AlreadyAccepted)?;
+        sender.send(decision).map_err(|_| Error::Disconnected)
+    }
+}
+
 type CloseHook = Box<dyn FnOnce() + Send>;
 
 struct Shared {
     /// `None` once the connection has ended and the hooks have run.
     close_hooks: Mutex<Option<Vec<CloseHook>>>,
     failed: AtomicBool,
+    /// The engine's runtime, for waits started by hosts without one.
+    runtime: tokio::runtime::Handle,
 }
 
 /// The sending half of one client's event stream. Clone it to send from
@@ -42,6 +92,7 @@ struct Shared {
 pub struct StreamSender {
     tx: mpsc::Sender<Bytes>,
     shared: Arc<Shared>,
+    decision: Arc<DecisionSlot>,
 }
 
 impl fmt::Debug for StreamSender {
@@ -56,25 +107,65 @@ impl fmt::Debug for StreamSender {
 /// cause: tracebacks and messages stay in the server's log.
 pub(crate) const ERROR_EVENT: &[u8] = b"event: error\ndata: stream failed\n\n";
 
-/// Creates the two ends of a stream whose queue holds `capacity` events.
-pub(crate) fn stream_pair(capacity: usize) -> (StreamSender, StreamReceiver) {
+/// Creates the two ends of a stream whose queue holds `capacity` events, and
+/// the receiver of the handler's head decision. Must run on the engine's runtime.
+pub(crate) fn stream_pair(
+    capacity: usize,
+) -> (StreamSender, StreamReceiver, oneshot::Receiver<Decision>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (decision_tx, decision_rx) = oneshot::channel();
     let shared = Arc::new(Shared {
         close_hooks: Mutex::new(Some(Vec::new())),
         failed: AtomicBool::new(false),
+        runtime: tokio::runtime::Handle::current(),
     });
     let receiver = StreamReceiver {
         rx,
         shared: Arc::clone(&shared),
         finished: false,
     };
-    (StreamSender { tx, shared }, receiver)
+    let decision = Arc::new(DecisionSlot {
+        decided: AtomicBool::new(false),
+        slot: Mutex::new(Some(decision_tx)),
+    });
+    (
+        StreamSender {
+            tx,
+            shared,
+            decision,
+        },
+        receiver,
+        decision_rx,
+    )
 }
 
 impl StreamSender {
+    /// Answers the request with `200` and the event stream now, before any
+    /// event is sent. Sending accepts implicitly; calling it again does nothing.
+    pub fn accept(&self) {
+        let _ = self.decision.decide(Decision::Accept);
+    }
+
+    /// Answers the request with `status` (400–599) and `message` as plain
+    /// text instead of a stream. Only possible before the stream was accepted:
+    /// fails with [`Error::AlreadyAccepted`] after, with [`Error::Disconnected`]
+    /// if the client has gone, and with [`Error::InvalidStatus`] for a status
+    /// outside 400–599.
+    pub fn reject(self, status: u16, message: impl Into<String>) -> Result<()> {
+        let status = http::StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .ok_or(Error::InvalidStatus(status))?;
+        self.decision.decide(Decision::Reject {
+            status,
+            message: message.into(),
+        })
+    }
+
     /// Sends `event`, waiting while the client's queue is full. Fails with
     /// [`Error::Disconnected`] once the client has gone.
     pub async fn send(&self, event: Event) -> Result<()> {
+        self.accept();
         self.tx
             .send(event.encode())
             .await
@@ -84,6 +175,7 @@ impl StreamSender {
     /// Sends `event` if the queue has room: [`Error::QueueFull`] if not,
     /// [`Error::Disconnected`] if the client has gone.
     pub fn try_send(&self, event: Event) -> Result<()> {
+        self.accept();
         self.tx.try_send(event.encode()).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => Error::QueueFull,
             mpsc::error::TrySendError::Closed(_) => Error::Disconnected,
@@ -97,9 +189,23 @@ impl StreamSender {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::BlockingInAsync);
         }
+        self.accept();
         self.tx
             .blocking_send(event.encode())
             .map_err(|_| Error::Disconnected)
+    }
+
+    /// Calls `ready(true)` on an engine thread once the queue has room, or
+    /// `ready(false)` once the client has gone: backpressure for hosts whose
+    /// producers cannot await Rust futures (an asyncio or Node event loop).
+    /// Then `try_send` succeeds unless another producer took the room first.
+    pub fn when_ready(&self, ready: impl FnOnce(bool) + Send + 'static) {
+        let tx = self.tx.clone();
+        self.shared.runtime.spawn(async move {
+            // The permit is released at once: it only proves there is room.
+            let has_room = tx.reserve().await.is_ok();
+            ready(has_room);
+        });
     }
 
     /// Resolves once the client has gone (or the response ended).
@@ -134,6 +240,7 @@ impl StreamSender {
     /// once every other clone of this sender is dropped too. Use it when the
     /// producer failed; log the cause yourself, it is not sent to the client.
     pub fn fail(self) {
+        self.accept();
         self.shared.failed.store(true, Ordering::Release);
     }
 }
@@ -211,6 +318,7 @@ where
 {
     fn open(&self, request: Request, stream: StreamSender) {
         let path = request.path().to_owned();
+        stream.accept();
         // Holding a clone keeps the response open until the outcome is known,
         // so a failure is reported as `event: error`, not as a normal end.
         let guard = stream.clone();

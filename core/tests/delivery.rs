@@ -553,6 +553,7 @@ fn blocking_send_inside_a_runtime_is_an_error_not_a_stall() {
     struct Capture(Arc<Mutex<Option<StreamSender>>>);
     impl StreamHandler for Capture {
         fn open(&self, _request: Request, stream: StreamSender) {
+            stream.accept();
             *self.0.lock().unwrap() = Some(stream);
         }
     }
@@ -569,5 +570,163 @@ fn blocking_send_inside_a_runtime_is_an_error_not_a_stall() {
         ));
         assert!(sender.try_send(Event::data("x")).is_ok());
     });
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_handler_decides_the_head_reject_accept_or_nothing() {
+    let server = server(Config::default());
+    server
+        .stream_handler("/progress", |request: Request, stream: StreamSender| {
+            let Some(id) = request
+                .query("session_id")
+                .and_then(|id| id.parse::<u32>().ok())
+            else {
+                stream
+                    .reject(400, "session_id must be an integer\n")
+                    .unwrap();
+                return;
+            };
+            stream
+                .try_send(Event::data(format!("session {id}")))
+                .unwrap();
+            let err = stream.reject(400, "too late").unwrap_err();
+            assert!(matches!(err, Error::AlreadyAccepted), "{err}");
+        })
+        .unwrap();
+    server
+        .stream_handler("/nothing", |_request: Request, stream: StreamSender| {
+            drop(stream)
+        })
+        .unwrap();
+    server
+        .stream_handler("/bad-status", |_request: Request, stream: StreamSender| {
+            assert!(matches!(
+                stream.clone().reject(200, "no"),
+                Err(Error::InvalidStatus(200))
+            ));
+            stream.accept();
+        })
+        .unwrap();
+    let addr = server.start().unwrap();
+
+    let rejected = get(addr, "/progress?session_id=abc", &[]).await;
+    assert_eq!(rejected.status, 400);
+    assert_eq!(
+        rejected.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(rejected.text().await, "session_id must be an integer\n");
+
+    let events = get(addr, "/progress?session_id=7", &[])
+        .await
+        .events()
+        .collect()
+        .await;
+    assert_eq!(events[0].data, "session 7");
+
+    let nothing = get(addr, "/nothing", &[]).await;
+    assert_eq!(nothing.status, 204);
+    assert_eq!(get(addr, "/bad-status", &[]).await.status, 200);
+    server.stop();
+}
+
+#[tokio::test]
+async fn when_ready_signals_room_in_a_full_queue() {
+    let server = server(Config {
+        stream_queue: 1,
+        ..Config::default()
+    });
+    let captured = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&captured);
+    server
+        .stream_handler("/s", move |_request: Request, stream: StreamSender| {
+            stream.accept();
+            *slot.lock().unwrap() = Some(stream);
+        })
+        .unwrap();
+    let addr = server.start().unwrap();
+    let response = get(addr, "/s", &[]).await;
+    let sender = captured.lock().unwrap().take().unwrap();
+    // Fill the queue and whatever the connection already took from it.
+    let mut sent = 0;
+    while sender.try_send(Event::data(sent.to_string())).is_ok() {
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(sent < 100_000, "the queue never filled");
+    }
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    sender.when_ready(move |has_room| {
+        let _ = ready_tx.send(has_room);
+    });
+    let mut events = response.events();
+    events.take(1).await;
+    assert!(tokio::time::timeout(PATIENCE, ready_rx)
+        .await
+        .unwrap()
+        .unwrap());
+    assert!(sender.try_send(Event::data("after")).is_ok());
+
+    // Once the client is gone, the callback says so.
+    drop(events);
+    eventually("client gone", || sender.is_closed()).await;
+    let (gone_tx, gone_rx) = tokio::sync::oneshot::channel();
+    sender.when_ready(move |has_room| {
+        let _ = gone_tx.send(has_room);
+    });
+    assert!(!tokio::time::timeout(PATIENCE, gone_rx)
+        .await
+        .unwrap()
+        .unwrap());
+    server.stop();
+}
+
+#[tokio::test]
+async fn route_handlers_reply_from_any_thread() {
+    let server = server(Config::default());
+    let visits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&visits);
+    server
+        .route("/page", move |request: Request, reply: tidings::Reply| {
+            let visit = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let name = request.query("name").unwrap_or_default();
+            std::thread::spawn(move || {
+                reply
+                    .send(
+                        200,
+                        "text/html; charset=utf-8",
+                        format!("<p>{name} #{visit}</p>"),
+                    )
+                    .unwrap();
+            });
+        })
+        .unwrap();
+    server
+        .route("/silent", |_request: Request, reply: tidings::Reply| {
+            drop(reply)
+        })
+        .unwrap();
+    server
+        .route("/invalid", |_request: Request, reply: tidings::Reply| {
+            assert!(matches!(
+                reply.send(99, "text/plain", "x"),
+                Err(Error::InvalidStatus(99))
+            ));
+        })
+        .unwrap();
+    let addr = server.start().unwrap();
+
+    let page = get(addr, "/page?name=ada", &[]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.text().await, "<p>ada #1</p>");
+    assert_eq!(get(addr, "/page", &[]).await.text().await, "<p> #2</p>");
+    let head = request(addr, "HEAD", "/page", &[]).await;
+    assert_eq!(head.header("content-length"), Some("10"), "<p> #3</p>");
+    assert_eq!(get(addr, "/silent", &[]).await.status, 500);
+    assert_eq!(get(addr, "/invalid", &[]).await.status, 500);
     server.stop();
 }

@@ -1,0 +1,67 @@
+//! Routes whose response the host computes per request (a page rendered with
+//! a session id, a small JSON answer), from any thread.
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::StatusCode;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::request::Request;
+
+/// Answers requests on a route registered with
+/// [`Server::route`](crate::Server::route). Called on an engine thread; reply
+/// at once or later, from any thread. A dropped [`Reply`] answers `500`.
+pub trait RouteHandler: Send + Sync + 'static {
+    /// Handles one request.
+    fn handle(&self, request: Request, reply: Reply);
+}
+
+impl<F> RouteHandler for F
+where
+    F: Fn(Request, Reply) + Send + Sync + 'static,
+{
+    fn handle(&self, request: Request, reply: Reply) {
+        self(request, reply)
+    }
+}
+
+/// A finished response computed by a route handler.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) content_type: HeaderValue,
+    pub(crate) body: Bytes,
+}
+
+/// The one-time answer to a request on a handler route.
+#[derive(Debug)]
+pub struct Reply {
+    sender: oneshot::Sender<Page>,
+}
+
+pub(crate) fn reply_pair() -> (Reply, oneshot::Receiver<Page>) {
+    let (sender, receiver) = oneshot::channel();
+    (Reply { sender }, receiver)
+}
+
+impl Reply {
+    /// Sends the response. `status` must be 200–599 and `content_type` a
+    /// valid header value (e.g. `text/html; charset=utf-8`). Fails with
+    /// [`Error::Disconnected`] if the client has gone.
+    pub fn send(self, status: u16, content_type: &str, body: impl Into<Bytes>) -> Result<()> {
+        let status = StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| s.as_u16() >= 200)
+            .ok_or(Error::InvalidStatus(status))?;
+        let content_type = HeaderValue::from_str(content_type)
+            .map_err(|_| Error::InvalidContentType(content_type.to_owned()))?;
+        self.sender
+            .send(Page {
+                status,
+                content_type,
+                body: body.into(),
+            })
+            .map_err(|_| Error::Disconnected)
+    }
+}
