@@ -1,0 +1,199 @@
+"""Runs Python handlers for the engine.
+
+The engine calls `open_stream` and `open_route` on its callback thread. A
+stream's producer then runs on an asyncio loop (async generators) or on a
+thread of its own (sync generators) and is closed as soon as its client
+leaves; a route handler runs on the loop and its result is the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from typing import Any, Callable
+
+from . import _tidings
+from ._errors import ClientDisconnected, HTTPError
+
+logger = logging.getLogger("tidings")
+
+
+def open_stream(
+    loop: asyncio.AbstractEventLoop | None,
+    handler: Callable[[_tidings.Request], Any],
+    request: _tidings.Request,
+    sink: _tidings.StreamSink,
+) -> None:
+    """Schedules `handler` for one client on `loop` (callback thread)."""
+    if loop is None or loop.is_closed():
+        sink.reject(503, "server is not running\n")
+        return
+    try:
+        loop.call_soon_threadsafe(_start, loop, handler, request, sink)
+    except RuntimeError:  # the loop closed in between
+        sink.reject(503, "server is stopping\n")
+
+
+def _start(
+    loop: asyncio.AbstractEventLoop,
+    handler: Callable[[_tidings.Request], Any],
+    request: _tidings.Request,
+    sink: _tidings.StreamSink,
+) -> None:
+    try:
+        produced = handler(request)
+    except HTTPError as refusal:
+        sink.reject(refusal.status, refusal.reason + "\n" if refusal.reason else "")
+        return
+    except Exception:
+        logger.exception("stream handler for %s failed", request.path)
+        sink.reject(500, "stream handler failed\n")
+        return
+    if inspect.iscoroutine(produced):
+        # A coroutine function: its result decides the response.
+        task = loop.create_task(_await_then_run(loop, produced, request, sink))
+        sink.on_close(lambda: _cancel(loop, task))
+        return
+    _run(loop, produced, request, sink)
+
+
+async def _await_then_run(
+    loop: asyncio.AbstractEventLoop, coroutine: Any, request: _tidings.Request, sink: _tidings.StreamSink
+) -> None:
+    try:
+        produced = await coroutine
+    except HTTPError as refusal:
+        sink.reject(refusal.status, refusal.reason + "\n" if refusal.reason else "")
+        return
+    except asyncio.CancelledError:
+        sink.close()
+        return
+    except Exception:
+        logger.exception("stream handler for %s failed", request.path)
+        sink.reject(500, "stream handler failed\n")
+        return
+    _run(loop, produced, request, sink)
+
+
+def _run(loop: asyncio.AbstractEventLoop, produced: Any, request: _tidings.Request, sink: _tidings.StreamSink) -> None:
+    if inspect.isasyncgen(produced) or hasattr(produced, "__aiter__"):
+        sink.accept()
+        task = loop.create_task(_pump_async(loop, produced, request, sink))
+        sink.on_close(lambda: _cancel(loop, task))
+    elif hasattr(produced, "__iter__") and not isinstance(produced, (str, bytes, dict)):
+        sink.accept()
+        threading.Thread(
+            target=_pump_sync, args=(produced, request, sink), name="tidings-sync-stream", daemon=True
+        ).start()
+    else:
+        logger.error(
+            "stream handler for %s returned %s; expected an async or sync generator",
+            request.path,
+            type(produced).__name__,
+        )
+        sink.reject(500, "stream handler failed\n")
+
+
+def _cancel(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+    """Cancels `task` from the callback thread, if its loop still runs."""
+    try:
+        loop.call_soon_threadsafe(task.cancel)
+    except RuntimeError:
+        pass  # the loop is closed; its tasks are gone with it
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+async def _pump_async(loop: asyncio.AbstractEventLoop, produced: Any, request: _tidings.Request, sink: _tidings.StreamSink) -> None:
+    iterator = produced.__aiter__()
+    try:
+        async for item in iterator:
+            while not sink.try_send(item):
+                # The client's queue is full: wait for room without blocking the loop.
+                room: asyncio.Future[bool] = loop.create_future()
+                sink.when_ready(lambda has_room: loop.call_soon_threadsafe(_resolve, room, has_room))
+                if not await room:
+                    return
+        sink.close()
+    except (asyncio.CancelledError, ClientDisconnected):
+        logger.debug("client left %s; stream closed", request.path)
+    except Exception:
+        logger.exception("stream %s failed", request.path)
+        sink.fail()
+    finally:
+        sink.close()
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _pump_sync(produced: Any, request: _tidings.Request, sink: _tidings.StreamSink) -> None:
+    try:
+        for item in produced:
+            sink.send_blocking(item)
+        sink.close()
+    except ClientDisconnected:
+        logger.debug("client left %s; stream closed", request.path)
+    except Exception:
+        logger.exception("stream %s failed", request.path)
+        sink.fail()
+    finally:
+        sink.close()
+        close = getattr(produced, "close", None)
+        if close is not None:
+            close()
+
+
+class Response:
+    """A route's response, when a plain ``str`` (HTML) is not enough."""
+
+    __slots__ = ("body", "status", "content_type")
+
+    def __init__(self, body: str | bytes, status: int = 200, content_type: str = "text/html; charset=utf-8") -> None:
+        self.body = body
+        self.status = status
+        self.content_type = content_type
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status}, content_type={self.content_type!r})"
+
+
+def open_route(
+    loop: asyncio.AbstractEventLoop | None,
+    handler: Callable[[_tidings.Request], Any],
+    request: _tidings.Request,
+    reply: _tidings.Reply,
+) -> None:
+    """Schedules a route handler for one request on `loop` (callback thread)."""
+    if loop is None or loop.is_closed():
+        reply.send("server is not running\n", 503, "text/plain; charset=utf-8")
+        return
+    try:
+        loop.call_soon_threadsafe(lambda: loop.create_task(_answer(handler, request, reply)))
+    except RuntimeError:
+        reply.send("server is stopping\n", 503, "text/plain; charset=utf-8")
+
+
+async def _answer(handler: Callable[[_tidings.Request], Any], request: _tidings.Request, reply: _tidings.Reply) -> None:
+    try:
+        result = handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, Response):
+            reply.send(result.body, result.status, result.content_type)
+        elif isinstance(result, (str, bytes)):
+            reply.send(result)
+        else:
+            raise TypeError(f"a route handler returns str, bytes or tidings.Response, not {type(result).__name__}")
+    except HTTPError as refusal:
+        reply.send(refusal.reason + "\n", refusal.status, "text/plain; charset=utf-8")
+    except ClientDisconnected:
+        pass
+    except Exception:
+        logger.exception("route handler for %s failed", request.path)
+        reply.send("route handler failed\n", 500, "text/plain; charset=utf-8")

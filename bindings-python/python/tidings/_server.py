@@ -1,0 +1,244 @@
+"""`tidings.Server`: the native engine plus the asyncio loop its Python
+handlers run on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any, Callable, Sequence, TypeVar, Union
+
+from . import _runner, _tidings
+from ._tidings import Channel, Event, Request
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class Server:
+    """An SSE server whose transport runs in Rust on its own threads.
+
+    >>> server = Server(port=0)
+    >>> scores = server.channel("/livescore", history=100)
+    >>> server.start()
+    >>> scores.publish({"home": 1, "away": 0}, event="goal") is not None
+    True
+    >>> server.stop()
+
+    Stream handlers run on an asyncio loop: the running one inside
+    ``async with server:`` or ``await server.serve()``, or one that tidings
+    runs on a background thread after a plain ``start()`` (and ``run()``).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        cors: str | Sequence[str] | None = None,
+        keepalive: float | None = 15.0,
+        write_timeout: float = 30.0,
+        tcp_keepalive: float | None = 60.0,
+        drain_timeout: float = 5.0,
+        worker_threads: int = 0,
+        stream_queue: int = 32,
+        max_connections: int | None = None,
+        max_connections_per_ip: int | None = None,
+        max_head_bytes: int = 16384,
+        head_timeout: float = 10.0,
+    ) -> None:
+        self._native = _tidings.Server(
+            host,
+            port,
+            cors=list(cors) if cors is not None and not isinstance(cors, str) else cors,
+            keepalive=keepalive,
+            write_timeout=write_timeout,
+            tcp_keepalive=tcp_keepalive,
+            drain_timeout=drain_timeout,
+            worker_threads=worker_threads,
+            stream_queue=stream_queue,
+            max_connections=max_connections,
+            max_connections_per_ip=max_connections_per_ip,
+            max_head_bytes=max_head_bytes,
+            head_timeout=head_timeout,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+
+    # Routes -----------------------------------------------------------------
+
+    def channel(
+        self,
+        path: str,
+        *,
+        history: int = 1000,
+        auto_id: bool = True,
+        max_lag: int = 1024,
+        keepalive: float | None = None,
+        max_subscribers: int | None = None,
+    ) -> Channel:
+        """Registers a broadcast channel at `path`; publish to it from any thread."""
+        return self._native.channel(
+            path,
+            history=history,
+            auto_id=auto_id,
+            max_lag=max_lag,
+            keepalive=keepalive,
+            max_subscribers=max_subscribers,
+        )
+
+    def stream(self, path: str) -> Callable[[Handler], Handler]:
+        """Decorator: ``handler(request)`` produces one client's events.
+
+        It may be an async generator function, a sync generator function
+        (run on a thread of its own), or a function (sync or async) that
+        returns either; raising :class:`HTTPError` before anything is sent
+        answers with that status instead. Items may be ``str``, ``bytes``,
+        ``Event`` or a dict of event fields (``data``, ``event``, ``id``,
+        ``retry``, ``comment``).
+        """
+
+        def register(handler: Handler) -> Handler:
+            self._native.stream(path, lambda request, sink: _runner.open_stream(self._loop, handler, request, sink))
+            return handler
+
+        return register
+
+    def route(self, path: str) -> Callable[[Handler], Handler]:
+        """Decorator: ``handler(request)`` (sync or async) returns the
+        response for `path`: ``str`` (HTML), ``bytes`` or :class:`Response`."""
+
+        def register(handler: Handler) -> Handler:
+            self._native.route(path, lambda request, reply: _runner.open_route(self._loop, handler, request, reply))
+            return handler
+
+        return register
+
+    def page(self, path: str, file: PathLike) -> None:
+        """Serves `file` at `path`."""
+        self._native.page(path, os.fspath(file))
+
+    def files(self, prefix: str, directory: PathLike) -> None:
+        """Serves the files under `directory` below `prefix`."""
+        self._native.files(prefix, os.fspath(directory))
+
+    # Lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts serving; handlers run on an asyncio loop that tidings runs
+        on a background thread until :meth:`stop`."""
+        if self._loop is None:
+            self._start_loop_thread()
+        self._native.start()
+
+    def stop(self, farewell: Event | str | dict[str, Any] | None = None) -> None:
+        """Stops the server: open streams get what was already queued, then
+        `farewell` if given, then end. Idempotent; returns when every thread
+        tidings started has finished."""
+        self._native.stop(farewell)
+        self._stop_loop_thread()
+
+    async def serve(self) -> None:
+        """Serves on the running loop until cancelled, then stops."""
+        async with self:
+            await asyncio.get_running_loop().create_future()
+
+    def run(self) -> None:
+        """Serves until Ctrl-C (SIGINT), then stops cleanly."""
+        try:
+            asyncio.run(self.serve())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    async def __aenter__(self) -> Server:
+        self._loop = asyncio.get_running_loop()
+        self._native.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        # Stopping waits for the engine's threads: keep the loop free meanwhile.
+        await asyncio.get_running_loop().run_in_executor(None, self._native.stop)
+        self._loop = None
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # State ------------------------------------------------------------------
+
+    @property
+    def port(self) -> int | None:
+        """The bound port while running (useful with ``port=0``)."""
+        return self._native.port
+
+    @property
+    def host(self) -> str:
+        return self._native.host
+
+    @property
+    def url(self) -> str | None:
+        """``http://host:port`` while running."""
+        port = self._native.port
+        if port is None:
+            return None
+        host = self._native.host
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def running(self) -> bool:
+        return self._native.running
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: connections, streams, events published and delivered,
+        bytes written, slow-consumer drops, write timeouts, per channel."""
+        return self._native.stats()
+
+    # The background loop of a synchronous start() ---------------------------
+
+    def _start_loop_thread(self) -> None:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            try:
+                loop.run_forever()
+                _cancel_remaining(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+        self._loop_thread = threading.Thread(target=run, name="tidings-asyncio", daemon=True)
+        self._loop = loop
+        self._loop_thread.start()
+        ready.wait()
+
+    def _stop_loop_thread(self) -> None:
+        thread, loop = self._loop_thread, self._loop
+        if thread is None or loop is None:
+            return
+        self._loop_thread = None
+        self._loop = None
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not threading.current_thread():
+            thread.join()
+
+
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancels the tasks left on a loop that stops, and lets them finish
+    (so generators' ``finally`` blocks run)."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+__all__ = ["Server", "Request"]

@@ -1,0 +1,101 @@
+//! `tidings.Channel`: publish from any thread.
+
+use pyo3::prelude::*;
+
+use crate::convert::{build, Event};
+use crate::dispatch::Dispatcher;
+use crate::errors::{ConfigError, IntoPyResult};
+use crate::stream::Request;
+
+/// A broadcast channel: every `publish` reaches every current subscriber.
+#[pyclass(module = "tidings._tidings", frozen)]
+pub(crate) struct Channel {
+    inner: tidings::Channel,
+    dispatcher: Dispatcher,
+}
+
+impl Channel {
+    pub(crate) fn new(inner: tidings::Channel, dispatcher: Dispatcher) -> Self {
+        Channel { inner, dispatcher }
+    }
+
+    fn hook(&self, callback: Py<PyAny>) -> impl Fn(&tidings::Request) + Send + Sync + 'static {
+        let dispatcher = self.dispatcher.clone();
+        let callback = std::sync::Arc::new(callback);
+        move |request: &tidings::Request| {
+            let callback = std::sync::Arc::clone(&callback);
+            let request = request.clone();
+            dispatcher.submit(move |py| callback.call1(py, (Request::new(request),)).map(drop));
+        }
+    }
+}
+
+#[pymethods]
+impl Channel {
+    /// Publishes one event to every subscriber and into the history; returns
+    /// the id it was sent with (its own or an automatic one), or None.
+    ///
+    /// `data`: str, UTF-8 bytes, dict or list (compact JSON), or an `Event`
+    /// (then no other argument may be given). Never waits for the network.
+    #[pyo3(signature = (data=None, *, event=None, id=None, retry=None, comment=None))]
+    fn publish(
+        &self,
+        data: Option<&Bound<'_, PyAny>>,
+        event: Option<String>,
+        id: Option<String>,
+        retry: Option<&Bound<'_, PyAny>>,
+        comment: Option<String>,
+    ) -> PyResult<Option<String>> {
+        let built = match data.map(|d| d.cast::<Event>()) {
+            Some(Ok(given)) => {
+                if event.is_some() || id.is_some() || retry.is_some() || comment.is_some() {
+                    return Err(ConfigError::new_err(
+                        "publish(Event) takes no other arguments; set them on the Event",
+                    ));
+                }
+                given.get().inner.clone()
+            }
+            _ => build(data, event, id, retry, comment)?,
+        };
+        let id = self.inner.publish(built).py_err()?;
+        Ok(id.map(|id| id.as_str().to_owned()))
+    }
+
+    /// The channel's path.
+    #[getter]
+    fn path(&self) -> &str {
+        self.inner.path()
+    }
+
+    /// Current number of subscribers.
+    #[getter]
+    fn subscribers(&self) -> usize {
+        self.inner.subscribers()
+    }
+
+    /// Events published so far.
+    #[getter]
+    fn events_published(&self) -> u64 {
+        self.inner.events_published()
+    }
+
+    /// Events offered for replay now.
+    #[getter]
+    fn history_len(&self) -> usize {
+        self.inner.history_len()
+    }
+
+    /// Calls `callback(request)` once for every new subscriber.
+    fn on_subscribe(&self, callback: Py<PyAny>) {
+        self.inner.on_subscribe(self.hook(callback));
+    }
+
+    /// Calls `callback(request)` once for every subscriber that leaves.
+    fn on_unsubscribe(&self, callback: Py<PyAny>) {
+        self.inner.on_unsubscribe(self.hook(callback));
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Channel {} subscribers={}>", self.inner.path(), self.inner.subscribers())
+    }
+}

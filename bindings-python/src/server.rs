@@ -1,0 +1,245 @@
+//! `tidings._tidings.Server`: configuration, routes and lifecycle, with the
+//! GIL released around everything that waits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use crate::channel::Channel;
+use crate::convert::stream_item;
+use crate::dispatch::Dispatcher;
+use crate::errors::{ConfigError, IntoPyResult};
+use crate::stream::{Reply, Request, StreamSink};
+
+/// The native server. `tidings.Server` wraps it with asyncio integration.
+#[pyclass(module = "tidings._tidings", frozen)]
+pub(crate) struct Server {
+    inner: Arc<tidings::Server>,
+    dispatcher: Dispatcher,
+}
+
+#[pymethods]
+impl Server {
+    #[new]
+    #[pyo3(signature = (
+        host="127.0.0.1", port=8000, *, cors=None, keepalive=Some(15.0), write_timeout=30.0,
+        tcp_keepalive=Some(60.0), drain_timeout=5.0, worker_threads=0, stream_queue=32,
+        max_connections=None, max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        host: &str,
+        port: u16,
+        cors: Option<&Bound<'_, PyAny>>,
+        keepalive: Option<f64>,
+        write_timeout: f64,
+        tcp_keepalive: Option<f64>,
+        drain_timeout: f64,
+        worker_threads: usize,
+        stream_queue: usize,
+        max_connections: Option<usize>,
+        max_connections_per_ip: Option<usize>,
+        max_head_bytes: usize,
+        head_timeout: f64,
+    ) -> PyResult<Self> {
+        let config = tidings::Config {
+            host: host.to_owned(),
+            port,
+            worker_threads,
+            cors: cors_policy(cors)?,
+            keepalive: keepalive.map(|s| seconds("keepalive", s)).transpose()?,
+            write_timeout: seconds("write_timeout", write_timeout)?,
+            tcp_keepalive: tcp_keepalive.map(|s| seconds("tcp_keepalive", s)).transpose()?,
+            drain_timeout: seconds("drain_timeout", drain_timeout)?,
+            stream_queue,
+            limits: tidings::Limits {
+                max_connections,
+                max_connections_per_ip,
+                max_head_bytes,
+                head_timeout: seconds("head_timeout", head_timeout)?,
+            },
+        };
+        Ok(Server {
+            inner: Arc::new(tidings::Server::new(config).py_err()?),
+            dispatcher: Dispatcher::start()?,
+        })
+    }
+
+    /// Registers a broadcast channel at `path`.
+    #[pyo3(signature = (path, *, history=1000, auto_id=true, max_lag=1024, keepalive=None, max_subscribers=None))]
+    fn channel(
+        &self,
+        path: &str,
+        history: usize,
+        auto_id: bool,
+        max_lag: usize,
+        keepalive: Option<f64>,
+        max_subscribers: Option<usize>,
+    ) -> PyResult<Channel> {
+        let options = tidings::ChannelOptions {
+            history,
+            auto_id,
+            max_lag,
+            keepalive: keepalive.map(|s| seconds("keepalive", s)).transpose()?,
+            max_subscribers,
+        };
+        let channel = self.inner.channel(path, options).py_err()?;
+        Ok(Channel::new(channel, self.dispatcher.clone()))
+    }
+
+    /// Registers a stream route: `opener(request, sink)` is called on the
+    /// server's callback thread for every client.
+    fn stream(&self, path: &str, opener: Py<PyAny>) -> PyResult<()> {
+        let dispatcher = self.dispatcher.clone();
+        let opener = Arc::new(opener);
+        self.inner
+            .stream_handler(path, move |request: tidings::Request, sender: tidings::StreamSender| {
+                let opener = Arc::clone(&opener);
+                let sink_dispatcher = dispatcher.clone();
+                dispatcher.submit(move |py| {
+                    let sink = Py::new(py, StreamSink::new(sender, sink_dispatcher))?;
+                    let opened = opener.call1(py, (Request::new(request), sink.clone_ref(py)));
+                    if opened.is_err() {
+                        // Nothing was decided: answer 500 rather than leave the client waiting.
+                        let _ = sink.get().reject(500, "stream handler failed\n".into());
+                    }
+                    opened.map(drop)
+                });
+            })
+            .py_err()
+    }
+
+    /// Registers a route: `handler(request, reply)` is called on the server's
+    /// callback thread for every request.
+    fn route(&self, path: &str, handler: Py<PyAny>) -> PyResult<()> {
+        let dispatcher = self.dispatcher.clone();
+        let handler = Arc::new(handler);
+        self.inner
+            .route(path, move |request: tidings::Request, reply: tidings::Reply| {
+                let handler = Arc::clone(&handler);
+                dispatcher.submit(move |py| {
+                    handler
+                        .call1(py, (Request::new(request), Reply::new(reply)))
+                        .map(drop)
+                });
+            })
+            .py_err()
+    }
+
+    /// Serves the file `file` at `path`.
+    fn page(&self, path: &str, file: PathBuf) -> PyResult<()> {
+        self.inner.page(path, file).py_err()
+    }
+
+    /// Serves the files under `directory` below `prefix`.
+    fn files(&self, prefix: &str, directory: PathBuf) -> PyResult<()> {
+        self.inner.files(prefix, directory).py_err()
+    }
+
+    /// Binds and starts serving on the engine's threads; returns the port.
+    fn start(&self, py: Python<'_>) -> PyResult<u16> {
+        crate::logging::refresh_level(py);
+        let server = Arc::clone(&self.inner);
+        let addr = py.detach(move || server.start()).py_err()?;
+        Ok(addr.port())
+    }
+
+    /// Stops the server (idempotent): open streams get what was queued, then
+    /// `farewell` if given, then end. Returns when every thread has finished.
+    #[pyo3(signature = (farewell=None))]
+    fn stop(&self, py: Python<'_>, farewell: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let farewell = farewell.map(stream_item).transpose()?;
+        let server = Arc::clone(&self.inner);
+        let dispatcher = self.dispatcher.clone();
+        py.detach(move || {
+            match farewell {
+                Some(event) => server.stop_with(event),
+                None => server.stop(),
+            }
+            dispatcher.shutdown();
+        });
+        Ok(())
+    }
+
+    /// The bound port while running, else None.
+    #[getter]
+    fn port(&self) -> Option<u16> {
+        self.inner.local_addr().map(|addr| addr.port())
+    }
+
+    /// The configured host.
+    #[getter]
+    fn host(&self) -> &str {
+        &self.inner.config().host
+    }
+
+    /// Whether the server is running.
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.is_running()
+    }
+
+    /// A snapshot of the server's counters.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = self.inner.stats();
+        let out = PyDict::new(py);
+        out.set_item("connections_open", stats.connections_open)?;
+        out.set_item("connections_total", stats.connections_total)?;
+        out.set_item("connections_rejected", stats.connections_rejected)?;
+        out.set_item("streams_open", stats.streams_open)?;
+        out.set_item("events_published", stats.events_published)?;
+        out.set_item("events_delivered", stats.events_delivered)?;
+        out.set_item("bytes_written", stats.bytes_written)?;
+        out.set_item("slow_consumer_drops", stats.slow_consumer_drops)?;
+        out.set_item("write_timeouts", stats.write_timeouts)?;
+        let channels = PyDict::new(py);
+        for channel in &stats.channels {
+            let entry = PyDict::new(py);
+            entry.set_item("subscribers", channel.subscribers)?;
+            entry.set_item("events_published", channel.events_published)?;
+            entry.set_item("history_len", channel.history_len)?;
+            channels.set_item(&channel.path, entry)?;
+        }
+        out.set_item("channels", channels)?;
+        Ok(out)
+    }
+}
+
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| ConfigError::new_err(format!("{name} must be a non-negative number of seconds, not {value}")))
+}
+
+fn cors_policy(cors: Option<&Bound<'_, PyAny>>) -> PyResult<tidings::Cors> {
+    let Some(cors) = cors.filter(|c| !c.is_none()) else {
+        return Ok(tidings::Cors::Disabled);
+    };
+    if let Ok(origin) = cors.cast::<PyString>() {
+        let origin = origin.to_cow()?;
+        return Ok(if origin.as_ref() == "*" {
+            tidings::Cors::AnyOrigin
+        } else {
+            tidings::Cors::Origins(vec![origin.into_owned()])
+        });
+    }
+    if cors.is_instance_of::<PyList>() || cors.is_instance_of::<pyo3::types::PyTuple>() {
+        let origins: Vec<String> = cors
+            .extract()
+            .map_err(|_| PyTypeError::new_err("cors origins must be strings"))?;
+        return Ok(tidings::Cors::Origins(origins));
+    }
+    Err(PyTypeError::new_err("cors must be None, \"*\" or a list of origins"))
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The engine stops with the core server; the callback thread ends on
+        // its own once its queue closes (joining it here could wait on the
+        // GIL this thread may hold).
+        self.dispatcher.close();
+    }
+}
