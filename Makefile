@@ -2,23 +2,50 @@
 SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+PYTHON3 ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
 
-.PHONY: help demo test lint test-rust bench
+.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-demo: ## Run the livescore demo (http://127.0.0.1:8000/)
+demo: python ## The livescore demo from Python: open http://127.0.0.1:8000/
+	$(PY) examples/python/livescore.py $(ARGS)
+
+demo-rust: ## The same demo driven from Rust
 	$(CARGO) run --release --example livescore -- $(ARGS)
 
-test: lint test-rust ## Everything CI runs: lint, then every test suite
+test: lint test-rust test-python test-wheel ## Everything CI runs
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test-rust: ## The core engine's unit and integration tests (real sockets on 127.0.0.1)
+test-rust: ## Core engine tests: unit, and real sockets on 127.0.0.1
 	$(CARGO) test --workspace
+
+$(VENV)/.ready: bindings-python/requirements-test.txt
+	$(PYTHON3) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r bindings-python/requirements-test.txt
+	touch $@
+
+python: $(VENV)/.ready ## Build and install the Python package into .venv
+	$(VENV)/bin/pip install -q --force-reinstall --no-deps ./bindings-python
+
+test-python: python ## Python: stubs vs. the native module, typing, pytest (demos, Chromium)
+	cd bindings-python && ../$(PY) -m mypy.stubtest tidings._tidings
+	cd bindings-python && ../$(PY) -m mypy --strict python/tidings tests/typing_usage.py
+	cd bindings-python && ../$(PY) -m pytest -q -p no:cacheprovider
+
+test-wheel: $(VENV)/.ready ## The abi3 wheel installs and runs in a fresh venv without Rust
+	rm -rf target/wheels target/wheel-venv
+	$(VENV)/bin/maturin build -q --release -m bindings-python/Cargo.toml -o target/wheels
+	$(PYTHON3) -m venv target/wheel-venv
+	target/wheel-venv/bin/pip install -q target/wheels/*.whl
+	env PATH=/usr/bin:/bin target/wheel-venv/bin/python bindings-python/tests/wheel_smoke.py
 
 bench: ## Benchmarks against peers (not built yet: see the benchmarks issue)
 	@echo "make bench: the benchmark harness is not built yet" >&2; exit 2

@@ -96,6 +96,10 @@ impl Channel {
     }
 
     fn __repr__(&self) -> String {
-        format!("<Channel {} subscribers={}>", self.inner.path(), self.inner.subscribers())
+        format!(
+            "<Channel {} subscribers={}>",
+            self.inner.path(),
+            self.inner.subscribers()
+        )
     }
 }

@@ -150,7 +150,13 @@ pub(crate) fn stream_item(item: &Bound<'_, PyAny>) -> PyResult<tidings::Event> {
         };
         let data = fields.get_item("data")?;
         let retry = fields.get_item("retry")?;
-        return build(data.as_ref(), text("event")?, text("id")?, retry.as_ref(), text("comment")?);
+        return build(
+            data.as_ref(),
+            text("event")?,
+            text("id")?,
+            retry.as_ref(),
+            text("comment")?,
+        );
     }
     if item.is_instance_of::<PyString>() || item.is_instance_of::<PyBytes>() {
         return Ok(tidings::Event::data(data_text(item)?));
@@ -163,7 +169,10 @@ pub(crate) fn stream_item(item: &Bound<'_, PyAny>) -> PyResult<tidings::Event> {
 
 fn field_text(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
     value.extract::<String>().map_err(|_| {
-        PyTypeError::new_err(format!("event field `{name}` must be str, not {}", type_name(value)))
+        PyTypeError::new_err(format!(
+            "event field `{name}` must be str, not {}",
+            type_name(value)
+        ))
     })
 }
 
@@ -175,9 +184,14 @@ pub(crate) fn data_text(data: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(bytes) = data.cast::<PyBytes>() {
         return std::str::from_utf8(bytes.as_bytes())
             .map(str::to_owned)
-            .map_err(|err| PyValueError::new_err(format!("event data bytes are not valid UTF-8: {err}")));
+            .map_err(|err| {
+                PyValueError::new_err(format!("event data bytes are not valid UTF-8: {err}"))
+            });
     }
-    if data.is_instance_of::<PyDict>() || data.is_instance_of::<PyList>() || data.is_instance_of::<PyTuple>() {
+    if data.is_instance_of::<PyDict>()
+        || data.is_instance_of::<PyList>()
+        || data.is_instance_of::<PyTuple>()
+    {
         return compact_json(data);
     }
     Err(PyTypeError::new_err(format!(
@@ -200,10 +214,15 @@ fn compact_json(value: &Bound<'_, PyAny>) -> PyResult<String> {
 
 fn retry_ms(retry: &Bound<'_, PyAny>) -> PyResult<u64> {
     if retry.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(PyTypeError::new_err("retry must be an int of milliseconds, not bool"));
+        return Err(PyTypeError::new_err(
+            "retry must be an int of milliseconds, not bool",
+        ));
     }
     let value: i64 = retry.extract().map_err(|_| {
-        PyTypeError::new_err(format!("retry must be an int of milliseconds, not {}", type_name(retry)))
+        PyTypeError::new_err(format!(
+            "retry must be an int of milliseconds, not {}",
+            type_name(retry)
+        ))
     })?;
     u64::try_from(value).map_err(|_| PyValueError::new_err("retry must not be negative"))
 }

@@ -59,14 +59,27 @@ impl Dispatcher {
 
     /// Stops taking jobs; the thread ends after the queued ones, unjoined.
     pub(crate) fn close(&self) {
-        self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     /// Runs the jobs already queued, then ends the thread and joins it. Call
     /// detached from the interpreter: the jobs need it.
     pub(crate) fn shutdown(&self) {
-        self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let thread = self.inner.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(thread) = thread {
             let _ = thread.join();
         }

@@ -30,14 +30,18 @@ fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     LOGGER
         .get_or_try_init(py, || -> PyResult<_> {
-            Ok(py.import("logging")?.call_method1("getLogger", ("tidings",))?.unbind())
+            Ok(py
+                .import("logging")?
+                .call_method1("getLogger", ("tidings",))?
+                .unbind())
         })
         .map(|logger| logger.bind(py))
 }
 
 /// Reads the `tidings` logger's effective level.
 pub(crate) fn refresh_level(py: Python<'_>) {
-    let Ok(level) = logger(py).and_then(|l| l.call_method0("getEffectiveLevel")?.extract::<u32>()) else {
+    let Ok(level) = logger(py).and_then(|l| l.call_method0("getEffectiveLevel")?.extract::<u32>())
+    else {
         return;
     };
     let verbosity = match level {
@@ -55,7 +59,9 @@ pub(crate) fn refresh_level(py: Python<'_>) {
 #[pyfunction]
 pub(crate) fn install_log_bridge(py: Python<'_>) {
     refresh_level(py);
-    let _ = tracing_subscriber::registry().with(PythonLogging).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(PythonLogging)
+        .try_init();
 }
 
 struct PythonLogging;

@@ -29,7 +29,9 @@ impl Server {
         host="127.0.0.1", port=8000, *, cors=None, keepalive=Some(15.0), write_timeout=30.0,
         tcp_keepalive=Some(60.0), drain_timeout=5.0, worker_threads=0, stream_queue=32,
         max_connections=None, max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0,
-    ))]
+    ), text_signature = "(host='127.0.0.1', port=8000, *, cors=None, keepalive=15.0, write_timeout=30.0, \
+        tcp_keepalive=60.0, drain_timeout=5.0, worker_threads=0, stream_queue=32, max_connections=None, \
+        max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: &str,
@@ -53,7 +55,9 @@ impl Server {
             cors: cors_policy(cors)?,
             keepalive: keepalive.map(|s| seconds("keepalive", s)).transpose()?,
             write_timeout: seconds("write_timeout", write_timeout)?,
-            tcp_keepalive: tcp_keepalive.map(|s| seconds("tcp_keepalive", s)).transpose()?,
+            tcp_keepalive: tcp_keepalive
+                .map(|s| seconds("tcp_keepalive", s))
+                .transpose()?,
             drain_timeout: seconds("drain_timeout", drain_timeout)?,
             stream_queue,
             limits: tidings::Limits {
@@ -97,19 +101,22 @@ impl Server {
         let dispatcher = self.dispatcher.clone();
         let opener = Arc::new(opener);
         self.inner
-            .stream_handler(path, move |request: tidings::Request, sender: tidings::StreamSender| {
-                let opener = Arc::clone(&opener);
-                let sink_dispatcher = dispatcher.clone();
-                dispatcher.submit(move |py| {
-                    let sink = Py::new(py, StreamSink::new(sender, sink_dispatcher))?;
-                    let opened = opener.call1(py, (Request::new(request), sink.clone_ref(py)));
-                    if opened.is_err() {
-                        // Nothing was decided: answer 500 rather than leave the client waiting.
-                        let _ = sink.get().reject(500, "stream handler failed\n".into());
-                    }
-                    opened.map(drop)
-                });
-            })
+            .stream_handler(
+                path,
+                move |request: tidings::Request, sender: tidings::StreamSender| {
+                    let opener = Arc::clone(&opener);
+                    let sink_dispatcher = dispatcher.clone();
+                    dispatcher.submit(move |py| {
+                        let sink = Py::new(py, StreamSink::new(sender, sink_dispatcher))?;
+                        let opened = opener.call1(py, (Request::new(request), sink.clone_ref(py)));
+                        if opened.is_err() {
+                            // Nothing was decided: answer 500 rather than leave the client waiting.
+                            let _ = sink.get().reject(500, "stream handler failed\n".into());
+                        }
+                        opened.map(drop)
+                    });
+                },
+            )
             .py_err()
     }
 
@@ -119,14 +126,17 @@ impl Server {
         let dispatcher = self.dispatcher.clone();
         let handler = Arc::new(handler);
         self.inner
-            .route(path, move |request: tidings::Request, reply: tidings::Reply| {
-                let handler = Arc::clone(&handler);
-                dispatcher.submit(move |py| {
-                    handler
-                        .call1(py, (Request::new(request), Reply::new(reply)))
-                        .map(drop)
-                });
-            })
+            .route(
+                path,
+                move |request: tidings::Request, reply: tidings::Reply| {
+                    let handler = Arc::clone(&handler);
+                    dispatcher.submit(move |py| {
+                        handler
+                            .call1(py, (Request::new(request), Reply::new(reply)))
+                            .map(drop)
+                    });
+                },
+            )
             .py_err()
     }
 
@@ -210,8 +220,11 @@ impl Server {
 }
 
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| ConfigError::new_err(format!("{name} must be a non-negative number of seconds, not {value}")))
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        ConfigError::new_err(format!(
+            "{name} must be a non-negative number of seconds, not {value}"
+        ))
+    })
 }
 
 fn cors_policy(cors: Option<&Bound<'_, PyAny>>) -> PyResult<tidings::Cors> {
@@ -232,7 +245,9 @@ fn cors_policy(cors: Option<&Bound<'_, PyAny>>) -> PyResult<tidings::Cors> {
             .map_err(|_| PyTypeError::new_err("cors origins must be strings"))?;
         return Ok(tidings::Cors::Origins(origins));
     }
-    Err(PyTypeError::new_err("cors must be None, \"*\" or a list of origins"))
+    Err(PyTypeError::new_err(
+        "cors must be None, \"*\" or a list of origins",
+    ))
 }
 
 impl Drop for Server {

@@ -224,7 +224,9 @@ impl Reply {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .ok_or_else(|| crate::errors::ServerStateError::new_err("this request was already answered"))?;
+            .ok_or_else(|| {
+                crate::errors::ServerStateError::new_err("this request was already answered")
+            })?;
         reply.send(status, content_type, bytes).py_err()
     }
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from typing import Any, Callable, Sequence, TypeVar, Union
+from typing import Any, Callable, TypeVar, Union
 
 from . import _runner, _tidings
 from ._tidings import Channel, Event, Request
@@ -35,7 +35,7 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 8000,
         *,
-        cors: str | Sequence[str] | None = None,
+        cors: str | list[str] | tuple[str, ...] | None = None,
         keepalive: float | None = 15.0,
         write_timeout: float = 30.0,
         tcp_keepalive: float | None = 60.0,
@@ -50,7 +50,7 @@ class Server:
         self._native = _tidings.Server(
             host,
             port,
-            cors=list(cors) if cors is not None and not isinstance(cors, str) else cors,
+            cors=cors,
             keepalive=keepalive,
             write_timeout=write_timeout,
             tcp_keepalive=tcp_keepalive,

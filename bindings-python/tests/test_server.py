@@ -1,0 +1,207 @@
+"""The server's lifecycle and surroundings: start and stop in every style,
+errors of misuse, routes, pages, CORS, stats, and threads left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+import tidings
+from conftest import PATIENCE, client, events
+
+
+def engine_threads() -> list[str]:
+    """OS threads of this process that tidings started (names are per-OS-thread)."""
+    names = []
+    for task in Path("/proc/self/task").iterdir():
+        name = (task / "comm").read_text().strip()
+        if name.startswith("tidings-"):
+            names.append(name)
+    return names
+
+
+def test_start_stop_leaves_no_threads_behind() -> None:
+    server = tidings.Server("127.0.0.1", 0)
+    server.channel("/c")
+    server.start()
+    assert server.running and server.port and server.url == f"http://127.0.0.1:{server.port}"
+    assert engine_threads()
+    server.stop()
+    assert not server.running and server.port is None
+    assert engine_threads() == []
+    assert not [t for t in threading.enumerate() if t.name == "tidings-asyncio"]
+
+
+def test_misuse_raises_clear_errors() -> None:
+    server = tidings.Server("127.0.0.1", 0)
+    channel = server.channel("/c")
+    with pytest.raises(tidings.ConfigError, match="already registered"):
+        server.channel("/c")
+    with pytest.raises(tidings.ConfigError, match="must start with"):
+        server.channel("nope")
+    with pytest.raises(OSError, match="no/such/file"):
+        server.page("/", "/no/such/file.html")
+    server.start()
+    with pytest.raises(tidings.ServerStateError, match="already running"):
+        server.start()
+
+    other = tidings.Server("127.0.0.1", server.port)
+    with pytest.raises(OSError, match=f"127.0.0.1:{server.port}"):
+        other.start()
+
+    server.stop()
+    server.stop()  # twice is fine
+    with pytest.raises(tidings.ServerStoppedError):
+        channel.publish("late")
+    with pytest.raises(tidings.ServerStoppedError):
+        server.start()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"keepalive": -1.0}, tidings.ConfigError, "keepalive"),
+        ({"max_head_bytes": 10}, tidings.ConfigError, "max_head_bytes"),
+        ({"cors": 5}, TypeError, "cors"),
+        ({"port": 70000}, OverflowError, None),
+    ],
+)
+def test_invalid_configuration(kwargs, error, match) -> None:
+    with pytest.raises(error, match=match):
+        tidings.Server("127.0.0.1", **kwargs)
+
+
+def test_async_with_runs_handlers_on_the_running_loop() -> None:
+    loops = []
+
+    async def main() -> list[str]:
+        server = tidings.Server("127.0.0.1", 0)
+
+        @server.stream("/s")
+        async def produce(request):
+            loops.append(asyncio.get_running_loop())
+            yield "from the caller's loop"
+
+        async with server:
+            url = server.url
+            data = await asyncio.get_running_loop().run_in_executor(None, lambda: [e.data for e in events(f"{url}/s")])
+            assert loops == [asyncio.get_running_loop()]
+            return data
+
+    assert asyncio.run(main()) == ["from the caller's loop"]
+    assert engine_threads() == []
+
+
+def test_run_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import tidings
+            server = tidings.Server("127.0.0.1", 0)
+            server.channel("/c")
+
+            @server.route("/ready")
+            def ready(request):
+                return "yes"
+
+            import threading
+            def announce():
+                import time
+                while server.port is None:
+                    time.sleep(0.01)
+                print(server.port, flush=True)
+            threading.Thread(target=announce, daemon=True).start()
+            server.run()
+            print("stopped", flush=True)
+            """
+        )
+    )
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    port = int(process.stdout.readline())
+    with client() as http:
+        assert http.get(f"http://127.0.0.1:{port}/ready").text == "yes"
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 0
+    assert out.strip() == "stopped"
+
+
+def test_stop_sends_the_farewell_after_queued_events(server: tidings.Server) -> None:
+    channel = server.channel("/c")
+    server.start()
+    received: list[tuple[str, str]] = []
+    subscribed = threading.Event()
+    channel.on_subscribe(lambda request: subscribed.set())
+
+    def read() -> None:
+        received.extend((e.event, e.data) for e in events(f"{server.url}/c"))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert subscribed.wait(PATIENCE)
+    channel.publish("last news")
+    server.stop(farewell={"event": "shutdown", "data": "bye"})
+    reader.join(PATIENCE)
+    assert received == [("message", "last news"), ("shutdown", "bye")]
+
+
+def test_routes_pages_files_and_cors(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<h1>hi</h1>")
+    (tmp_path / "app.js").write_text("1")
+    server = tidings.Server("127.0.0.1", 0, cors="*")
+    server.page("/", tmp_path / "index.html")
+    server.files("/static", tmp_path)
+
+    @server.route("/hello")
+    async def hello(request):
+        await asyncio.sleep(0)
+        return tidings.Response(f'{{"name":"{request.query.get("name")}"}}', content_type="application/json")
+
+    @server.route("/teapot")
+    def teapot(request):
+        raise tidings.HTTPError(418, "short and stout")
+
+    server.start()
+    try:
+        with client() as http:
+            page = http.get(f"{server.url}/")
+            assert (page.text, page.headers["content-type"]) == ("<h1>hi</h1>", "text/html; charset=utf-8")
+            assert http.get(f"{server.url}/static/app.js").headers["content-type"].startswith("text/javascript")
+            assert http.get(f"{server.url}/static/../{tmp_path.name}/app.js").status_code == 404
+            hello = http.get(f"{server.url}/hello?name=ada")
+            assert (hello.json(), hello.headers["content-type"]) == ({"name": "ada"}, "application/json")
+            teapot = http.get(f"{server.url}/teapot")
+            assert (teapot.status_code, teapot.text) == (418, "short and stout\n")
+            assert http.get(f"{server.url}/hello").headers["access-control-allow-origin"] == "*"
+    finally:
+        server.stop()
+
+
+def test_presence_hooks_and_stats(server: tidings.Server) -> None:
+    channel = server.channel("/c")
+    joined, left = [], []
+    channel.on_subscribe(lambda request: joined.append(request.query.get("who")))
+    channel.on_unsubscribe(lambda request: left.append(request.query.get("who")))
+    server.start()
+    with client() as http, http.stream("GET", f"{server.url}/c?who=ada") as response:
+        assert response.status_code == 200
+        deadline = PATIENCE
+        while channel.subscribers != 1 and deadline > 0:
+            deadline -= 0.01
+            threading.Event().wait(0.01)
+        channel.publish("x")
+        stats = server.stats()
+        assert stats["channels"]["/c"]["subscribers"] == 1
+        assert stats["events_published"] == 1
+    server.stop()
+    assert joined == ["ada"] and left == ["ada"]
