@@ -6,7 +6,10 @@ PYTHON3 ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel bench
+PREFIX ?= /usr/local
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel test-c header install bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,7 +20,7 @@ demo: python ## The livescore demo from Python: open http://127.0.0.1:8000/
 demo-rust: ## The same demo driven from Rust
 	$(CARGO) run --release --example livescore -- $(ARGS)
 
-test: lint test-rust test-python test-wheel ## Everything CI runs
+test: lint test-rust test-python test-wheel test-c ## Everything CI runs
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
@@ -46,6 +49,21 @@ test-wheel: $(VENV)/.ready ## The abi3 wheel installs and runs in a fresh venv w
 	$(PYTHON3) -m venv target/wheel-venv
 	target/wheel-venv/bin/pip install -q target/wheels/*.whl
 	env PATH=/usr/bin:/bin target/wheel-venv/bin/python bindings-python/tests/wheel_smoke.py
+
+test-c: $(VENV)/.ready ## C ABI: gcc/g++ programs, ASan+UBSan, valgrind, make install + pkg-config
+	$(CARGO) build -p tidings-ffi
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+header: ## Regenerate include/tidings.h from ffi/src (cbindgen)
+	TIDINGS_UPDATE_HEADER=1 $(CARGO) test -q -p tidings-ffi --test header
+
+install: ## Install libtidings (.so, .a), tidings.h and tidings.pc under PREFIX
+	$(CARGO) build --release -p tidings-ffi
+	install -d $(PREFIX)/lib/pkgconfig $(PREFIX)/include
+	install -m 644 include/tidings.h $(PREFIX)/include/
+	install -m 755 target/release/libtidings.so $(PREFIX)/lib/
+	install -m 644 target/release/libtidings.a $(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ffi/tidings.pc.in > $(PREFIX)/lib/pkgconfig/tidings.pc
 
 bench: ## Benchmarks against peers (not built yet: see the benchmarks issue)
 	@echo "make bench: the benchmark harness is not built yet" >&2; exit 2

@@ -130,10 +130,10 @@ impl StreamSink {
     /// Answers with `status` (400–599) and a plain-text `message` instead of
     /// a stream; only before anything was sent.
     pub(crate) fn reject(&self, status: u16, message: String) -> PyResult<()> {
-        let sender = self
-            .take()
-            .ok_or_else(|| ClientDisconnected::new_err("the stream is closed"))?;
-        sender.reject(status, message).py_err()
+        // Through a clone: an invalid status must leave the stream usable.
+        self.sender()?.reject(status, message).py_err()?;
+        self.take();
+        Ok(())
     }
 
     /// Queues `item` if there is room: True if queued, False if the queue is

@@ -3,7 +3,7 @@ receives the events, and the DOM shows them."""
 
 from __future__ import annotations
 
-from conftest import demo
+from helpers import demo
 
 
 def test_counter_page_lists_20_values_then_closes_the_stream(browser) -> None:

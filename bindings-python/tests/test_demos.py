@@ -8,7 +8,7 @@ import time
 
 import httpx_sse
 
-from conftest import PATIENCE, client, demo, events
+from helpers import PATIENCE, client, demo, events
 
 
 def test_counter_sends_20_messages_then_end_event() -> None:
@@ -95,6 +95,6 @@ def test_livescore_broadcasts_the_match_and_resumes_from_history() -> None:
 
 
 def demo_root():
-    from conftest import ROOT
+    from helpers import ROOT
 
     return ROOT / "examples"

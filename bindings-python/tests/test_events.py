@@ -7,7 +7,7 @@ import httpx_sse
 import pytest
 
 import tidings
-from conftest import client
+from helpers import client
 
 
 def test_event_fields_are_validated_and_readable() -> None:

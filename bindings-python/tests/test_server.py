@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import tidings
-from conftest import PATIENCE, client, events
+from helpers import PATIENCE, client, events
 
 
 def engine_threads() -> list[str]:

@@ -13,7 +13,7 @@ import httpx_sse
 import pytest
 
 import tidings
-from conftest import PATIENCE, client, events
+from helpers import PATIENCE, client, events
 
 
 def wait_until(condition, what: str) -> None:

@@ -7,7 +7,7 @@ import socket
 import threading
 
 import tidings
-from conftest import PATIENCE
+from helpers import PATIENCE
 
 THREADS = 8
 PER_THREAD = 10_000

@@ -1,0 +1,107 @@
+"""Test helpers shared by the Python package's tests and the cross-language
+tests in ../../tests: an independent SSE client (httpx + httpx-sse, never
+our own parser) and server processes on free ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import httpx_sse
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "python"
+CHROMIUM = os.environ.get("TIDINGS_CHROMIUM", "/usr/bin/chromium")
+
+# Generous bound for things that should happen "at once"; tests never assert speed.
+PATIENCE = 10.0
+
+
+def client() -> httpx.Client:
+    """A plain HTTP client that ignores proxy settings (traffic stays on loopback)."""
+    return httpx.Client(trust_env=False, timeout=PATIENCE)
+
+
+def events(url: str, **headers: str) -> list[httpx_sse.ServerSentEvent]:
+    """Every event of a finite stream."""
+    with client() as http, httpx_sse.connect_sse(http, "GET", url, headers=headers) as source:
+        return list(source.iter_sse())
+
+
+class Demo:
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process = process
+        self.url = url
+        self.stderr: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr.append(line)
+
+    def log(self) -> str:
+        return "".join(self.stderr)
+
+    def close(self) -> None:
+        """Closes the pipes once the process has exited."""
+        self._reader.join(PATIENCE)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@contextlib.contextmanager
+def demo(name: str, *args: str, port: int = 0) -> Iterator[Demo]:
+    """Runs examples/python/<name>.py (on a free port unless given); Ctrl-C
+    ends it, and it must exit cleanly."""
+    with serving([sys.executable, str(EXAMPLES / f"{name}.py"), "--port", str(port), *args]) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serving(
+    command: list[str], stop_timeout: float = PATIENCE, env: dict[str, str] | None = None
+) -> Iterator[Demo]:
+    """Runs a server program that prints "<name>: open http://host:port/",
+    yields it, then sends Ctrl-C: it must exit cleanly (status 0)."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
+    )
+    assert process.stdout is not None
+    line = _readline(process, PATIENCE)
+    match = re.search(r"open (http://[^/\s]+)/", line)
+    if not match:
+        process.kill()
+        raise AssertionError(f"{command[0]} printed {line!r}; stderr: {process.stderr.read() if process.stderr else ''}")
+    running = Demo(process, match.group(1))
+    try:
+        yield running
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=stop_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError(f"{command[0]} did not stop on Ctrl-C")
+        finally:
+            running.close()
+        assert code == 0, f"{command[0]} exited with {code}: {running.log()}"
+
+
+def _readline(process: subprocess.Popen[str], timeout: float) -> str:
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(process.stdout.readline() if process.stdout else ""))
+    reader.daemon = True
+    reader.start()
+    reader.join(timeout)
+    return result[0] if result else ""

@@ -1,0 +1,74 @@
+/* What the C demos share: their flags and waiting for Ctrl-C. */
+#ifndef TIDINGS_DEMO_CLI_H
+#define TIDINGS_DEMO_CLI_H
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct demo_args {
+    const char *host;
+    unsigned port;
+    double seconds; /* --delay or --interval */
+    const char *examples; /* --examples: the examples/ directory */
+} demo_args;
+
+static volatile sig_atomic_t demo_stopping = 0;
+
+static inline void demo_on_signal(int signal_number) {
+    (void)signal_number;
+    demo_stopping = 1;
+}
+
+/* Parses --host, --port, --examples and the demo's own seconds flag. */
+static inline demo_args demo_parse(int argc, char **argv, const char *seconds_flag, double seconds) {
+    demo_args args = {"127.0.0.1", 8000, seconds, "examples"};
+    for (int i = 1; i < argc; i++) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (value && strcmp(argv[i], "--host") == 0) {
+            args.host = value;
+        } else if (value && strcmp(argv[i], "--port") == 0) {
+            args.port = (unsigned)strtoul(value, NULL, 10);
+        } else if (value && strcmp(argv[i], seconds_flag) == 0) {
+            args.seconds = strtod(value, NULL);
+        } else if (value && strcmp(argv[i], "--examples") == 0) {
+            args.examples = value;
+        } else {
+            fprintf(stderr, "usage: %s [--host HOST] [--port PORT] [%s SECONDS] [--examples DIR]\n", argv[0],
+                    seconds_flag);
+            exit(2);
+        }
+        i++;
+    }
+    return args;
+}
+
+static inline void demo_sleep(double seconds) {
+    struct timespec pause;
+    pause.tv_sec = (time_t)seconds;
+    pause.tv_nsec = (long)((seconds - (double)pause.tv_sec) * 1e9);
+    nanosleep(&pause, NULL);
+}
+
+/* Blocks until SIGINT or SIGTERM. */
+static inline void demo_wait_for_ctrl_c(void) {
+    signal(SIGINT, demo_on_signal);
+    signal(SIGTERM, demo_on_signal);
+    while (!demo_stopping) {
+        demo_sleep(0.05);
+    }
+}
+
+#define DEMO_CHECK(call)                                                                       \
+    do {                                                                                       \
+        tidings_status demo_status_ = (call);                                                  \
+        if (demo_status_ != TIDINGS_OK) {                                                      \
+            fprintf(stderr, "%s failed: %s: %s\n", #call, tidings_status_name(demo_status_), \
+                    tidings_last_error());                                                     \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+
+#endif

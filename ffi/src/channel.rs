@@ -1,0 +1,53 @@
+//! `tidings_channel`: publish from any thread.
+#![allow(non_camel_case_types)]
+
+use crate::boundary::{arg_ref, fail_with, guard};
+use crate::event::{tidings_event, to_event};
+use crate::status::tidings_status;
+
+/// A broadcast channel. Get one from `tidings_server_channel`, free it with
+/// `tidings_channel_free`. Safe to use from any thread.
+pub struct tidings_channel {
+    pub(crate) inner: tidings::Channel,
+}
+
+/// Publishes `event` to every current subscriber and into the history. Never
+/// waits for the network. Fails with TIDINGS_ERR_INVALID_EVENT (nothing sent)
+/// or TIDINGS_ERR_STOPPED once the server stopped.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_channel_publish(
+    channel: *const tidings_channel,
+    event: *const tidings_event,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let channel = arg_ref!(channel, "channel");
+        let event = arg_ref!(event, "event");
+        let event = match unsafe { to_event(event) } {
+            Ok(event) => event,
+            Err(status) => return status,
+        };
+        channel
+            .inner
+            .publish(event)
+            .map_or_else(fail_with, |_| tidings_status::TIDINGS_OK)
+    })
+}
+
+/// The current number of subscribers (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn tidings_channel_subscribers(channel: *const tidings_channel) -> usize {
+    guard(0, || {
+        unsafe { channel.as_ref() }.map_or(0, |channel| channel.inner.subscribers())
+    })
+}
+
+/// Frees a channel handle (the channel itself lives on with its server).
+/// NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_channel_free(channel: *mut tidings_channel) {
+    guard((), || {
+        if !channel.is_null() {
+            drop(unsafe { Box::from_raw(channel) });
+        }
+    })
+}

@@ -1,0 +1,198 @@
+//! Configuration structs and their defaults.
+#![allow(non_camel_case_types)]
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use crate::boundary::{fail, optional_str};
+use crate::status::tidings_status;
+
+/// Which cross-origin pages may read the server's responses.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum tidings_cors {
+    /// No CORS headers: only same-origin pages can read responses.
+    TIDINGS_CORS_DISABLED = 0,
+    /// `Access-Control-Allow-Origin: *`.
+    TIDINGS_CORS_ANY_ORIGIN = 1,
+    /// Only the origins listed in `cors_origins`.
+    TIDINGS_CORS_ORIGINS = 2,
+}
+
+/// Server configuration. Start from `tidings_config_default()` and change
+/// what you need. Durations are in milliseconds.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct tidings_config {
+    /// Address to listen on; NULL means "127.0.0.1". Read during
+    /// `tidings_server_new` only.
+    pub host: *const c_char,
+    /// Port to listen on; 0 picks a free one (see `tidings_server_start`).
+    pub port: u16,
+    /// Engine threads; 0 means one per CPU core.
+    pub worker_threads: u32,
+    /// Cross-origin policy: a `tidings_cors` value (a plain integer here so
+    /// that an out-of-range value is an error, not undefined behaviour).
+    pub cors: u32,
+    /// With `TIDINGS_CORS_ORIGINS`: `cors_origins_len` origin strings
+    /// (e.g. "https://app.example"). Read during `tidings_server_new` only.
+    pub cors_origins: *const *const c_char,
+    /// Number of entries in `cors_origins`.
+    pub cors_origins_len: usize,
+    /// A comment is sent on streams idle this long; 0 disables. Default 15000.
+    pub keepalive_ms: u32,
+    /// A write that cannot complete this long closes the connection. Default 30000.
+    pub write_timeout_ms: u32,
+    /// TCP keep-alive probes after this much silence; 0 disables. Default 60000.
+    pub tcp_keepalive_ms: u32,
+    /// How long `tidings_server_stop` lets streams finish. Default 5000.
+    pub drain_timeout_ms: u32,
+    /// Events queued per stream before `tidings_stream_send` waits. Default 32.
+    pub stream_queue: u32,
+    /// Most open connections (429 beyond); 0 means no limit.
+    pub max_connections: u32,
+    /// Most open connections per client IP (429 beyond); 0 means no limit.
+    pub max_connections_per_ip: u32,
+    /// Largest request head in bytes (431 beyond); at least 8192. Default 16384.
+    pub max_head_bytes: u32,
+    /// Time a client has to send its request head. Default 10000.
+    pub head_timeout_ms: u32,
+}
+
+/// Options of a broadcast channel. Start from `tidings_channel_options_default()`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct tidings_channel_options {
+    /// Events kept for clients that resume with Last-Event-ID; 0 keeps none.
+    /// Default 1000.
+    pub history: usize,
+    /// Give events without an id an automatic, increasing one. Default true.
+    pub auto_id: bool,
+    /// Events a subscriber may fall behind before it is disconnected (its
+    /// client then resumes from history). Default 1024.
+    pub max_lag: usize,
+    /// Keep-alive period for this channel; 0 uses the server's.
+    pub keepalive_ms: u32,
+    /// Most subscribers at once (503 beyond); 0 means no limit.
+    pub max_subscribers: usize,
+}
+
+fn millis(ms: u32) -> Duration {
+    Duration::from_millis(ms.into())
+}
+
+fn optional_millis(ms: u32) -> Option<Duration> {
+    (ms > 0).then(|| millis(ms))
+}
+
+fn limit(value: u32) -> Option<usize> {
+    (value > 0).then_some(value as usize)
+}
+
+/// The default configuration: 127.0.0.1:8000, keep-alive 15 s, write
+/// timeout 30 s, TCP keep-alive 60 s, drain 5 s, queue 32, head 16 KiB / 10 s.
+#[no_mangle]
+pub extern "C" fn tidings_config_default() -> tidings_config {
+    let defaults = tidings::Config::default();
+    let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    tidings_config {
+        host: c"127.0.0.1".as_ptr(),
+        port: defaults.port,
+        worker_threads: 0,
+        cors: tidings_cors::TIDINGS_CORS_DISABLED as u32,
+        cors_origins: std::ptr::null(),
+        cors_origins_len: 0,
+        keepalive_ms: defaults.keepalive.map_or(0, ms),
+        write_timeout_ms: ms(defaults.write_timeout),
+        tcp_keepalive_ms: defaults.tcp_keepalive.map_or(0, ms),
+        drain_timeout_ms: ms(defaults.drain_timeout),
+        stream_queue: defaults.stream_queue as u32,
+        max_connections: 0,
+        max_connections_per_ip: 0,
+        max_head_bytes: defaults.limits.max_head_bytes as u32,
+        head_timeout_ms: ms(defaults.limits.head_timeout),
+    }
+}
+
+/// The default channel options: history 1000, automatic ids, max lag 1024.
+#[no_mangle]
+pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
+    let defaults = tidings::ChannelOptions::default();
+    tidings_channel_options {
+        history: defaults.history,
+        auto_id: defaults.auto_id,
+        max_lag: defaults.max_lag,
+        keepalive_ms: 0,
+        max_subscribers: 0,
+    }
+}
+
+/// Converts a C configuration.
+///
+/// # Safety
+/// `host` and the `cors_origins` array are NULL or valid as documented.
+pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Config, tidings_status> {
+    let host = unsafe { optional_str(config.host, "config.host") }?.unwrap_or("127.0.0.1");
+    const DISABLED: u32 = tidings_cors::TIDINGS_CORS_DISABLED as u32;
+    const ANY_ORIGIN: u32 = tidings_cors::TIDINGS_CORS_ANY_ORIGIN as u32;
+    const ORIGINS: u32 = tidings_cors::TIDINGS_CORS_ORIGINS as u32;
+    let cors = match config.cors {
+        DISABLED => tidings::Cors::Disabled,
+        ANY_ORIGIN => tidings::Cors::AnyOrigin,
+        ORIGINS => {
+            if config.cors_origins.is_null() && config.cors_origins_len > 0 {
+                return Err(fail(
+                    tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+                    "`config.cors_origins` is NULL but `cors_origins_len` is not 0",
+                ));
+            }
+            let mut origins = Vec::with_capacity(config.cors_origins_len);
+            for index in 0..config.cors_origins_len {
+                let origin = unsafe { *config.cors_origins.add(index) };
+                match unsafe { optional_str(origin, "config.cors_origins[i]") }? {
+                    Some(origin) => origins.push(origin.to_owned()),
+                    None => {
+                        return Err(fail(
+                            tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+                            format!("`config.cors_origins[{index}]` is NULL"),
+                        ))
+                    }
+                }
+            }
+            tidings::Cors::Origins(origins)
+        }
+        other => {
+            return Err(fail(
+                tidings_status::TIDINGS_ERR_INVALID_CONFIG,
+                format!("`config.cors` is {other}, not a tidings_cors value"),
+            ))
+        }
+    };
+    Ok(tidings::Config {
+        host: host.to_owned(),
+        port: config.port,
+        worker_threads: config.worker_threads as usize,
+        cors,
+        keepalive: optional_millis(config.keepalive_ms),
+        write_timeout: millis(config.write_timeout_ms),
+        tcp_keepalive: optional_millis(config.tcp_keepalive_ms),
+        drain_timeout: millis(config.drain_timeout_ms),
+        stream_queue: config.stream_queue as usize,
+        limits: tidings::Limits {
+            max_connections: limit(config.max_connections),
+            max_connections_per_ip: limit(config.max_connections_per_ip),
+            max_head_bytes: config.max_head_bytes as usize,
+            head_timeout: millis(config.head_timeout_ms),
+        },
+    })
+}
+
+pub(crate) fn to_channel_options(options: &tidings_channel_options) -> tidings::ChannelOptions {
+    tidings::ChannelOptions {
+        history: options.history,
+        auto_id: options.auto_id,
+        max_lag: options.max_lag,
+        keepalive: optional_millis(options.keepalive_ms),
+        max_subscribers: (options.max_subscribers > 0).then_some(options.max_subscribers),
+    }
+}

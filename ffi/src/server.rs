@@ -1,0 +1,228 @@
+//! `tidings_server`: create, register routes, start, stop, free.
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, c_void};
+
+use crate::boundary::{arg_ref, arg_str, fail_with, guard};
+use crate::channel::tidings_channel;
+use crate::config::{tidings_channel_options, tidings_config, to_channel_options, to_config};
+use crate::event::{tidings_event, to_event};
+use crate::status::tidings_status;
+use crate::stream::{register_stream, tidings_stream_close_cb, tidings_stream_open_cb};
+
+/// A server. Create with `tidings_server_new`, free with `tidings_server_free`.
+pub struct tidings_server {
+    pub(crate) inner: tidings::Server,
+}
+
+/// Creates a server from `config` (NULL for the defaults) and writes it to
+/// `*out`. Nothing listens until `tidings_server_start`.
+///
+/// Ownership: the caller owns `*out` and frees it with `tidings_server_free`.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_new(
+    config: *const tidings_config,
+    out: *mut *mut tidings_server,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        if out.is_null() {
+            return crate::boundary::fail(
+                tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+                "`out` must not be NULL",
+            );
+        }
+        let config = match unsafe { config.as_ref() } {
+            Some(config) => match unsafe { to_config(config) } {
+                Ok(config) => config,
+                Err(status) => return status,
+            },
+            None => tidings::Config::default(),
+        };
+        match tidings::Server::new(config) {
+            Ok(inner) => {
+                unsafe { *out = Box::into_raw(Box::new(tidings_server { inner })) };
+                tidings_status::TIDINGS_OK
+            }
+            Err(err) => fail_with(err),
+        }
+    })
+}
+
+/// Registers a broadcast channel at `path` (e.g. "/livescore") with
+/// `options` (NULL for the defaults) and writes its handle to `*out`.
+///
+/// Ownership: the caller owns `*out` and frees it with
+/// `tidings_channel_free`; the channel keeps working while the server runs,
+/// whether or not its handle was freed.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_channel(
+    server: *const tidings_server,
+    path: *const c_char,
+    options: *const tidings_channel_options,
+    out: *mut *mut tidings_channel,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let server = arg_ref!(server, "server");
+        let path = arg_str!(path, "path");
+        if out.is_null() {
+            return crate::boundary::fail(
+                tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+                "`out` must not be NULL",
+            );
+        }
+        let options = unsafe { options.as_ref() }
+            .map(to_channel_options)
+            .unwrap_or_default();
+        match server.inner.channel(path, options) {
+            Ok(inner) => {
+                unsafe { *out = Box::into_raw(Box::new(tidings_channel { inner })) };
+                tidings_status::TIDINGS_OK
+            }
+            Err(err) => fail_with(err),
+        }
+    })
+}
+
+/// Registers a per-connection stream at `path`.
+///
+/// For every client, `on_open(user_data, request, stream)` is called on an
+/// engine thread. `request` is valid only during that call. `stream` belongs
+/// to the caller, who sends events to it from any thread and must free it
+/// with `tidings_stream_free`. The response head waits for the caller's
+/// decision: `tidings_stream_accept` or the first send answers 200,
+/// `tidings_stream_reject` answers an error status, and freeing the stream
+/// undecided answers 204.
+///
+/// `on_close(user_data, stream_id)` (may be NULL) is called exactly once per
+/// stream, on an engine thread, when its connection ends for any reason; the
+/// id is that of `tidings_stream_id`. The stream handle may already be freed
+/// by then: use the id, not the handle.
+///
+/// `user_data` is passed to both callbacks as is; it must stay valid until
+/// the server is freed, and be safe to use from several threads.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_stream(
+    server: *const tidings_server,
+    path: *const c_char,
+    on_open: tidings_stream_open_cb,
+    on_close: tidings_stream_close_cb,
+    user_data: *mut c_void,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let server = arg_ref!(server, "server");
+        let path = arg_str!(path, "path");
+        let Some(on_open) = on_open else {
+            return crate::boundary::fail(
+                tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+                "`on_open` must not be NULL",
+            );
+        };
+        match register_stream(&server.inner, path, on_open, on_close, user_data) {
+            Ok(()) => tidings_status::TIDINGS_OK,
+            Err(err) => fail_with(err),
+        }
+    })
+}
+
+/// Serves the file `file` at `path` (GET and HEAD), read on each request.
+/// Fails with TIDINGS_ERR_FILE if it does not exist.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_page(
+    server: *const tidings_server,
+    path: *const c_char,
+    file: *const c_char,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let server = arg_ref!(server, "server");
+        let path = arg_str!(path, "path");
+        let file = arg_str!(file, "file");
+        server
+            .inner
+            .page(path, file)
+            .map_or_else(fail_with, |()| tidings_status::TIDINGS_OK)
+    })
+}
+
+/// Serves the files under `directory` below `prefix` (a directory serves its
+/// index.html). Nothing outside `directory` is reachable.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_files(
+    server: *const tidings_server,
+    prefix: *const c_char,
+    directory: *const c_char,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let server = arg_ref!(server, "server");
+        let prefix = arg_str!(prefix, "prefix");
+        let directory = arg_str!(directory, "directory");
+        server
+            .inner
+            .files(prefix, directory)
+            .map_or_else(fail_with, |()| tidings_status::TIDINGS_OK)
+    })
+}
+
+/// Binds and starts serving on the engine's own threads. If `port_out` is not
+/// NULL, the bound port is written there (useful with port 0).
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_start(
+    server: *const tidings_server,
+    port_out: *mut u16,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let server = arg_ref!(server, "server");
+        match server.inner.start() {
+            Ok(addr) => {
+                if let Some(port) = unsafe { port_out.as_mut() } {
+                    *port = addr.port();
+                }
+                tidings_status::TIDINGS_OK
+            }
+            Err(err) => fail_with(err),
+        }
+    })
+}
+
+/// Stops the server: stops accepting, sends open streams what was already
+/// queued, then `farewell` (NULL for none), then ends them; waits up to the
+/// drain timeout and joins the engine's threads. Idempotent.
+///
+/// Do not call it from a callback (it would wait for the thread it runs on);
+/// from there it only starts the shutdown.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_stop(
+    server: *const tidings_server,
+    farewell: *const tidings_event,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let server = arg_ref!(server, "server");
+        match unsafe { farewell.as_ref() } {
+            Some(event) => match unsafe { to_event(event) } {
+                Ok(event) => server.inner.stop_with(event),
+                Err(status) => return status,
+            },
+            None => server.inner.stop(),
+        }
+        tidings_status::TIDINGS_OK
+    })
+}
+
+/// The bound port while the server runs, else 0.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_port(server: *const tidings_server) -> u16 {
+    guard(0, || {
+        unsafe { server.as_ref() }
+            .and_then(|server| server.inner.local_addr())
+            .map_or(0, |addr| addr.port())
+    })
+}
+
+/// Stops the server if it runs, then frees it. NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_free(server: *mut tidings_server) {
+    guard((), || {
+        if !server.is_null() {
+            drop(unsafe { Box::from_raw(server) });
+        }
+    })
+}

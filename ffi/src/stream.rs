@@ -1,0 +1,386 @@
+//! Streams and their requests: `tidings_stream`, `tidings_request`, and the
+//! callbacks a C host registers.
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, c_void, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::boundary::{arg_ref, arg_str, fail, fail_with, guard};
+use crate::event::{tidings_event, to_event};
+use crate::status::tidings_status;
+
+/// Called on an engine thread when a client opens a stream; see
+/// `tidings_server_stream`.
+pub type tidings_stream_open_cb = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        request: *const tidings_request,
+        stream: *mut tidings_stream,
+    ),
+>;
+
+/// Called on an engine thread, once per stream, when its connection ends.
+pub type tidings_stream_close_cb =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, stream_id: u64)>;
+
+/// One client's stream, owned by the host from `on_open` until
+/// `tidings_stream_free`. Safe to use from any thread.
+pub struct tidings_stream {
+    id: u64,
+    sender: Mutex<Option<tidings::StreamSender>>,
+}
+
+/// The request that opened a stream; valid only during `on_open`.
+pub struct tidings_request {
+    path: CString,
+    query: CString,
+    last_event_id: Option<CString>,
+    peer: CString,
+    headers: Vec<(String, CString)>,
+    request: tidings::Request,
+}
+
+/// The host's `user_data`: the host promises it may be used from any thread.
+#[derive(Clone, Copy)]
+struct UserData(*mut c_void);
+// SAFETY: documented on tidings_server_stream: user_data must be thread-safe.
+unsafe impl Send for UserData {}
+unsafe impl Sync for UserData {}
+
+static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
+
+fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "")).unwrap_or_default()
+}
+
+pub(crate) fn register_stream(
+    server: &tidings::Server,
+    path: &str,
+    on_open: unsafe extern "C" fn(*mut c_void, *const tidings_request, *mut tidings_stream),
+    on_close: tidings_stream_close_cb,
+    user_data: *mut c_void,
+) -> Result<(), tidings::Error> {
+    let user_data = UserData(user_data);
+    server.stream_handler(
+        path,
+        move |request: tidings::Request, sender: tidings::StreamSender| {
+            let user = user_data;
+            let id = NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed);
+            if let Some(on_close) = on_close {
+                sender.on_close(move || {
+                    let user = user;
+                    unsafe { on_close(user.0, id) };
+                });
+            }
+            let described = tidings_request {
+                path: c_string(request.path()),
+                query: c_string(request.query_string()),
+                last_event_id: request.last_event_id().map(c_string),
+                peer: c_string(&request.peer_addr().to_string()),
+                headers: request
+                    .headers()
+                    .map(|(name, value)| (name.to_owned(), c_string(&value)))
+                    .collect(),
+                request,
+            };
+            let stream = Box::into_raw(Box::new(tidings_stream {
+                id,
+                sender: Mutex::new(Some(sender)),
+            }));
+            unsafe { on_open(user.0, &described, stream) };
+        },
+    )
+}
+
+impl tidings_stream {
+    fn sender(&self) -> Result<tidings::StreamSender, tidings_status> {
+        self.sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                fail(
+                    tidings_status::TIDINGS_ERR_DISCONNECTED,
+                    "the stream was closed",
+                )
+            })
+    }
+
+    fn take(&self) -> Option<tidings::StreamSender> {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+fn send_with(
+    stream: &tidings_stream,
+    event: &tidings_event,
+    send: impl FnOnce(&tidings::StreamSender, tidings::Event) -> Result<(), tidings::Error>,
+) -> tidings_status {
+    let event = match unsafe { to_event(event) } {
+        Ok(event) => event,
+        Err(status) => return status,
+    };
+    match stream.sender() {
+        Ok(sender) => send(&sender, event).map_or_else(fail_with, |()| tidings_status::TIDINGS_OK),
+        Err(status) => status,
+    }
+}
+
+/// Sends `event`, blocking the calling thread while the stream's queue is
+/// full. Returns TIDINGS_ERR_DISCONNECTED once the client has gone (stop
+/// producing then), and TIDINGS_ERR_WOULD_BLOCK if called on an engine thread
+/// (inside a callback): use `tidings_stream_try_send` there.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_stream_send(
+    stream: *const tidings_stream,
+    event: *const tidings_event,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let stream = arg_ref!(stream, "stream");
+        let event = arg_ref!(event, "event");
+        send_with(stream, event, tidings::StreamSender::blocking_send)
+    })
+}
+
+/// Sends `event` if the queue has room: TIDINGS_ERR_QUEUE_FULL if not,
+/// TIDINGS_ERR_DISCONNECTED if the client has gone. Never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_stream_try_send(
+    stream: *const tidings_stream,
+    event: *const tidings_event,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let stream = arg_ref!(stream, "stream");
+        let event = arg_ref!(event, "event");
+        send_with(stream, event, tidings::StreamSender::try_send)
+    })
+}
+
+/// Answers the request with 200 and the event stream now, before any event.
+/// (Sending accepts too; accepting twice does nothing.)
+#[no_mangle]
+pub unsafe extern "C" fn tidings_stream_accept(stream: *const tidings_stream) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let stream = arg_ref!(stream, "stream");
+        match stream.sender() {
+            Ok(sender) => {
+                sender.accept();
+                tidings_status::TIDINGS_OK
+            }
+            Err(status) => status,
+        }
+    })
+}
+
+/// Answers the request with `status` (400-599) and `message` (NULL for
+/// none) as plain text instead of a stream; the stream is closed. Only before
+/// it was accepted: TIDINGS_ERR_ALREADY_ACCEPTED after.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_stream_reject(
+    stream: *const tidings_stream,
+    status: u16,
+    message: *const c_char,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let stream = arg_ref!(stream, "stream");
+        let message = match unsafe { crate::boundary::optional_str(message, "message") } {
+            Ok(message) => message.unwrap_or("").to_owned(),
+            Err(status) => return status,
+        };
+        // Reject through a clone: an invalid status must leave the stream usable.
+        let sender = match stream.sender() {
+            Ok(sender) => sender,
+            Err(status) => return status,
+        };
+        match sender.reject(status, message) {
+            Ok(()) => {
+                stream.take();
+                tidings_status::TIDINGS_OK
+            }
+            Err(err) => fail_with(err),
+        }
+    })
+}
+
+/// Ends the response normally, after the events already queued. Further
+/// sends return TIDINGS_ERR_DISCONNECTED. The handle stays valid until
+/// `tidings_stream_free`.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_stream_close(stream: *const tidings_stream) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let stream = arg_ref!(stream, "stream");
+        stream.take();
+        tidings_status::TIDINGS_OK
+    })
+}
+
+/// Ends the response with `event: error` after the events already queued:
+/// for a producer that failed (log the cause yourself; it is not sent).
+#[no_mangle]
+pub unsafe extern "C" fn tidings_stream_fail(stream: *const tidings_stream) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let stream = arg_ref!(stream, "stream");
+        if let Some(sender) = stream.take() {
+            sender.fail();
+        }
+        tidings_status::TIDINGS_OK
+    })
+}
+
+/// Whether the client has gone or the stream was closed (true for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn tidings_stream_is_closed(stream: *const tidings_stream) -> bool {
+    guard(true, || {
+        unsafe { stream.as_ref() }
+            .and_then(|stream| stream.sender.lock().ok()?.as_ref().map(|s| s.is_closed()))
+            .unwrap_or(true)
+    })
+}
+
+/// The stream's id, unique in this process; `on_close` reports the same id.
+/// 0 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_stream_id(stream: *const tidings_stream) -> u64 {
+    guard(0, || {
+        unsafe { stream.as_ref() }.map_or(0, |stream| stream.id)
+    })
+}
+
+/// Frees a stream handle; if the stream is still open, it ends normally (or
+/// with 204 if it was never accepted). NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_stream_free(stream: *mut tidings_stream) {
+    guard((), || {
+        if !stream.is_null() {
+            drop(unsafe { Box::from_raw(stream) });
+        }
+    })
+}
+
+/// The request's path (e.g. "/stream"), as sent. Never NULL for a valid
+/// request; borrowed from it.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_request_path(request: *const tidings_request) -> *const c_char {
+    guard(std::ptr::null(), || {
+        unsafe { request.as_ref() }.map_or(std::ptr::null(), |r| r.path.as_ptr())
+    })
+}
+
+/// The raw query string without '?' ("" if none); borrowed from the request.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_request_query_string(
+    request: *const tidings_request,
+) -> *const c_char {
+    guard(std::ptr::null(), || {
+        unsafe { request.as_ref() }.map_or(std::ptr::null(), |r| r.query.as_ptr())
+    })
+}
+
+/// The id the client last saw (Last-Event-ID header, else the lastEventId
+/// query parameter), or NULL; borrowed from the request.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_request_last_event_id(
+    request: *const tidings_request,
+) -> *const c_char {
+    guard(std::ptr::null(), || {
+        unsafe { request.as_ref() }
+            .and_then(|r| r.last_event_id.as_ref())
+            .map_or(std::ptr::null(), |id| id.as_ptr())
+    })
+}
+
+/// The client's address as "ip:port"; borrowed from the request.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_request_peer(request: *const tidings_request) -> *const c_char {
+    guard(std::ptr::null(), || {
+        unsafe { request.as_ref() }.map_or(std::ptr::null(), |r| r.peer.as_ptr())
+    })
+}
+
+/// The first value of header `name` (case-insensitive), or NULL if absent;
+/// borrowed from the request.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_request_header(
+    request: *const tidings_request,
+    name: *const c_char,
+) -> *const c_char {
+    guard(std::ptr::null(), || {
+        let (Some(request), Ok(Some(name))) = (unsafe { request.as_ref() }, unsafe {
+            crate::boundary::optional_str(name, "name")
+        }) else {
+            return std::ptr::null();
+        };
+        request
+            .headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map_or(std::ptr::null(), |(_, value)| value.as_ptr())
+    })
+}
+
+/// Copies the first value of query parameter `name`, decoded, into `buffer`
+/// (NUL-terminated) and its length without the NUL into `*length`.
+///
+/// Returns TIDINGS_ERR_NOT_FOUND if absent, and TIDINGS_ERR_BUFFER_TOO_SMALL
+/// if `capacity` cannot hold it and its NUL: then `*length` is still set, to
+/// the length needed (so call again with `*length + 1`). `buffer` may be NULL
+/// when `capacity` is 0.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_request_query(
+    request: *const tidings_request,
+    name: *const c_char,
+    buffer: *mut c_char,
+    capacity: usize,
+    length: *mut usize,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let request = arg_ref!(request, "request");
+        let name = arg_str!(name, "name");
+        if length.is_null() {
+            return fail(
+                tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+                "`length` must not be NULL",
+            );
+        }
+        let Some(value) = request.request.query(name) else {
+            return fail(
+                tidings_status::TIDINGS_ERR_NOT_FOUND,
+                format!("no query parameter `{name}`"),
+            );
+        };
+        let status = unsafe { copy_out(value.as_bytes(), buffer, capacity, length) };
+        if status != tidings_status::TIDINGS_OK {
+            return fail(
+                status,
+                format!(
+                    "the buffer holds {capacity} bytes; {} are needed",
+                    value.len() + 1
+                ),
+            );
+        }
+        status
+    })
+}
+
+/// Copies `bytes` and a NUL into `buffer` if they fit; sets `*length` either
+/// way. Records no error (the caller decides).
+///
+/// # Safety
+/// `buffer` holds `capacity` bytes (or is NULL with capacity 0); `length` is valid.
+pub(crate) unsafe fn copy_out(
+    bytes: &[u8],
+    buffer: *mut c_char,
+    capacity: usize,
+    length: *mut usize,
+) -> tidings_status {
+    unsafe { *length = bytes.len() };
+    if buffer.is_null() || capacity < bytes.len() + 1 {
+        return tidings_status::TIDINGS_ERR_BUFFER_TOO_SMALL;
+    }
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), bytes.len());
+        *buffer.add(bytes.len()) = 0;
+    }
+    tidings_status::TIDINGS_OK
+}
