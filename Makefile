@@ -3,13 +3,15 @@ SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 PYTHON3 ?= python3
+NPM ?= npm
+NPM_FLAGS := --no-audit --no-fund
 VENV := .venv
 PY := $(VENV)/bin/python
 
 PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel test-c header install bench
+.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel test-c header install node test-node test-node-install bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,7 +22,7 @@ demo: python ## The livescore demo from Python: open http://127.0.0.1:8000/
 demo-rust: ## The same demo driven from Rust
 	$(CARGO) run --release --example livescore -- $(ARGS)
 
-test: lint test-rust test-python test-wheel test-c ## Everything CI runs
+test: lint test-rust test-python test-wheel test-c test-node test-node-install ## Everything CI runs
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
@@ -64,6 +66,24 @@ install: ## Install libtidings (.so, .a), tidings.h and tidings.pc under PREFIX
 	install -m 755 target/release/libtidings.so $(PREFIX)/lib/
 	install -m 644 target/release/libtidings.a $(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ffi/tidings.pc.in > $(PREFIX)/lib/pkgconfig/tidings.pc
+
+node: ## Install the Node package's dev tools and build its addon; link it for the examples
+	cd bindings-node && $(NPM) install $(NPM_FLAGS)
+	cd examples/node && $(NPM) install $(NPM_FLAGS)
+
+test-node: node ## Node: loader/types drift, node --test (demos, Chromium, tsc)
+	cd bindings-node && npx napi build --platform --release --js native.js --dts native.d.ts
+	git diff --exit-code -- bindings-node/native.js bindings-node/native.d.ts
+	cd bindings-node && $(NPM) test
+
+test-node-install: node ## `npm install ./bindings-node` and `npm pack` both give a working package
+	rm -rf target/node-consumers && mkdir -p target/node-consumers/folder target/node-consumers/tarball
+	cd bindings-node && $(NPM) pack --pack-destination ../target/node-consumers >/dev/null
+	for consumer in folder tarball; do cp bindings-node/test/quickstart.cjs target/node-consumers/$$consumer/; done
+	cd target/node-consumers/folder && echo '{"private":true}' > package.json && \
+		$(NPM) install $(NPM_FLAGS) ../../../bindings-node && node quickstart.cjs
+	cd target/node-consumers/tarball && echo '{"private":true}' > package.json && \
+		$(NPM) install $(NPM_FLAGS) ../tidings-*.tgz && test ! -L node_modules/tidings && node quickstart.cjs
 
 bench: ## Benchmarks against peers (not built yet: see the benchmarks issue)
 	@echo "make bench: the benchmark harness is not built yet" >&2; exit 2

@@ -96,5 +96,29 @@ pub enum Error {
     BlockingInAsync,
 }
 
+impl Error {
+    /// A stable, machine-readable name of the kind of error, e.g.
+    /// `"INVALID_EVENT"`; bindings build their error codes from it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidEvent { .. } => "INVALID_EVENT",
+            Error::InvalidConfig(_) => "INVALID_CONFIG",
+            Error::InvalidPath { .. } => "INVALID_PATH",
+            Error::RouteExists(_) => "ROUTE_EXISTS",
+            Error::File { .. } => "FILE",
+            Error::Bind { .. } => "BIND",
+            Error::Runtime(_) => "RUNTIME",
+            Error::AlreadyRunning(_) => "ALREADY_RUNNING",
+            Error::Stopped => "STOPPED",
+            Error::Disconnected => "DISCONNECTED",
+            Error::QueueFull => "QUEUE_FULL",
+            Error::AlreadyAccepted => "ALREADY_ACCEPTED",
+            Error::InvalidStatus(_) => "INVALID_STATUS",
+            Error::InvalidContentType(_) => "INVALID_CONTENT_TYPE",
+            Error::BlockingInAsync => "WOULD_BLOCK",
+        }
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

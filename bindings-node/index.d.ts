@@ -1,0 +1,152 @@
+// Types of the public API (index.js). Checked against the runtime by
+// test/types.test.js and used by examples/node/typed.ts under `tsc --noEmit`.
+import { EventEmitter } from 'node:events'
+
+export interface Limits {
+  /** Most open connections; beyond it 429 with Retry-After. Default none. */
+  maxConnections?: number
+  /** Most open connections per client IP; beyond it 429. Default none. */
+  maxConnectionsPerIp?: number
+  /** Largest request head in bytes (431 beyond); at least 8192. Default 16384. */
+  maxHeadBytes?: number
+  /** Seconds a client has to send its request head. Default 10. */
+  headTimeout?: number
+}
+
+export interface ServerOptions {
+  /** Address to listen on. Default '127.0.0.1'. */
+  host?: string
+  /** Port; 0 picks a free one (see server.port). Default 8000. */
+  port?: number
+  /** '*' for any origin, or a list of allowed origins. Default none. */
+  cors?: '*' | string[] | null
+  /** Seconds between keep-alive comments on idle streams; null disables. Default 15. */
+  keepalive?: number | null
+  /** Seconds a stalled write may take before the connection is closed. Default 30. */
+  writeTimeout?: number
+  /** Seconds of silence before TCP keep-alive probes; null disables. Default 60. */
+  tcpKeepalive?: number | null
+  /** Seconds stop() lets streams finish. Default 5. */
+  drainTimeout?: number
+  /** Engine threads; 0 means one per core. */
+  workerThreads?: number
+  /** Events queued per stream client before the producer waits. Default 32. */
+  streamQueue?: number
+  limits?: Limits
+}
+
+export interface ChannelOptions {
+  /** Events kept for clients that resume with Last-Event-ID; 0 keeps none. Default 1000. */
+  history?: number
+  /** Number events that have no id. Default true. */
+  autoId?: boolean
+  /** Events a subscriber may fall behind before it is disconnected to resume. Default 1024. */
+  maxLag?: number
+  /** Keep-alive seconds for this channel, overriding the server's. */
+  keepalive?: number
+  /** Most subscribers at once (503 beyond). Default none. */
+  maxSubscribers?: number
+}
+
+/** Data: a string as is, a Buffer as UTF-8, anything else as JSON. */
+export type EventData = string | Buffer | Uint8Array | object
+
+export interface EventFields {
+  /** The event type; no CR or LF. */
+  event?: string
+  /** The event id; no CR, LF or NUL. */
+  id?: string
+  /** The client's reconnection delay in milliseconds. */
+  retry?: number
+  comment?: string
+}
+
+/** What a stream may yield: data, or an object of event fields. */
+export type StreamItem = string | Buffer | Uint8Array | (EventFields & { data?: EventData })
+
+export interface Request {
+  method: string
+  path: string
+  queryString: string
+  /** Query parameters, decoded; the first value of each name. */
+  query: Record<string, string>
+  /** Headers with lower-case names. */
+  headers: Record<string, string>
+  /** The Last-Event-ID header, else the lastEventId query parameter. */
+  lastEventId: string | null
+  client: { address: string; port: number }
+}
+
+export type StreamHandler = (request: Request) =>
+  | AsyncIterable<StreamItem>
+  | Iterable<StreamItem>
+  | Promise<AsyncIterable<StreamItem> | Iterable<StreamItem>>
+
+export interface RouteResponse {
+  body: string | Buffer
+  status?: number
+  contentType?: string
+}
+
+export type RouteHandler = (request: Request) => string | Buffer | RouteResponse | Promise<string | Buffer | RouteResponse>
+
+export interface ChannelStats {
+  subscribers: number
+  eventsPublished: number
+  historyLength: number
+}
+
+export interface Stats {
+  connectionsOpen: number
+  connectionsTotal: number
+  connectionsRejected: number
+  streamsOpen: number
+  eventsPublished: number
+  eventsDelivered: number
+  bytesWritten: number
+  slowConsumerDrops: number
+  writeTimeouts: number
+  channels: Record<string, ChannelStats>
+}
+
+/** A broadcast channel: every publish reaches every current subscriber. */
+export declare class Channel {
+  private constructor ()
+  /** Publishes one event; returns the id it was sent with, or null. Never waits. */
+  publish (data: EventData, options?: EventFields): string | null
+  readonly path: string
+  readonly subscribers: number
+  readonly eventsPublished: number
+  readonly historyLength: number
+  onSubscribe (callback: (request: Request) => void): void
+  onUnsubscribe (callback: (request: Request) => void): void
+}
+
+/** An SSE server whose transport runs in Rust. Emits 'error' (error, request) when a handler fails. */
+export declare class Server extends EventEmitter {
+  constructor (options?: ServerOptions)
+  channel (path: string, options?: ChannelOptions): Channel
+  stream (path: string, handler: StreamHandler): this
+  route (path: string, handler: RouteHandler): this
+  page (path: string, file: string): this
+  files (prefix: string, directory: string): this
+  /** Resolves with the bound port. */
+  start (): Promise<number>
+  /** Open streams get what was queued, then `farewell`, then end. */
+  stop (farewell?: EventData | (EventFields & { data?: EventData }) | null): Promise<void>
+  readonly port: number | null
+  readonly running: boolean
+  readonly url: string | null
+  stats (): Stats
+  on (event: 'error', listener: (error: unknown, request: Request) => void): this
+}
+
+/** Throw from a handler before anything is sent to answer with this status. */
+export declare class HTTPError extends Error {
+  constructor (status: number, reason?: string)
+  readonly status: number
+  readonly reason: string
+  readonly code: 'ERR_TIDINGS_HTTP'
+}
+
+export declare const version: string

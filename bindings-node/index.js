@@ -1,0 +1,175 @@
+'use strict'
+// tidings for Node: an embeddable Server-Sent Events engine whose transport
+// runs in Rust on its own threads. See index.d.ts for the API.
+
+const { EventEmitter } = require('node:events')
+const path = require('node:path')
+
+const native = require('./native.js')
+const { HTTPError } = require('./lib/errors')
+const { publishEvent } = require('./lib/events')
+const runner = require('./lib/runner')
+
+const seconds = (name, value, fallback) => {
+  if (value === undefined) return fallback
+  if (value === null || value === 0) return 0
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+    throw new TypeError(`${name} must be a positive number of seconds or null`)
+  }
+  return Math.round(value * 1000)
+}
+
+const requireString = (name, value) => {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, not ${typeof value}`)
+  return value
+}
+
+const requireFunction = (name, value) => {
+  if (typeof value !== 'function') throw new TypeError(`${name} must be a function`)
+  return value
+}
+
+// Callbacks the engine calls through threadsafe functions must never throw:
+// an exception there is fatal to the process. Report it instead.
+const guarded = (report, callback) => (...args) => {
+  try {
+    callback(...args)
+  } catch (error) {
+    report(error, args[0])
+  }
+}
+
+/** A broadcast channel: every publish reaches every current subscriber. */
+class Channel {
+  constructor (inner, report) {
+    this._inner = inner
+    this._report = report
+  }
+
+  /** Publishes one event; returns the id it was sent with, or null. Any thread-safe, never waits. */
+  publish (data, options) {
+    return this._inner.publish(publishEvent(data, options))
+  }
+
+  get path () { return this._inner.path }
+  get subscribers () { return this._inner.subscribers }
+  get eventsPublished () { return this._inner.eventsPublished }
+  get historyLength () { return this._inner.historyLen }
+
+  /** Calls `callback(request)` once for every new subscriber. */
+  onSubscribe (callback) { this._inner.onSubscribe(guarded(this._report, requireFunction('callback', callback))) }
+  /** Calls `callback(request)` once for every subscriber that leaves, however it left. */
+  onUnsubscribe (callback) { this._inner.onUnsubscribe(guarded(this._report, requireFunction('callback', callback))) }
+}
+
+/** An SSE server. Emits 'error' (error, request) when a handler fails. */
+class Server extends EventEmitter {
+  constructor (options = {}) {
+    super()
+    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
+    const { limits = {} } = options
+    this._native = new native.NativeServer({
+      host: options.host,
+      port: options.port,
+      cors: options.cors,
+      keepaliveMs: seconds('keepalive', options.keepalive, undefined),
+      writeTimeoutMs: seconds('writeTimeout', options.writeTimeout, undefined),
+      tcpKeepaliveMs: seconds('tcpKeepalive', options.tcpKeepalive, undefined),
+      drainTimeoutMs: seconds('drainTimeout', options.drainTimeout, undefined),
+      workerThreads: options.workerThreads,
+      streamQueue: options.streamQueue,
+      maxConnections: limits.maxConnections,
+      maxConnectionsPerIp: limits.maxConnectionsPerIp,
+      maxHeadBytes: limits.maxHeadBytes,
+      headTimeoutMs: seconds('limits.headTimeout', limits.headTimeout, undefined)
+    })
+    this._keepProcessAlive = null
+  }
+
+  /** Registers a broadcast channel at `path`. */
+  channel (routePath, options = {}) {
+    return new Channel(this._native.channel(requireString('path', routePath), {
+      history: options.history,
+      autoId: options.autoId,
+      maxLag: options.maxLag,
+      keepaliveMs: seconds('keepalive', options.keepalive, undefined),
+      maxSubscribers: options.maxSubscribers
+    }), (error, request) => this._report(error, request))
+  }
+
+  /**
+   * Registers a stream: `handler(request)` returns (or resolves to) an async
+   * or sync iterable of events for that one client, e.g. an async generator.
+   */
+  stream (routePath, handler) {
+    requireFunction('handler', handler)
+    const report = (error, request) => this._report(error, request)
+    this._native.stream(requireString('path', routePath),
+      guarded(report, (request, sink) => runner.openStream(this, handler, request, sink)))
+    return this
+  }
+
+  /** Registers a route whose response `handler(request)` computes. */
+  route (routePath, handler) {
+    requireFunction('handler', handler)
+    const report = (error, request) => this._report(error, request)
+    this._native.route(requireString('path', routePath),
+      guarded(report, (request, reply) => runner.openRoute(this, handler, request, reply)))
+    return this
+  }
+
+  /** Serves `file` at `path`. */
+  page (routePath, file) {
+    this._native.page(requireString('path', routePath), path.resolve(requireString('file', file)))
+    return this
+  }
+
+  /** Serves the files under `directory` below `prefix`. */
+  files (prefix, directory) {
+    this._native.files(requireString('prefix', prefix), path.resolve(requireString('directory', directory)))
+    return this
+  }
+
+  /** Starts serving on the engine's threads; resolves with the bound port. */
+  async start () {
+    const port = this._native.start()
+    // Like an http.Server, a running server keeps the process alive.
+    this._keepProcessAlive = setInterval(() => {}, 2 ** 31 - 1)
+    return port
+  }
+
+  /**
+   * Stops: open streams get what was already queued, then `farewell` if
+   * given, then end. Resolves once the engine's threads have finished.
+   */
+  async stop (farewell) {
+    clearInterval(this._keepProcessAlive)
+    this._keepProcessAlive = null
+    const event = farewell === undefined || farewell === null
+      ? null
+      : typeof farewell === 'object' && !Buffer.isBuffer(farewell) ? publishEvent(farewell.data, farewell) : publishEvent(farewell)
+    await this._native.stop(event)
+  }
+
+  get port () { return this._native.port }
+  get running () { return this._native.running }
+  get url () {
+    const port = this._native.port
+    if (port === null || port === undefined) return null
+    const host = this._native.host
+    return host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`
+  }
+
+  /** Counters: connections, streams, events published and delivered, bytes, per channel. */
+  stats () { return this._native.stats() }
+
+  _report (error, request) {
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', error, request)
+    } else {
+      console.error(`tidings: handler for ${request?.path} failed:`, error)
+    }
+  }
+}
+
+module.exports = { Server, Channel, HTTPError, version: native.version() }
