@@ -4,7 +4,6 @@ AddressSanitizer + UBSan and under valgrind."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx_sse
 import pytest
 
-from helpers import ROOT, client, events, serving
+from helpers import ROOT, assert_replays_the_match, client, events, first_events, serving
 
 LIBDIR = ROOT / "target" / "debug"
 INCLUDE = ROOT / "include"
@@ -89,20 +88,10 @@ def test_counter_in_c_sends_the_exact_sequence_and_survives_leaving_clients(tmp_
 
 def test_livescore_in_c_broadcasts_the_match_in_order(tmp_path: Path) -> None:
     binary = build(EXAMPLES / "c/livescore.c", tmp_path / "livescore")
-    match = json.loads((EXAMPLES / "data/match.json").read_text())
     with serving([str(binary), "--port", "0", "--interval", "0.01", "--examples", str(EXAMPLES)]) as running:
-        with client() as http, httpx_sse.connect_sse(http, "GET", f"{running.url}/livescore") as source:
-            received = []
-            for event in source.iter_sse():
-                received.append(event)
-                if len(received) == 40:
-                    break
-    updates = [json.loads(e.data) for e in received]
-    start = match.index(updates[0])
-    assert updates == [match[(start + i) % len(match)] for i in range(40)]
-    for event, update in zip(received, updates):
-        assert event.event == ("goal" if update["event"]["type"] == "goal" else "message")
-        assert "\n" not in event.data, "updates are sent as compact one-line JSON"
+        received = first_events(f"{running.url}/livescore", 40)
+    assert_replays_the_match(received)
+    assert all("\n" not in event.data for event in received), "updates are sent as compact one-line JSON"
 
 
 def test_four_c_threads_publishing_lose_nothing(tmp_path: Path) -> None:

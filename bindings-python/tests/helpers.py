@@ -5,6 +5,7 @@ our own parser) and server processes on free ports."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -58,6 +59,28 @@ class Demo:
         for pipe in (self.process.stdout, self.process.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def first_events(url: str, count: int, **headers: str) -> list[httpx_sse.ServerSentEvent]:
+    """The first `count` events of an endless stream, then leaves."""
+    received: list[httpx_sse.ServerSentEvent] = []
+    with client() as http, httpx_sse.connect_sse(http, "GET", url, headers=headers) as source:
+        for event in source.iter_sse():
+            received.append(event)
+            if len(received) == count:
+                break
+    return received
+
+
+def assert_replays_the_match(received: list[httpx_sse.ServerSentEvent]) -> None:
+    """The livescore contract: updates follow examples/data/match.json in
+    order (looping), goals as `event: goal`, everything else unnamed."""
+    match = json.loads((ROOT / "examples" / "data" / "match.json").read_text())
+    updates = [json.loads(event.data) for event in received]
+    start = match.index(updates[0])
+    assert updates == [match[(start + i) % len(match)] for i in range(len(updates))]
+    for event, update in zip(received, updates):
+        assert event.event == ("goal" if update["event"]["type"] == "goal" else "message")
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import time
 
 import httpx_sse
 
-from helpers import PATIENCE, client, demo, events
+from helpers import PATIENCE, assert_replays_the_match, client, demo, events, first_events
 
 
 def test_counter_sends_20_messages_then_end_event() -> None:
@@ -63,38 +63,13 @@ def test_progress_page_sessions_stream_and_bad_session_ids() -> None:
 
 
 def test_livescore_broadcasts_the_match_and_resumes_from_history() -> None:
-    match = json.loads((demo_root() / "data" / "match.json").read_text())
     with demo("livescore", "--interval", "0.02") as running:
-        with client() as http, httpx_sse.connect_sse(http, "GET", f"{running.url}/livescore") as source:
-            assert source.response.headers["access-control-allow-origin"] == "*"
-            assert source.response.headers["cache-control"] == "no-cache"
-            received = []
-            for event in source.iter_sse():
-                received.append(event)
-                if len(received) == 40:
-                    break
-        updates = [json.loads(e.data) for e in received]
-        for event, update in zip(received, updates):
-            assert set(update) == {"minute", "status", "teams", "score", "event"}
-            assert event.event == ("goal" if update["event"]["type"] == "goal" else "message")
-        # The replay follows the match file, looping at the end.
-        start = match.index(updates[0])
-        assert updates == [match[(start + i) % len(match)] for i in range(40)]
-
+        with client() as http, http.stream("GET", f"{running.url}/livescore") as response:
+            headers = response.headers
+        received = first_events(f"{running.url}/livescore", 40)
         # A client that was away resumes right after the last id it saw.
-        missed_from = received[9].id
-        with client() as http, httpx_sse.connect_sse(
-            http, "GET", f"{running.url}/livescore", headers={"last-event-id": missed_from}
-        ) as source:
-            resumed = []
-            for event in source.iter_sse():
-                resumed.append(event)
-                if len(resumed) == 30:
-                    break
-        assert [e.data for e in resumed] == [e.data for e in received[10:40]]
-
-
-def demo_root():
-    from helpers import ROOT
-
-    return ROOT / "examples"
+        resumed = first_events(f"{running.url}/livescore", 30, **{"last-event-id": received[9].id})
+    assert headers["access-control-allow-origin"] == "*"
+    assert headers["cache-control"] == "no-cache"
+    assert_replays_the_match(received)
+    assert [e.data for e in resumed] == [e.data for e in received[10:40]]

@@ -52,18 +52,10 @@ int main(int argc, char **argv) {
     char page[4096];
     snprintf(page, sizeof page, "%s/pages/counter.html", args.examples);
 
-    tidings_config config = tidings_config_default();
-    config.host = args.host;
-    config.port = (uint16_t)args.port;
-    config.cors = TIDINGS_CORS_ANY_ORIGIN;
-    tidings_server *server = NULL;
-    DEMO_CHECK(tidings_server_new(&config, &server));
+    tidings_server *server = demo_server(&args);
     DEMO_CHECK(tidings_server_stream(server, "/stream", on_open, NULL, NULL));
     DEMO_CHECK(tidings_server_page(server, "/", page));
-    uint16_t port = 0;
-    DEMO_CHECK(tidings_server_start(server, &port));
-    printf("counter: open http://%s:%u/\n", args.host, (unsigned)port);
-    fflush(stdout);
+    demo_start("counter", server, &args);
 
     demo_wait_for_ctrl_c();
     DEMO_CHECK(tidings_server_stop(server, NULL));

@@ -71,4 +71,24 @@ static inline void demo_wait_for_ctrl_c(void) {
         }                                                                                      \
     } while (0)
 
+/* A server on the demo's host and port with CORS open to any origin (the
+ * demos' pages may be opened from elsewhere). */
+static inline tidings_server *demo_server(const demo_args *args) {
+    tidings_config config = tidings_config_default();
+    config.host = args->host;
+    config.port = (uint16_t)args->port;
+    config.cors = TIDINGS_CORS_ANY_ORIGIN;
+    tidings_server *server = NULL;
+    DEMO_CHECK(tidings_server_new(&config, &server));
+    return server;
+}
+
+/* Starts serving and prints the URL to open. */
+static inline void demo_start(const char *name, tidings_server *server, const demo_args *args) {
+    uint16_t port = 0;
+    DEMO_CHECK(tidings_server_start(server, &port));
+    printf("%s: open http://%s:%u/\n", name, args->host, (unsigned)port);
+    fflush(stdout);
+}
+
 #endif

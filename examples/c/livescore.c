@@ -90,21 +90,13 @@ int main(int argc, char **argv) {
     snprintf(page, sizeof page, "%s/pages/livescore.html", args.examples);
     snprintf(data, sizeof data, "%s/data/match.json", args.examples);
 
-    tidings_config config = tidings_config_default();
-    config.host = args.host;
-    config.port = (uint16_t)args.port;
-    config.cors = TIDINGS_CORS_ANY_ORIGIN;
-    tidings_server *server = NULL;
-    DEMO_CHECK(tidings_server_new(&config, &server));
+    tidings_server *server = demo_server(&args);
     tidings_channel_options options = tidings_channel_options_default();
     options.history = 100;
     replay job = {NULL, load_match(data), args.seconds};
     DEMO_CHECK(tidings_server_channel(server, "/livescore", &options, &job.scores));
     DEMO_CHECK(tidings_server_page(server, "/", page));
-    uint16_t port = 0;
-    DEMO_CHECK(tidings_server_start(server, &port));
-    printf("livescore: open http://%s:%u/\n", args.host, (unsigned)port);
-    fflush(stdout);
+    demo_start("livescore", server, &args);
 
     pthread_t publisher;
     if (pthread_create(&publisher, NULL, publish_forever, &job) != 0) {

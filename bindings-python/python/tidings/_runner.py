@@ -44,12 +44,8 @@ def _start(
 ) -> None:
     try:
         produced = handler(request)
-    except HTTPError as refusal:
-        sink.reject(refusal.status, refusal.reason + "\n" if refusal.reason else "")
-        return
-    except Exception:
-        logger.exception("stream handler for %s failed", request.path)
-        sink.reject(500, "stream handler failed\n")
+    except Exception as error:
+        _refuse(request, sink, error)
         return
     if inspect.iscoroutine(produced):
         # A coroutine function: its result decides the response.
@@ -64,17 +60,22 @@ async def _await_then_run(
 ) -> None:
     try:
         produced = await coroutine
-    except HTTPError as refusal:
-        sink.reject(refusal.status, refusal.reason + "\n" if refusal.reason else "")
-        return
     except asyncio.CancelledError:
         sink.close()
         return
-    except Exception:
-        logger.exception("stream handler for %s failed", request.path)
-        sink.reject(500, "stream handler failed\n")
+    except Exception as error:
+        _refuse(request, sink, error)
         return
     _run(loop, produced, request, sink)
+
+
+def _refuse(request: _tidings.Request, sink: _tidings.StreamSink, error: Exception) -> None:
+    """Answers a stream whose handler raised: its HTTPError's status, else 500 (logged)."""
+    if isinstance(error, HTTPError):
+        sink.reject(error.status, error.reason + "\n" if error.reason else "")
+        return
+    logger.error("stream handler for %s failed", request.path, exc_info=error)
+    sink.reject(500, "stream handler failed\n")
 
 
 def _run(loop: asyncio.AbstractEventLoop, produced: Any, request: _tidings.Request, sink: _tidings.StreamSink) -> None:
