@@ -4,6 +4,7 @@ errors of misuse, routes, pages, CORS, stats, and threads left behind."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -205,3 +206,48 @@ def test_presence_hooks_and_stats(server: tidings.Server) -> None:
         assert stats["events_published"] == 1
     server.stop()
     assert joined == ["ada"] and left == ["ada"]
+
+
+def test_publishing_from_a_handler_a_thread_and_during_stop_never_deadlocks() -> None:
+    server = tidings.Server("127.0.0.1", 0, drain_timeout=2.0)
+    feed = server.channel("/feed")
+
+    @server.stream("/echo")
+    async def echo(request):
+        # Publishing from inside a handler, on the loop thread.
+        feed.publish("from a handler")
+        yield "published"
+
+    server.start()
+    stop_publishing = threading.Event()
+    outcomes: list[str] = []
+
+    def hammer() -> None:
+        while not stop_publishing.is_set():
+            try:
+                feed.publish("from a thread")
+            except tidings.ServerStoppedError:
+                outcomes.append("stopped")
+                return
+
+    publisher = threading.Thread(target=hammer)
+    publisher.start()
+    assert [e.data for e in events(f"{server.url}/echo")] == ["published"]
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    stopper.join(PATIENCE)
+    assert not stopper.is_alive(), "stop() deadlocked with a publisher running"
+    stop_publishing.set()
+    publisher.join(PATIENCE)
+    assert outcomes == ["stopped"]
+    assert feed.events_published > 1
+
+
+def test_engine_logs_reach_python_logging(caplog: pytest.LogCaptureFixture) -> None:
+    server = tidings.Server("127.0.0.1", 0)
+    with caplog.at_level(logging.INFO, logger="tidings"):
+        server.start()
+        server.stop()
+    messages = [record.getMessage() for record in caplog.records if record.name == "tidings"]
+    assert any(m.startswith("tidings listening addr=127.0.0.1:") for m in messages), messages
+    assert any(m.startswith("tidings stopped") for m in messages), messages
