@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel test-c header install node test-node test-node-install bench
+.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel test-c header install node test-node test-node-install bench bench-full
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -85,5 +85,10 @@ test-node-install: node ## `npm install ./bindings-node` and `npm pack` both giv
 	cd target/node-consumers/tarball && echo '{"private":true}' > package.json && \
 		$(NPM) install $(NPM_FLAGS) ../tidings-*.tgz && test ! -L node_modules/tidings && node quickstart.cjs
 
-bench: ## Benchmarks against peers (not built yet: see the benchmarks issue)
-	@echo "make bench: the benchmark harness is not built yet" >&2; exit 2
+bench: ## Benchmarks, quick profile (~5 min): peers side by side -> docs/benchmarks.md
+	$(CARGO) build --release -p tidings-bench
+	$(PYTHON3) bench/run.py --profile quick
+
+bench-full: ## Benchmarks, full profile (more events, 10k-subscriber fan-out)
+	$(CARGO) build --release -p tidings-bench
+	$(PYTHON3) bench/run.py --profile full
