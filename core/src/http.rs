@@ -69,6 +69,11 @@ impl Routes {
         Ok(())
     }
 
+    /// The route registered at exactly `path`.
+    pub(crate) fn exact(&self, path: &str) -> Option<Route> {
+        self.exact.get(path).cloned()
+    }
+
     pub(crate) fn channels(&self) -> impl Iterator<Item = &Channel> {
         self.exact.values().filter_map(|route| match route {
             Route::Channel(channel) => Some(channel),
@@ -229,7 +234,13 @@ async fn route(
 
 fn event_stream(body: ResponseBody) -> Response<ResponseBody> {
     let mut response = Response::new(body);
-    let headers = response.headers_mut();
+    *response.headers_mut() = event_stream_headers();
+    response
+}
+
+/// The headers of every event-stream response (before CORS).
+pub(crate) fn event_stream_headers() -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(4);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream; charset=utf-8"),
@@ -237,7 +248,7 @@ fn event_stream(body: ResponseBody) -> Response<ResponseBody> {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Tells nginx-style proxies not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    headers
 }
 
 async fn serve_file(file: &std::path::Path, head_only: bool) -> Response<ResponseBody> {
@@ -307,7 +318,7 @@ pub(crate) fn retry_later(status: StatusCode, message: &'static str) -> Response
 
 impl Cors {
     /// Adds the CORS headers this policy grants to `origin`.
-    fn apply(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+    pub(crate) fn apply(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
         match self {
             Cors::Disabled => {}
             Cors::AnyOrigin => {

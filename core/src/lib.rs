@@ -21,6 +21,7 @@
 
 mod body;
 mod channel;
+mod direct;
 mod error;
 mod event;
 mod files;

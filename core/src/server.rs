@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channel::{Channel, ChannelOptions};
+use crate::direct;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::files;
@@ -577,11 +578,29 @@ async fn serve_connection(
             .with_interval(Duration::from_secs(10));
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes);
     }
-    let io = TokioIo::new(Socket::new(
-        stream,
-        config.write_timeout,
-        Arc::clone(&shared.counters),
-    ));
+    let socket = Socket::new(stream, config.write_timeout, Arc::clone(&shared.counters));
+    let io = if admission.admitted {
+        // Channel subscribers are served directly; the rest goes to hyper.
+        match direct::sniff(socket, peer, &shared).await {
+            direct::Sniffed::Served => return,
+            direct::Sniffed::Hyper { socket, prefix } => direct::Replay::new(prefix, socket),
+        }
+    } else {
+        direct::Replay::new(bytes::BytesMut::new(), socket)
+    };
+    // Boxed: hyper's connection state is large, and this task's future must
+    // not carry room for it while it serves a subscriber directly.
+    Box::pin(serve_with_hyper(io, peer, shared, admission)).await;
+}
+
+async fn serve_with_hyper(
+    io: direct::Replay,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    admission: Admission,
+) {
+    let io = TokioIo::new(io);
+    let config = &shared.config;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
