@@ -158,6 +158,11 @@ impl Shared {
     }
 
     fn add_route(&self, path: &str, route: Route) -> Result<()> {
+        self.edit_routes(|routes| routes.insert(path, route))
+    }
+
+    /// Changes the routing table, unless the server was stopped.
+    fn edit_routes(&self, edit: impl FnOnce(&mut Routes) -> Result<()>) -> Result<()> {
         if self.shutdown.is_cancelled() {
             return Err(Error::Stopped);
         }
@@ -165,7 +170,7 @@ impl Shared {
             .routes
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        routes.insert(path, route)
+        edit(&mut routes)
     }
 }
 
@@ -289,15 +294,8 @@ impl Server {
     /// serves its `index.html`. Nothing outside `dir` is reachable.
     pub fn files(&self, prefix: &str, dir: impl AsRef<Path>) -> Result<()> {
         let dir = files::checked_dir(dir.as_ref())?;
-        if self.shared.shutdown.is_cancelled() {
-            return Err(Error::Stopped);
-        }
-        let mut routes = self
-            .shared
-            .routes
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        routes.insert_directory(prefix, dir)
+        self.shared
+            .edit_routes(|routes| routes.insert_directory(prefix, dir))
     }
 
     /// Binds the listening socket and starts serving on the engine's own

@@ -27,13 +27,27 @@ def open_stream(
     sink: _tidings.StreamSink,
 ) -> None:
     """Schedules `handler` for one client on `loop` (callback thread)."""
+    _on_loop(
+        loop,
+        lambda running: _start(running, handler, request, sink),
+        lambda reason: sink.reject(503, reason),
+    )
+
+
+def _on_loop(
+    loop: asyncio.AbstractEventLoop | None,
+    callback: Callable[[asyncio.AbstractEventLoop], object],
+    unavailable: Callable[[str], None],
+) -> None:
+    """Runs `callback(loop)` on `loop`, or `unavailable(reason)` (for a 503)
+    if there is no loop running to take it."""
     if loop is None or loop.is_closed():
-        sink.reject(503, "server is not running\n")
+        unavailable("server is not running\n")
         return
     try:
-        loop.call_soon_threadsafe(_start, loop, handler, request, sink)
+        loop.call_soon_threadsafe(callback, loop)
     except RuntimeError:  # the loop closed in between
-        sink.reject(503, "server is stopping\n")
+        unavailable("server is stopping\n")
 
 
 def _start(
@@ -171,13 +185,11 @@ def open_route(
     reply: _tidings.Reply,
 ) -> None:
     """Schedules a route handler for one request on `loop` (callback thread)."""
-    if loop is None or loop.is_closed():
-        reply.send("server is not running\n", 503, "text/plain; charset=utf-8")
-        return
-    try:
-        loop.call_soon_threadsafe(lambda: loop.create_task(_answer(handler, request, reply)))
-    except RuntimeError:
-        reply.send("server is stopping\n", 503, "text/plain; charset=utf-8")
+    _on_loop(
+        loop,
+        lambda running: running.create_task(_answer(handler, request, reply)),
+        lambda reason: reply.send(reason, 503, "text/plain; charset=utf-8"),
+    )
 
 
 async def _answer(handler: Callable[[_tidings.Request], Any], request: _tidings.Request, reply: _tidings.Reply) -> None:
