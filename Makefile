@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel test-c header install node test-node test-node-install bench bench-full
+.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel test-c header install node test-node test-node-install test-bench bench bench-full
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ demo: python ## The livescore demo from Python: open http://127.0.0.1:8000/
 demo-rust: ## The same demo driven from Rust
 	$(CARGO) run --release --example livescore -- $(ARGS)
 
-test: lint test-rust test-python test-wheel test-c test-node test-node-install ## Everything CI runs
+test: lint test-rust test-python test-wheel test-c test-node test-node-install test-bench ## Everything CI runs
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
@@ -85,10 +85,15 @@ test-node-install: node ## `npm install ./bindings-node` and `npm pack` both giv
 	cd target/node-consumers/tarball && echo '{"private":true}' > package.json && \
 		$(NPM) install $(NPM_FLAGS) ../tidings-*.tgz && test ! -L node_modules/tidings && node quickstart.cjs
 
-bench: ## Benchmarks, quick profile (~5 min): peers side by side -> docs/benchmarks.md
-	$(CARGO) build --release -p tidings-bench
-	$(PYTHON3) bench/run.py --profile quick
+test-bench: python node ## Benchmarks' own tests: every peer follows the protocol, the report renders
+	bench/setup.sh
+	$(PY) -m mypy --strict bench/run.py bench/report.py bench/peers bench/tests
+	$(PY) -m pytest -q -p no:cacheprovider bench/tests
 
-bench-full: ## Benchmarks, full profile (more events, 10k-subscriber fan-out)
-	$(CARGO) build --release -p tidings-bench
-	$(PYTHON3) bench/run.py --profile full
+bench: python node ## Benchmarks, quick profile (~10 min): every peer side by side -> docs/benchmarks.md
+	bench/setup.sh
+	$(PY) bench/run.py --profile quick
+
+bench-full: python node ## Benchmarks, full profile (longer runs, 10k fan-out, 50k/100k idle for every peer)
+	bench/setup.sh
+	$(PY) bench/run.py --profile full

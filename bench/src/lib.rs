@@ -1,6 +1,6 @@
 //! Shared pieces of the benchmark binaries: the peers' command line, the
 //! payload that carries its own send time, the publishing schedule, and
-//! reading a process's CPU time and memory from /proc.
+//! reading a process tree's CPU time and memory from /proc.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,10 +17,28 @@ pub struct PeerArgs {
     pub rate: f64,
     /// Bytes of data per event (at least the header with seq and time).
     pub size: usize,
+    /// Broadcast (one shared stream) or a stream per connection.
+    pub mode: Mode,
+    /// Threads the server may use (1 when pinned to one core).
+    pub threads: usize,
+    /// Build every payload before the clock starts (`--payloads prebuilt`):
+    /// publish cost alone; the send times they carry are then meaningless.
+    pub prebuilt: bool,
+}
+
+/// What `GET /sse` serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One channel: every subscriber gets every published event.
+    Broadcast,
+    /// Each connection gets its own `events` events as fast as possible,
+    /// then the response ends (the counter demo without its delay).
+    Stream,
 }
 
 impl PeerArgs {
-    /// Parses `--port --subscribers --events --rate --size`.
+    /// Parses `--port --subscribers --events --rate --size --mode --threads
+    /// --payloads`.
     pub fn parse() -> Self {
         let mut args = PeerArgs {
             port: 0,
@@ -28,6 +46,9 @@ impl PeerArgs {
             events: 1000,
             rate: 0.0,
             size: 100,
+            mode: Mode::Broadcast,
+            threads: 1,
+            prebuilt: false,
         };
         let given: Vec<String> = std::env::args().skip(1).collect();
         for pair in given.chunks(2) {
@@ -38,6 +59,15 @@ impl PeerArgs {
                 "--events" => args.events = value.parse().expect("--events"),
                 "--rate" => args.rate = value.parse().expect("--rate"),
                 "--size" => args.size = value.parse().expect("--size"),
+                "--mode" => {
+                    args.mode = match value {
+                        "broadcast" => Mode::Broadcast,
+                        "stream" => Mode::Stream,
+                        other => panic!("--mode {other}: expected broadcast or stream"),
+                    }
+                }
+                "--threads" => args.threads = value.parse().expect("--threads"),
+                "--payloads" => args.prebuilt = value == "prebuilt",
                 other => panic!("unknown argument {other}"),
             }
         }
@@ -63,13 +93,21 @@ pub fn payload(seq: usize, size: usize) -> String {
     data
 }
 
-/// Waits until `subscribers()` reaches the target, then calls `publish(seq)`
-/// for every event on schedule; returns when all were published.
+/// Waits until `subscribers()` reaches the target, then calls `publish(data)`
+/// with every event's payload on schedule; returns when all were published, after
+/// printing `published <events> in <seconds>` (the harness derives publish
+/// calls/s from it).
 pub fn run_schedule(
     args: &PeerArgs,
     subscribers: impl Fn() -> usize,
-    mut publish: impl FnMut(usize),
+    mut publish: impl FnMut(String),
 ) {
+    let built: Vec<String> = if args.prebuilt {
+        (0..args.events).map(|seq| payload(seq, args.size)).collect()
+    } else {
+        Vec::new()
+    };
+    let mut prebuilt = built.into_iter();
     let deadline = Instant::now() + Duration::from_secs(120);
     while subscribers() < args.subscribers {
         assert!(Instant::now() < deadline, "subscribers never arrived");
@@ -85,12 +123,29 @@ pub fn run_schedule(
                 std::thread::sleep(wait);
             }
         }
-        publish(seq);
+        publish(prebuilt.next().unwrap_or_else(|| payload(seq, args.size)));
     }
+    println!(
+        "published {} in {:.6}",
+        args.events,
+        start.elapsed().as_secs_f64()
+    );
 }
 
-/// A process's CPU time (user + system, ms) and resident memory (KiB).
+/// CPU time (user + system, ms) and resident memory (KiB) of a process and
+/// all its descendants (nginx's workers, a Python peer's children).
 pub fn process_usage(pid: u32) -> Option<(f64, f64)> {
+    let mut total = own_usage(pid)?;
+    for child in descendants(pid) {
+        if let Some((cpu, rss)) = own_usage(child) {
+            total.0 += cpu;
+            total.1 += rss;
+        }
+    }
+    Some(total)
+}
+
+fn own_usage(pid: u32) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
@@ -105,4 +160,45 @@ pub fn process_usage(pid: u32) -> Option<(f64, f64)> {
         .ok()?;
     // Linux reports CPU time in clock ticks of 10 ms (USER_HZ = 100).
     Some((ticks * 10.0, rss))
+}
+
+/// Every process below `pid`, found through each process's parent in /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let parent = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((child, parent))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        next += 1;
+    }
+    found.split_off(1)
+}
+
+/// Keeps a peer serving until the harness kills it.
+pub fn idle_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
 }

@@ -3,8 +3,19 @@
 //! receive latency from the send time in each event's data, and samples the
 //! server's CPU time and memory from /proc. Prints one JSON object.
 //!
-//! loadgen --port P --pid PID --connections N --events E [--timeout S] [--hold S]
+//! loadgen --port P --pid PID --connections N --events E [--timeout S]
+//!         [--hold S] [--sources K] [--window W] [--ramp R]
+//!
+//! A connection counts once the server answered its request with a 200
+//! head; at most `--window` connections wait for that at once (so a server
+//! with a short accept backlog is not flooded), started at most `--ramp`
+//! per second (0: no limit). Each then reads its stream on its own task.
+//! With `--events 0` it only holds the connections and reports the server's
+//! memory per connection. Past ~28k connections one source address runs out
+//! of ephemeral ports, so `--sources K` spreads them over 127.0.0.1 ..= .K.
 
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -18,6 +29,9 @@ struct Args {
     events: usize,
     timeout: Duration,
     hold: Duration,
+    sources: u8,
+    window: usize,
+    ramp: f64,
 }
 
 fn parse() -> Args {
@@ -28,6 +42,9 @@ fn parse() -> Args {
         events: 0,
         timeout: Duration::from_secs(60),
         hold: Duration::from_secs(2),
+        sources: 1,
+        window: 256,
+        ramp: 0.0,
     };
     let given: Vec<String> = std::env::args().skip(1).collect();
     for pair in given.chunks(2) {
@@ -41,6 +58,9 @@ fn parse() -> Args {
                 args.timeout = Duration::from_secs_f64(value.parse().expect("--timeout"))
             }
             "--hold" => args.hold = Duration::from_secs_f64(value.parse().expect("--hold")),
+            "--sources" => args.sources = value.parse().expect("--sources (1-254)"),
+            "--window" => args.window = value.parse().expect("--window"),
+            "--ramp" => args.ramp = value.parse().expect("--ramp"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -58,14 +78,17 @@ struct Seen {
     last: Option<Instant>,
 }
 
+/// Reads `events` events (or until the deadline or the end of the stream);
+/// `carry` holds what arrived after the response head.
 async fn read_stream(
     mut stream: tokio::net::TcpStream,
+    mut carry: Vec<u8>,
     events: usize,
+    buffer_size: usize,
     deadline: tokio::time::Instant,
 ) -> Seen {
     let mut seen = Seen::default();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut carry: Vec<u8> = Vec::new();
+    let mut buffer = vec![0u8; buffer_size];
     let mut next_seq = 0usize;
     while seen.received < events {
         let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await;
@@ -117,58 +140,134 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[rank.min(sorted.len() - 1)]) / 1000.0
 }
 
+/// Connects from `source`, sends the request and reads the response head.
+/// `Ok(Some(..))`: answered 200, with the bytes that followed the head.
+async fn open(
+    source: Ipv4Addr,
+    port: u16,
+) -> std::io::Result<Option<(tokio::net::TcpStream, Vec<u8>)>> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    let mut stream = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await?;
+    // As EventSource sends it (nchan answers 403 without it).
+    stream
+        .write_all(b"GET /sse HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n\r\n")
+        .await?;
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = head.split_off(end + 4);
+            return Ok(head.starts_with(b"HTTP/1.1 200").then_some((stream, rest)));
+        }
+        match stream.read(&mut buffer).await? {
+            0 => return Ok(None),
+            n => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
+
+/// How one connection went.
+enum Outcome {
+    Failed,
+    Refused,
+    Held(tokio::net::TcpStream),
+    Read(Seen),
+}
+
+/// Lets this process hold as many sockets as the test needs.
+fn raise_fd_limit(wanted: usize) {
+    let wanted = wanted as libc::rlim_t;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls on a stack value.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse();
+    raise_fd_limit(args.connections + 64);
     let before = process_usage(args.pid);
     let own_before = process_usage(std::process::id());
-    let mut streams = Vec::with_capacity(args.connections);
-    let mut connect_errors = 0;
-    for _ in 0..args.connections {
-        match tokio::net::TcpStream::connect(("127.0.0.1", args.port)).await {
-            Ok(mut stream) => {
-                if stream
-                    .write_all(b"GET /sse HTTP/1.1\r\nhost: bench\r\n\r\n")
-                    .await
-                    .is_ok()
-                {
-                    streams.push(stream);
-                } else {
-                    connect_errors += 1;
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    // Large reads count many events per syscall; bound the total buffer memory.
+    let buffer_size = ((256 << 20) / args.connections.max(1)).clamp(4 << 10, 64 << 10);
+    let window = Arc::new(tokio::sync::Semaphore::new(args.window.max(1)));
+    let connecting = Instant::now();
+    let mut tasks = Vec::with_capacity(args.connections);
+    for n in 0..args.connections {
+        if args.ramp > 0.0 {
+            tokio::time::sleep_until(
+                (connecting + Duration::from_secs_f64(n as f64 / args.ramp)).into(),
+            )
+            .await;
+        }
+        let Ok(Ok(permit)) =
+            tokio::time::timeout_at(deadline, Arc::clone(&window).acquire_owned()).await
+        else {
+            break;
+        };
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (n % usize::from(args.sources.max(1))) as u8);
+        let (port, events) = (args.port, args.events);
+        tasks.push(tokio::spawn(async move {
+            let opened = tokio::time::timeout_at(deadline, open(source, port)).await;
+            drop(permit);
+            match opened {
+                Ok(Ok(Some((stream, _)))) if events == 0 => Outcome::Held(stream),
+                Ok(Ok(Some((stream, rest)))) => {
+                    Outcome::Read(read_stream(stream, rest, events, buffer_size, deadline).await)
                 }
+                Ok(Ok(None)) => Outcome::Refused,
+                Ok(Err(_)) | Err(_) => Outcome::Failed,
             }
-            Err(_) => connect_errors += 1,
+        }));
+    }
+    // Wait until every connection was answered (or failed) before the clock.
+    let _ = tokio::time::timeout_at(deadline, window.acquire_many(args.window.max(1) as u32)).await;
+    let connect_seconds = connecting.elapsed().as_secs_f64();
+    let (mut held, mut seens, mut refused, mut failed) = (Vec::new(), Vec::new(), 0, 0);
+    for task in tasks {
+        match task.await.expect("connection task") {
+            Outcome::Failed => failed += 1,
+            Outcome::Refused => refused += 1,
+            Outcome::Held(stream) => held.push(stream),
+            Outcome::Read(seen) => seens.push(seen),
         }
     }
-    let connected = streams.len();
+    let answered = held.len() + seens.len();
     if args.events == 0 {
-        // Idle: hold the connections and report the server's memory.
+        // Idle: hold the answered connections, then report the server's memory.
         tokio::time::sleep(args.hold).await;
         let after = process_usage(args.pid);
         let rss_per_connection = match (before, after) {
-            (Some((_, b)), Some((_, a))) if connected > 0 => (a - b) / connected as f64,
+            (Some((_, b)), Some((_, a))) if answered > 0 => (a - b) / answered as f64,
             _ => 0.0,
         };
         println!(
             "{}",
             json!({
-                "connections": args.connections, "connected": connected, "connect_errors": connect_errors,
+                "connections": args.connections, "answered": answered, "refused": refused,
+                "connect_errors": failed, "connect_seconds": connect_seconds,
                 "server_rss_kib_before": before.map(|u| u.1), "server_rss_kib_after": after.map(|u| u.1),
                 "rss_kib_per_connection": rss_per_connection,
             })
         );
         return;
     }
-    let deadline = tokio::time::Instant::now() + args.timeout;
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|stream| tokio::spawn(read_stream(stream, args.events, deadline)))
-        .collect();
     let mut latencies = Vec::new();
     let (mut received, mut gaps, mut bytes, mut complete) = (0, 0, 0, 0);
     let (mut first, mut last) = (None::<Instant>, None::<Instant>);
-    for task in tasks {
-        let seen = task.await.expect("reader");
+    for seen in seens {
         received += seen.received;
         gaps += seen.gaps;
         bytes += seen.bytes;
@@ -196,14 +295,18 @@ async fn main() {
     println!(
         "{}",
         json!({
-            "connections": args.connections, "connected": connected, "connect_errors": connect_errors,
-            "complete_streams": complete, "events_expected": args.events * connected,
+            "connections": args.connections, "answered": answered, "refused": refused,
+            "connect_errors": failed, "connect_seconds": connect_seconds, "complete_streams": complete,
+            "events_expected": args.events * args.connections,
             "events_received": received, "gaps": gaps, "bytes": bytes,
             "seconds": seconds, "deliveries_per_s": if seconds > 0.0 { received as f64 / seconds } else { 0.0 },
             "latency_ms": {
                 "p50": percentile(&latencies, 50.0), "p99": percentile(&latencies, 99.0),
                 "p999": percentile(&latencies, 99.9), "max": percentile(&latencies, 100.0),
             },
+            // For the latency CDF plots: (percentile, ms) pairs.
+            "latency_quantiles_ms": (0..=100).map(f64::from).chain([99.5, 99.9, 99.99])
+                .map(|p| [p, percentile(&latencies, p)]).collect::<Vec<_>>(),
             "server_cpu_ms": server_cpu_ms,
             "server_cpu_us_per_delivery": if received > 0 { server_cpu_ms * 1000.0 / received as f64 } else { 0.0 },
             "server_rss_kib": after.map(|u| u.1),

@@ -1,20 +1,21 @@
 //! Peer: what a Rust developer writes in an afternoon: axum's Sse response
 //! over a tokio broadcast channel, one task per connection, each event
-//! encoded per subscriber.
+//! encoded per subscriber. Stream mode: an `Sse` over a per-connection
+//! stream of generated events.
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::response::sse::{Event, Sse};
 use axum::routing::get;
 use axum::Router;
-use futures_util::stream::{self, Stream};
-use tidings_bench::{payload, run_schedule, PeerArgs};
+use futures_util::stream::{self, Stream, StreamExt};
+use tidings_bench::{idle_forever, payload, run_schedule, Mode, PeerArgs};
 use tokio::sync::broadcast;
 
 fn main() {
     let args = PeerArgs::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(args.threads)
         .enable_all()
         .build()
         .expect("runtime");
@@ -23,26 +24,41 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind(("127.0.0.1", args.port)))
         .expect("bind");
     println!("port {}", listener.local_addr().expect("addr").port());
+    let (events, size) = (args.events, args.size);
     let subscribe = sender.clone();
-    let app = Router::new().route(
-        "/sse",
-        get(move || {
-            let receiver = subscribe.subscribe();
-            async move { Sse::new(events(receiver)) }
-        }),
-    );
+    let app =
+        match args.mode {
+            Mode::Stream => Router::new().route(
+                "/sse",
+                get(move || async move {
+                    Sse::new(stream::iter(0..events).map(move |seq| {
+                        Ok::<_, Infallible>(Event::default().data(payload(seq, size)))
+                    }))
+                }),
+            ),
+            Mode::Broadcast => Router::new().route(
+                "/sse",
+                get(move || {
+                    let receiver = subscribe.subscribe();
+                    async move { Sse::new(broadcast_events(receiver)) }
+                }),
+            ),
+        };
     runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    if args.mode == Mode::Stream {
+        idle_forever()
+    }
     run_schedule(
         &args,
         || sender.receiver_count(),
-        |seq| {
-            let _ = sender.send(Arc::from(payload(seq, args.size)));
+        |data| {
+            let _ = sender.send(Arc::from(data));
         },
     );
-    std::thread::park();
+    idle_forever()
 }
 
-fn events(
+fn broadcast_events(
     receiver: broadcast::Receiver<Arc<str>>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(receiver, |mut receiver| async move {

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use tidings_bench::{payload, run_schedule, PeerArgs};
+use tidings_bench::{idle_forever, run_schedule, Mode, PeerArgs};
 
 const HEAD: &[u8] =
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\r\n";
@@ -23,6 +23,10 @@ struct Shared {
 
 fn main() {
     let args = PeerArgs::parse();
+    assert!(
+        args.mode == Mode::Broadcast,
+        "the ceiling serves broadcast only"
+    );
     let listener = TcpListener::bind(("127.0.0.1", args.port)).expect("bind");
     println!("port {}", listener.local_addr().expect("addr").port());
     let shared = Arc::new(Shared::default());
@@ -60,8 +64,8 @@ fn main() {
     run_schedule(
         &args,
         || shared.connected.load(Ordering::Relaxed),
-        |seq| {
-            let event = format!("data: {}\n\n", payload(seq, args.size));
+        |data| {
+            let event = format!("data: {data}\n\n");
             shared
                 .pending
                 .lock()
@@ -71,7 +75,7 @@ fn main() {
             shared.wake.notify_one();
         },
     );
-    std::thread::park();
+    idle_forever()
 }
 
 fn answer(mut stream: TcpStream) -> Option<TcpStream> {
