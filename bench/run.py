@@ -21,6 +21,7 @@ Usage: bench/run.py [--profile quick|full] [--repeat N] [--only PEER,...]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -239,10 +240,13 @@ class RunningPeer:
         return int(events) / max(float(seconds), 1e-9)
 
     def kill(self) -> None:
-        try:
+        """Ends the peer's whole process group: SIGTERM first (so wrappers such
+        as the nchan peer clean up), then SIGKILL whatever is left after 3 s."""
+        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=3)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait()
 
 
@@ -307,7 +311,8 @@ def sustained(peer: Peer, scenario: Sustained, repeat: int) -> Json:
 
     def holds(rate: float) -> bool:
         events = max(20, round(rate * scenario.seconds))
-        run = run_fanout(peer, scenario.subscribers, events, rate, scenario.size, timeout=scenario.seconds + 10)
+        # A run that needs three times its length has missed anyway.
+        run = run_fanout(peer, scenario.subscribers, events, rate, scenario.size, timeout=3 * events / rate + 3)
         ok = bool(run["complete_streams"] == scenario.subscribers and run["gaps"] == 0
                   and run["latency_ms"]["p99"] <= 100)
         steps.append({"rate": rate, "held": ok, "p99_ms": run["latency_ms"]["p99"],
@@ -408,6 +413,11 @@ def too_many(scenario: Scenario, fd_limit: int) -> str | None:
     return None
 
 
+def save(results: Json, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+
+
 def applicable(peer: Peer, scenario: Scenario) -> bool:
     if scenario.peers is not None and peer.name not in scenario.peers:
         return False
@@ -436,6 +446,7 @@ def main() -> None:
             peers.append(peer)
     scenarios = [s for s in PROFILES[args.profile] if not args.scenarios or s.name in args.scenarios.split(",")]
     started = time.monotonic()
+    out = (args.out or ROOT / "bench" / "results") / f"{args.profile}.json"
     results: Json = {
         "profile": args.profile, "repeat": args.repeat,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -455,16 +466,16 @@ def main() -> None:
             if not applicable(peer, scenario):
                 continue
             repeat = 1 if (peer.slow and args.profile == "quick") or scenario.kind == "sustained" else args.repeat
-            print(f"{scenario.name:30} {peer.name:15} ×{repeat}", file=sys.stderr, flush=True)
+            elapsed = (time.monotonic() - started) / 60
+            print(f"{elapsed:5.1f} min  {scenario.name:30} {peer.name:15} ×{repeat}", file=sys.stderr, flush=True)
             try:
                 entry["peers"][peer.name] = RUNNERS[scenario.kind](peer, scenario, repeat)
             except (RuntimeError, subprocess.SubprocessError, json.JSONDecodeError, KeyError) as error:
                 print(f"    failed: {error}", file=sys.stderr)
                 entry["peers"][peer.name] = {"error": str(error)}
+        save(results, out)  # after every scenario, so an interrupted run keeps what it measured
     results["minutes"] = round((time.monotonic() - started) / 60, 1)
-    out = (args.out or ROOT / "bench" / "results") / f"{args.profile}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    save(results, out)
     docs = args.out or ROOT / "docs"
     report.write(results, docs)
     print(f"wrote {out}, {docs / 'benchmarks.md'} and its plots in {results['minutes']} min", file=sys.stderr)

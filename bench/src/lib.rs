@@ -103,7 +103,9 @@ pub fn run_schedule(
     mut publish: impl FnMut(String),
 ) {
     let built: Vec<String> = if args.prebuilt {
-        (0..args.events).map(|seq| payload(seq, args.size)).collect()
+        (0..args.events)
+            .map(|seq| payload(seq, args.size))
+            .collect()
     } else {
         Vec::new()
     };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -19,12 +19,16 @@ use crate::channel::{Lagged, Subscription, RESET_EVENT};
 use crate::server::Shared;
 use crate::stream::StreamReceiver;
 
+/// Batches up to this many bytes are copied into one buffer (see `gather`).
+const GATHER_LIMIT: usize = 16 * 1024;
+
 /// One or more encoded events handed to hyper as a single body frame. The
 /// events are shared `Bytes` (no copy per subscriber), written with one
 /// vectored write.
 #[derive(Debug)]
 pub(crate) enum EventBuf {
-    One(Bytes),
+    /// Contiguous bytes holding this many events.
+    One(Bytes, u64),
     Many {
         parts: Vec<Bytes>,
         at: usize,
@@ -34,7 +38,22 @@ pub(crate) enum EventBuf {
 
 impl EventBuf {
     pub(crate) fn one(bytes: Bytes) -> Self {
-        EventBuf::One(bytes)
+        EventBuf::One(bytes, 1)
+    }
+
+    /// Several events for one write. Small events are copied into one
+    /// buffer: the kernel's per-segment cost of a vectored write is higher
+    /// than a user-space copy of a few hundred bytes. Large ones stay shared.
+    pub(crate) fn gather(parts: Vec<Bytes>) -> Self {
+        let total: usize = parts.iter().map(Bytes::len).sum();
+        if total > GATHER_LIMIT {
+            return Self::many(parts);
+        }
+        let mut joined = BytesMut::with_capacity(total);
+        for part in &parts {
+            joined.extend_from_slice(part);
+        }
+        EventBuf::One(joined.freeze(), parts.len() as u64)
     }
 
     pub(crate) fn many(parts: Vec<Bytes>) -> Self {
@@ -48,7 +67,7 @@ impl EventBuf {
 
     fn events(&self) -> u64 {
         match self {
-            EventBuf::One(_) => 1,
+            EventBuf::One(_, events) => *events,
             EventBuf::Many { parts, .. } => parts.len() as u64,
         }
     }
@@ -57,21 +76,21 @@ impl EventBuf {
 impl Buf for EventBuf {
     fn remaining(&self) -> usize {
         match self {
-            EventBuf::One(bytes) => bytes.len(),
+            EventBuf::One(bytes, _) => bytes.len(),
             EventBuf::Many { remaining, .. } => *remaining,
         }
     }
 
     fn chunk(&self) -> &[u8] {
         match self {
-            EventBuf::One(bytes) => bytes,
+            EventBuf::One(bytes, _) => bytes,
             EventBuf::Many { parts, at, .. } => parts.get(*at).map_or(&[], |part| part),
         }
     }
 
     fn advance(&mut self, mut count: usize) {
         match self {
-            EventBuf::One(bytes) => bytes.advance(count),
+            EventBuf::One(bytes, _) => bytes.advance(count),
             EventBuf::Many {
                 parts,
                 at,
@@ -97,11 +116,11 @@ impl Buf for EventBuf {
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         match self {
-            EventBuf::One(bytes) if !bytes.is_empty() && !dst.is_empty() => {
+            EventBuf::One(bytes, _) if !bytes.is_empty() && !dst.is_empty() => {
                 dst[0] = IoSlice::new(bytes);
                 1
             }
-            EventBuf::One(_) => 0,
+            EventBuf::One(..) => 0,
             EventBuf::Many { parts, at, .. } => {
                 let mut filled = 0;
                 for part in parts[*at..].iter().filter(|part| !part.is_empty()) {
@@ -343,5 +362,26 @@ mod tests {
         buf.advance(2);
         assert_eq!(buf.remaining(), 0);
         assert_eq!(buf.chunk(), b"");
+    }
+
+    #[test]
+    fn small_batches_are_joined_and_still_count_their_events() {
+        let parts = vec![
+            Bytes::from_static(b"data: a\n\n"),
+            Bytes::from_static(b"data: b\n\n"),
+        ];
+        let buf = EventBuf::gather(parts);
+        assert_eq!(buf.chunk(), b"data: a\n\ndata: b\n\n");
+        assert_eq!(buf.events(), 2);
+    }
+
+    #[test]
+    fn large_batches_stay_shared() {
+        let big = Bytes::from(vec![b'x'; GATHER_LIMIT]);
+        let buf = EventBuf::gather(vec![big.clone(), Bytes::from_static(b"y")]);
+        assert_eq!(buf.events(), 2);
+        assert_eq!(buf.remaining(), GATHER_LIMIT + 1);
+        // The first part is the published buffer itself, not a copy.
+        assert_eq!(buf.chunk().as_ptr(), big.as_ptr());
     }
 }

@@ -279,7 +279,9 @@ impl Channel {
 
     /// Runs `hook` with the request of every subscriber that leaves, once per
     /// connection, also when the connection is lost abruptly. Replaces any
-    /// earlier hook.
+    /// earlier hook. Register it before clients connect: a subscriber keeps
+    /// its request (headers and all) only while the channel has this hook,
+    /// so one that joined before it is not reported.
     pub fn on_unsubscribe(&self, hook: impl Fn(&Request) + Send + Sync + 'static) {
         *write(&self.inner.on_unsubscribe) = Some(Arc::new(hook));
     }
@@ -326,7 +328,7 @@ impl Channel {
             key,
             cursor,
             reset,
-            request,
+            request: read(&inner.on_unsubscribe).is_some().then_some(request),
         })
     }
 }
@@ -408,7 +410,9 @@ pub(crate) struct Subscription {
     key: usize,
     cursor: u64,
     reset: bool,
-    request: Request,
+    /// Kept only for the `on_unsubscribe` hook: most of an idle subscriber's
+    /// memory otherwise (a browser sends ~1 KiB of headers).
+    request: Option<Request>,
 }
 
 /// The subscriber fell off the ring's tail.
@@ -445,18 +449,16 @@ impl Subscription {
         let start = (self.cursor - state.first_seq()) as usize;
         let count = pending.min(MAX_BATCH);
         self.cursor += count as u64;
-        let batch = if count == 1 {
-            EventBuf::one(state.ring[start].bytes.clone())
-        } else {
-            EventBuf::many(
-                state
-                    .ring
-                    .range(start..start + count)
-                    .map(|e| e.bytes.clone())
-                    .collect(),
-            )
-        };
-        Poll::Ready(Some(Ok(batch)))
+        if count == 1 {
+            return Poll::Ready(Some(Ok(EventBuf::one(state.ring[start].bytes.clone()))));
+        }
+        let parts: Vec<Bytes> = state
+            .ring
+            .range(start..start + count)
+            .map(|e| e.bytes.clone())
+            .collect();
+        drop(state);
+        Poll::Ready(Some(Ok(EventBuf::gather(parts))))
     }
 }
 
@@ -468,8 +470,9 @@ impl Drop for Subscription {
             state.slots.remove(self.key);
         }
         self.channel.subscribers.fetch_sub(1, Ordering::Relaxed);
-        if let Some(hook) = read(&self.channel.on_unsubscribe).clone() {
-            hook(&self.request);
+        let hook = read(&self.channel.on_unsubscribe).clone();
+        if let (Some(hook), Some(request)) = (hook, &self.request) {
+            hook(request);
         }
     }
 }

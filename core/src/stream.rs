@@ -276,7 +276,7 @@ impl StreamReceiver {
                     return Poll::Ready(Some(EventBuf::one(first)));
                 }
                 more.insert(0, first);
-                Poll::Ready(Some(EventBuf::many(more)))
+                Poll::Ready(Some(EventBuf::gather(more)))
             }
             Poll::Ready(None) => {
                 self.finished = true;

@@ -79,48 +79,63 @@ struct Seen {
 }
 
 /// Reads `events` events (or until the deadline or the end of the stream);
-/// `carry` holds what arrived after the response head.
+/// `carry` holds what arrived after the response head. Parses in place: a
+/// read appends after the unparsed tail, which moves to the front only when
+/// the buffer runs out of room.
 async fn read_stream(
     mut stream: tokio::net::TcpStream,
-    mut carry: Vec<u8>,
+    carry: Vec<u8>,
     events: usize,
     buffer_size: usize,
     deadline: tokio::time::Instant,
 ) -> Seen {
-    let mut seen = Seen::default();
-    let mut buffer = vec![0u8; buffer_size];
+    let mut seen = Seen {
+        latencies_us: Vec::with_capacity(events),
+        ..Seen::default()
+    };
+    let mut buffer = vec![0u8; buffer_size.max(carry.len() * 2)];
+    buffer[..carry.len()].copy_from_slice(&carry);
+    let (mut start, mut end) = (0, carry.len());
     let mut next_seq = 0usize;
-    while seen.received < events {
-        let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await;
-        let Ok(Ok(n)) = read else { break };
-        if n == 0 {
-            break;
-        }
-        let now = now_ns();
-        seen.bytes += n;
-        carry.extend_from_slice(&buffer[..n]);
-        let mut consumed = 0;
-        while let Some(end) = carry[consumed..].iter().position(|&b| b == b'\n') {
-            let line = &carry[consumed..consumed + end];
-            consumed += end + 1;
+    let mut now = now_ns();
+    loop {
+        // Every complete line in buffer[start..end].
+        while let Some(at) = memchr::memchr(b'\n', &buffer[start..end]) {
+            let line = &buffer[start..start + at];
+            start += at + 1;
             let Some(data) = line.strip_prefix(b"data: ") else {
                 continue;
             };
             let mut fields = data.split(|&b| b == b' ');
             let seq: usize = parse_number(fields.next());
             let sent: u128 = parse_number(fields.next());
-            if seq != next_seq {
-                seen.gaps += seq.saturating_sub(next_seq);
-            }
+            seen.gaps += seq.saturating_sub(next_seq);
             next_seq = seq + 1;
             seen.received += 1;
-            let instant = Instant::now();
-            seen.first.get_or_insert(instant);
-            seen.last = Some(instant);
             seen.latencies_us
                 .push(u32::try_from(now.saturating_sub(sent) / 1000).unwrap_or(u32::MAX));
         }
-        carry.drain(..consumed);
+        if seen.received >= events {
+            break;
+        }
+        if end == buffer.len() {
+            buffer.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+            if end == buffer.len() {
+                break; // a line longer than the buffer: not an event of ours
+            }
+        }
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer[end..])).await;
+        let Ok(Ok(n)) = read else { break };
+        if n == 0 {
+            break;
+        }
+        now = now_ns();
+        let instant = Instant::now();
+        seen.first.get_or_insert(instant);
+        seen.last = Some(instant);
+        seen.bytes += n;
+        end += n;
     }
     seen
 }
@@ -151,6 +166,9 @@ async fn open(
     let mut stream = socket
         .connect(SocketAddr::from(([127, 0, 0, 1], port)))
         .await?;
+    // Close with a reset rather than a FIN: no TIME_WAIT left on this side,
+    // whose ephemeral ports the next run needs (10k connections per run).
+    stream.set_zero_linger()?;
     // As EventSource sends it (nchan answers 403 without it).
     stream
         .write_all(b"GET /sse HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n\r\n")
