@@ -18,6 +18,7 @@ if [ ${#packages[@]} -gt 0 ]; then
     sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
     if "${sudo[@]}" true 2>/dev/null; then
+        "${sudo[@]}" apt-get update -qq
         "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${packages[@]}" >/dev/null
     else
