@@ -155,8 +155,11 @@ def sustained_section(name: str, data: Json) -> list[str]:
             lines.append(f"| {peer} | failed: {entry['error']} | | | |")
             continue
         steps = ", ".join(f"{s['rate']:g}: {s['p99_ms']:.0f}{' ✓' if s['held'] else ''}" for s in entry["steps"])
-        lines.append(f"| {peer} | {entry['rate']:,.0f} | {entry['deliveries_per_s']:,.0f} | "
-                     f"{ratio(mine, entry['rate'])} | {steps} |")
+        if entry["rate"]:
+            held = f"{entry['rate']:,.0f} | {entry['deliveries_per_s']:,.0f}"
+        else:
+            held = f"none held (down to {min(s['rate'] for s in entry['steps']):g}) | —"
+        lines.append(f"| {peer} | {held} | {ratio(mine, entry['rate'])} | {steps} |")
     return lines + [""]
 
 
@@ -253,28 +256,40 @@ def draw(results: Json, docs: Path) -> list[tuple[str, str]]:
     (docs / PLOTS).mkdir(parents=True, exist_ok=True)
     scenarios, drawn = results["scenarios"], []
 
-    def save(figure: Any, title: str, name: str) -> None:
+    def save(figure: Any, axes: Any, title: str, name: str) -> None:
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize=8)
         figure.tight_layout()
         figure.savefig(docs / PLOTS / name, dpi=110)
         plt.close(figure)
         drawn.append((title, f"{PLOTS}/{name}"))
 
-    throughput: dict[str, list[tuple[int, float]]] = {}
+    def lines_per_peer(series: dict[str, list[tuple[float, float]]], title: str, name: str, **labels: str) -> None:
+        """One log-log line of (x, y) points per peer."""
+        if not series:
+            return
+        figure, axes = plt.subplots(figsize=(7, 4.2))
+        for peer, points in series.items():
+            points.sort()
+            axes.plot([x for x, _ in points], [y for _, y in points], marker="o", label=peer)
+        axes.set(xscale="log", yscale="log", title=title, **labels)
+        save(figure, axes, title, name)
+
+    throughput: dict[str, list[tuple[float, float]]] = {}
+    memory: dict[str, list[tuple[float, float]]] = {}
     for data in scenarios.values():
-        if data["kind"] == "fanout" and not data["rate"] and data["size"] == 100:
-            for peer, entry in data["peers"].items():
+        for peer, entry in data["peers"].items():
+            if data["kind"] == "fanout" and not data["rate"] and data["size"] == 100:
                 if (value := median(entry, "deliveries_per_s")) is not None:
                     throughput.setdefault(peer, []).append((data["subscribers"], value))
-    if throughput:
-        figure, axes = plt.subplots(figsize=(7, 4.2))
-        for peer, points in throughput.items():
-            points.sort()
-            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=peer)
-        axes.set(xscale="log", yscale="log", xlabel="subscribers", ylabel="deliveries/s (100 B events, burst)",
-                 title="Fan-out throughput vs subscribers")
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=8)
-        save(figure, "Throughput vs subscribers", "bench-throughput.png")
+            if data["kind"] == "idle":
+                rss, answered = median(entry, "rss_mib"), median(entry, "answered")
+                if rss is not None and answered:
+                    memory.setdefault(peer, []).append((answered, rss))
+    lines_per_peer(throughput, "Fan-out throughput vs subscribers", "bench-throughput.png",
+                   xlabel="subscribers", ylabel="deliveries/s (100 B events, burst)")
+    lines_per_peer(memory, "Server memory vs idle connections", "bench-rss.png",
+                   xlabel="idle connections answered", ylabel="server RSS (MiB)")
 
     latency = scenarios.get("latency-1k-200eps", {}).get("peers", {})
     if latency:
@@ -288,25 +303,5 @@ def draw(results: Json, docs: Path) -> list[tuple[str, str]]:
             axes.plot([max(ms, 0.01) for _, ms in pairs], [p / 100 for p, _ in pairs], label=peer)
         axes.set(xscale="log", xlabel="publish → receive latency (ms)", ylabel="fraction of deliveries",
                  title="Latency CDF, 1k subscribers × 200 events/s (median run)")
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=8)
-        save(figure, "Latency CDF", "bench-latency-cdf.png")
-
-    memory: dict[str, list[tuple[float, float]]] = {}
-    for data in scenarios.values():
-        if data["kind"] == "idle":
-            for peer, entry in data["peers"].items():
-                value, answered = median(entry, "rss_mib"), median(entry, "answered")
-                if value is not None and answered:
-                    memory.setdefault(peer, []).append((answered, value))
-    if memory:
-        figure, axes = plt.subplots(figsize=(7, 4.2))
-        for peer, rss in memory.items():
-            rss.sort()
-            axes.plot([p[0] for p in rss], [p[1] for p in rss], marker="o", label=peer)
-        axes.set(xscale="log", yscale="log", xlabel="idle connections answered", ylabel="server RSS (MiB)",
-                 title="Server memory vs idle connections")
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=8)
-        save(figure, "RSS vs connections", "bench-rss.png")
+        save(figure, axes, "Latency CDF", "bench-latency-cdf.png")
     return drawn
