@@ -58,17 +58,17 @@ class Peer:
     # Peers that need minutes for the full event count publish fewer events in
     # burst runs (deliveries/s stays comparable) and run once in the quick profile.
     slow: bool = False
+    # Files the peer needs besides its program (bench/setup.sh installs them).
+    requires: tuple[str, ...] = ()
 
     def missing(self) -> str | None:
         """Why this peer cannot run here, or None."""
         program = self.command[0]
-        if "/" in program:
-            if not Path(program).exists():
-                return f"{program} not found (make bench builds and installs the peers)"
-        elif shutil.which(program) is None:
+        if "/" not in program and shutil.which(program) is None:
             return f"{program} not on PATH"
-        if self.name == "nchan" and not Path("/usr/lib/nginx/modules/ngx_nchan_module.so").exists():
-            return "nginx's nchan module is not installed (Debian: libnginx-mod-nchan)"
+        for path in ((program,) if "/" in program else ()) + self.requires:
+            if not Path(path).exists():
+                return f"{path} not found (make bench builds and installs the peers)"
         return None
 
 
@@ -87,7 +87,8 @@ PEERS = [
          "axum `Sse` over a tokio broadcast channel, a task per connection: the afternoon version"),
     Peer("nchan", ("python3", str(PEER_SCRIPTS / "nchan_peer.py")),
          "nginx + nchan (Debian), one worker, events published through nchan's HTTP publisher",
-         modes=frozenset({"broadcast"}), slow=True),
+         modes=frozenset({"broadcast"}), slow=True,
+         requires=("/usr/sbin/nginx", "/usr/lib/nginx/modules/ngx_nchan_module.so")),
     Peer("sse-starlette", (str(VENV_PYTHON), str(PEER_SCRIPTS / "python_peer.py"), "--impl", "sse-starlette"),
          "uvicorn + sse-starlette, the idiomatic broadcast (an asyncio queue per subscriber)", slow=True),
     Peer("fastapi", (str(VENV_PYTHON), str(PEER_SCRIPTS / "python_peer.py"), "--impl", "fastapi"),

@@ -61,7 +61,13 @@ int main(int argc, char **argv) {
         else if (strcmp(name, "--rate") == 0) rate = atof(value);
         else if (strcmp(name, "--size") == 0) size = atol(value);
         else if (strcmp(name, "--threads") == 0) threads = atol(value);
-        else if (strcmp(name, "--payloads") == 0) prebuilt = strcmp(value, "prebuilt") == 0;
+        else if (strcmp(name, "--payloads") == 0) {
+            if (strcmp(value, "live") != 0 && strcmp(value, "prebuilt") != 0) {
+                fprintf(stderr, "c_peer: --payloads %s: expected live or prebuilt\n", value);
+                return 2;
+            }
+            prebuilt = strcmp(value, "prebuilt") == 0;
+        }
         else if (strcmp(name, "--mode") == 0) {
             if (strcmp(value, "broadcast") != 0) {
                 fprintf(stderr, "c_peer: only --mode broadcast is supported\n");

@@ -50,29 +50,50 @@ impl PeerArgs {
             threads: 1,
             prebuilt: false,
         };
-        let given: Vec<String> = std::env::args().skip(1).collect();
-        for pair in given.chunks(2) {
-            let value = pair.get(1).map(String::as_str).unwrap_or_default();
-            match pair[0].as_str() {
-                "--port" => args.port = value.parse().expect("--port"),
-                "--subscribers" => args.subscribers = value.parse().expect("--subscribers"),
-                "--events" => args.events = value.parse().expect("--events"),
-                "--rate" => args.rate = value.parse().expect("--rate"),
-                "--size" => args.size = value.parse().expect("--size"),
+        for (name, value) in option_pairs() {
+            match name.as_str() {
+                "--port" => args.port = parse_value(&name, &value),
+                "--subscribers" => args.subscribers = parse_value(&name, &value),
+                "--events" => args.events = parse_value(&name, &value),
+                "--rate" => args.rate = parse_value(&name, &value),
+                "--size" => args.size = parse_value(&name, &value),
                 "--mode" => {
-                    args.mode = match value {
+                    args.mode = match value.as_str() {
                         "broadcast" => Mode::Broadcast,
                         "stream" => Mode::Stream,
                         other => panic!("--mode {other}: expected broadcast or stream"),
                     }
                 }
-                "--threads" => args.threads = value.parse().expect("--threads"),
-                "--payloads" => args.prebuilt = value == "prebuilt",
+                "--threads" => args.threads = parse_value(&name, &value),
+                "--payloads" => {
+                    args.prebuilt = match value.as_str() {
+                        "live" => false,
+                        "prebuilt" => true,
+                        other => panic!("--payloads {other}: expected live or prebuilt"),
+                    }
+                }
                 other => panic!("unknown argument {other}"),
             }
         }
         args
     }
+}
+
+/// The command line as `(--name, value)` pairs: every option of the bench
+/// binaries takes a value.
+pub fn option_pairs() -> Vec<(String, String)> {
+    let given: Vec<String> = std::env::args().skip(1).collect();
+    given
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair.get(1).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// An option's value, or a stop with a message naming the option.
+pub fn parse_value<T: std::str::FromStr>(name: &str, value: &str) -> T {
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} {value:?}: not a valid value"))
 }
 
 /// Nanoseconds since the Unix epoch (the load generator runs on the same

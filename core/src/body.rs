@@ -22,9 +22,10 @@ use crate::stream::StreamReceiver;
 /// Batches up to this many bytes are copied into one buffer (see `gather`).
 const GATHER_LIMIT: usize = 16 * 1024;
 
-/// One or more encoded events handed to hyper as a single body frame. The
-/// events are shared `Bytes` (no copy per subscriber), written with one
-/// vectored write.
+/// One or more encoded events handed to hyper (or the direct path) as a
+/// single body frame, written with one write: either contiguous bytes (one
+/// event, or a small batch joined by `gather`) or the events' shared `Bytes`
+/// for a vectored write without a copy.
 #[derive(Debug)]
 pub(crate) enum EventBuf {
     /// Contiguous bytes holding this many events.

@@ -457,6 +457,8 @@ impl Subscription {
             .range(start..start + count)
             .map(|e| e.bytes.clone())
             .collect();
+        // Clones are cheap; joining them (in `gather`) waits until the
+        // publisher may take the lock again.
         drop(state);
         Poll::Ready(Some(Ok(EventBuf::gather(parts))))
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tidings_bench::{now_ns, process_usage};
+use tidings_bench::{now_ns, option_pairs, parse_value, process_usage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Args {
@@ -46,21 +46,18 @@ fn parse() -> Args {
         window: 256,
         ramp: 0.0,
     };
-    let given: Vec<String> = std::env::args().skip(1).collect();
-    for pair in given.chunks(2) {
-        let value = pair.get(1).map(String::as_str).unwrap_or_default();
-        match pair[0].as_str() {
-            "--port" => args.port = value.parse().expect("--port"),
-            "--pid" => args.pid = value.parse().expect("--pid"),
-            "--connections" => args.connections = value.parse().expect("--connections"),
-            "--events" => args.events = value.parse().expect("--events"),
-            "--timeout" => {
-                args.timeout = Duration::from_secs_f64(value.parse().expect("--timeout"))
-            }
-            "--hold" => args.hold = Duration::from_secs_f64(value.parse().expect("--hold")),
-            "--sources" => args.sources = value.parse().expect("--sources (1-254)"),
-            "--window" => args.window = value.parse().expect("--window"),
-            "--ramp" => args.ramp = value.parse().expect("--ramp"),
+    for (name, value) in option_pairs() {
+        let seconds = |value: &str| Duration::from_secs_f64(parse_value(&name, value));
+        match name.as_str() {
+            "--port" => args.port = parse_value(&name, &value),
+            "--pid" => args.pid = parse_value(&name, &value),
+            "--connections" => args.connections = parse_value(&name, &value),
+            "--events" => args.events = parse_value(&name, &value),
+            "--timeout" => args.timeout = seconds(&value),
+            "--hold" => args.hold = seconds(&value),
+            "--sources" => args.sources = parse_value(&name, &value),
+            "--window" => args.window = parse_value(&name, &value),
+            "--ramp" => args.ramp = parse_value(&name, &value),
             other => panic!("unknown argument {other}"),
         }
     }
