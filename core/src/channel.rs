@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use slab::Slab;
 
-use crate::body::EventBuf;
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::frame::EventBuf;
 use crate::request::Request;
 use crate::stats::Counters;
 

@@ -1,140 +1,59 @@
-//! Request handling: routing, methods, CORS, and the responses themselves.
+//! The hyper service: every request that the direct path does not serve is
+//! routed and answered here (methods, CORS, preflights, pages, stream heads).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use crate::body::{ResponseBody, Source, SseBody};
-use crate::channel::{Channel, SubscribeError};
-use crate::error::{Error, Result};
+use crate::body::{BodyContext, ResponseBody, Source, SseBody};
+use crate::channel::SubscribeError;
+use crate::config::Config;
 use crate::files;
-use crate::reply::{reply_pair, RouteHandler};
+use crate::reply::reply_pair;
 use crate::request::Request;
-use crate::server::{Cors, Shared};
-use crate::stream::{stream_pair, Decision, StreamHandler};
+use crate::routes::{Route, Routes, Target};
+use crate::stream::{stream_pair, Decision};
 
-/// What a path serves.
-#[derive(Clone)]
-pub(crate) enum Route {
-    Channel(Channel),
-    Stream(Arc<dyn StreamHandler>),
-    Handler(Arc<dyn RouteHandler>),
-    Page(PathBuf),
+/// What answering a request needs: the configuration, the routing table and
+/// the context every event-stream body is built from.
+pub(crate) struct Site {
+    pub(crate) config: Config,
+    pub(crate) routes: RwLock<Routes>,
+    pub(crate) bodies: BodyContext,
 }
 
-/// The routing table: exact paths, then directory prefixes (longest first).
-#[derive(Default)]
-pub(crate) struct Routes {
-    exact: HashMap<String, Route>,
-    directories: Vec<(String, PathBuf)>,
-}
-
-enum Target {
-    Route(Route),
-    File { dir: PathBuf, relative: String },
-}
-
-impl Routes {
-    pub(crate) fn insert(&mut self, path: &str, route: Route) -> Result<()> {
-        check_path(path)?;
-        if self.exact.contains_key(path) {
-            return Err(Error::RouteExists(path.to_owned()));
-        }
-        self.exact.insert(path.to_owned(), route);
-        Ok(())
+impl Site {
+    pub(crate) fn routes(&self) -> RwLockReadGuard<'_, Routes> {
+        self.routes.read().unwrap_or_else(PoisonError::into_inner)
     }
-
-    pub(crate) fn insert_directory(&mut self, prefix: &str, dir: PathBuf) -> Result<()> {
-        check_path(prefix)?;
-        let prefix = if prefix.ends_with('/') {
-            prefix.to_owned()
-        } else {
-            format!("{prefix}/")
-        };
-        if self
-            .directories
-            .iter()
-            .any(|(existing, _)| *existing == prefix)
-        {
-            return Err(Error::RouteExists(prefix));
-        }
-        self.directories.push((prefix, dir));
-        self.directories
-            .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        Ok(())
-    }
-
-    /// The route registered at exactly `path`.
-    pub(crate) fn exact(&self, path: &str) -> Option<Route> {
-        self.exact.get(path).cloned()
-    }
-
-    pub(crate) fn channels(&self) -> impl Iterator<Item = &Channel> {
-        self.exact.values().filter_map(|route| match route {
-            Route::Channel(channel) => Some(channel),
-            _ => None,
-        })
-    }
-
-    fn find(&self, path: &str) -> Option<Target> {
-        if let Some(route) = self.exact.get(path) {
-            return Some(Target::Route(route.clone()));
-        }
-        self.directories.iter().find_map(|(prefix, dir)| {
-            path.strip_prefix(prefix.as_str())
-                .map(|relative| Target::File {
-                    dir: dir.clone(),
-                    relative: relative.to_owned(),
-                })
-        })
-    }
-}
-
-fn check_path(path: &str) -> Result<()> {
-    let reason = if !path.starts_with('/') {
-        "must start with '/'"
-    } else if path.contains(['?', '#']) {
-        "must not contain a query or fragment"
-    } else if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        "must not contain whitespace or control characters"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidPath {
-        path: path.to_owned(),
-        reason,
-    })
 }
 
 const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 
 /// Answers one request.
 pub(crate) async fn handle(
-    shared: Arc<Shared>,
+    site: &Site,
     peer: SocketAddr,
     request: http::Request<hyper::body::Incoming>,
 ) -> Response<ResponseBody> {
     let (parts, _body) = request.into_parts();
     let origin = parts.headers.get(header::ORIGIN).cloned();
-    let mut response = route(&shared, peer, parts).await;
-    shared
-        .config
+    let mut response = route(site, peer, parts).await;
+    site.config
         .cors
         .apply(origin.as_ref(), response.headers_mut());
     response
 }
 
 async fn route(
-    shared: &Arc<Shared>,
+    site: &Site,
     peer: SocketAddr,
     parts: http::request::Parts,
 ) -> Response<ResponseBody> {
-    let target = shared.routes().find(parts.uri.path());
+    let target = site.routes().find(parts.uri.path());
     let Some(target) = target else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
@@ -190,11 +109,11 @@ async fn route(
             let request = Request::new(parts.method, &parts.uri, parts.headers, peer);
             match channel.subscribe(request) {
                 Ok(subscription) => {
-                    let body = SseBody::new(Source::Channel(subscription), Arc::clone(shared));
+                    let body = SseBody::new(Source::Channel(subscription), &site.bodies);
                     event_stream(ResponseBody::Events(body))
                 }
                 Err(SubscribeError::Full) => {
-                    shared
+                    site.bodies
                         .counters
                         .connections_rejected
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -207,7 +126,7 @@ async fn route(
         }
         Target::Route(Route::Stream(handler)) => {
             let request = Request::new(parts.method, &parts.uri, parts.headers, peer);
-            let (sender, receiver, decision) = stream_pair(shared.config.stream_queue);
+            let (sender, receiver, decision) = stream_pair(site.config.stream_queue);
             // A panicking handler costs this client a 500, nothing more.
             let opened = catch_unwind(AssertUnwindSafe(|| handler.open(request, sender)));
             if opened.is_err() {
@@ -216,7 +135,7 @@ async fn route(
             }
             match decision.await {
                 Ok(Decision::Accept) => {
-                    let body = SseBody::new(Source::Stream(receiver), Arc::clone(shared));
+                    let body = SseBody::new(Source::Stream(receiver), &site.bodies);
                     event_stream(ResponseBody::Events(body))
                 }
                 Ok(Decision::Reject { status, message }) => text(status, message),
@@ -314,76 +233,4 @@ pub(crate) fn retry_later(status: StatusCode, message: &'static str) -> Response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     response
-}
-
-impl Cors {
-    /// Adds the CORS headers this policy grants to `origin`.
-    pub(crate) fn apply(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
-        match self {
-            Cors::Disabled => {}
-            Cors::AnyOrigin => {
-                headers.insert(
-                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                    HeaderValue::from_static("*"),
-                );
-            }
-            Cors::Origins(allowed) => {
-                headers.append(header::VARY, HeaderValue::from_static("origin"));
-                let Some(origin) = origin else { return };
-                let permitted = origin
-                    .to_str()
-                    .is_ok_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)));
-                if permitted {
-                    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-                    headers.insert(
-                        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                        HeaderValue::from_static("true"),
-                    );
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn route_paths_are_checked() {
-        let mut routes = Routes::default();
-        for bad in ["", "stream", "/a?b", "/a b", "/a\nb"] {
-            assert!(matches!(
-                routes.insert(bad, Route::Page(PathBuf::new())),
-                Err(Error::InvalidPath { .. })
-            ));
-        }
-        routes.insert("/a", Route::Page(PathBuf::new())).unwrap();
-        assert!(matches!(
-            routes.insert("/a", Route::Page(PathBuf::new())),
-            Err(Error::RouteExists(_))
-        ));
-    }
-
-    #[test]
-    fn longest_directory_prefix_wins() {
-        let mut routes = Routes::default();
-        routes
-            .insert_directory("/", PathBuf::from("/root"))
-            .unwrap();
-        routes
-            .insert_directory("/static", PathBuf::from("/static"))
-            .unwrap();
-        let Some(Target::File { dir, relative }) = routes.find("/static/app.js") else {
-            panic!("no match");
-        };
-        assert_eq!(
-            (dir, relative.as_str()),
-            (PathBuf::from("/static"), "app.js")
-        );
-        let Some(Target::File { dir, .. }) = routes.find("/other.js") else {
-            panic!("no match");
-        };
-        assert_eq!(dir, PathBuf::from("/root"));
-    }
 }

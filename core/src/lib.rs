@@ -19,25 +19,38 @@
 
 #![warn(missing_docs)]
 
-mod body;
-mod channel;
-mod direct;
+// Layers, lowest first; a module imports only from the layers below it.
+// Leaves:
+mod config;
 mod error;
 mod event;
-mod files;
-mod http;
-mod reply;
+mod frame;
 mod request;
-mod server;
-mod socket;
+mod shutdown;
 mod stats;
+// Delivery (produces frames, knows no HTTP):
+mod channel;
+mod reply;
 mod stream;
+// Responses:
+mod body;
+mod routes;
+// Connections:
+mod direct;
+mod files;
+mod head;
+mod http;
+mod socket;
+// The accept loop, then the public lifecycle:
+mod conn;
+mod server;
 
 pub use channel::{Channel, ChannelOptions, EventId, PresenceHook};
+pub use config::{Config, Cors, Limits};
 pub use error::{Error, Result};
 pub use event::Event;
 pub use reply::{Reply, RouteHandler};
 pub use request::Request;
-pub use server::{Config, Cors, Limits, Server};
+pub use server::Server;
 pub use stats::{ChannelStats, Stats};
 pub use stream::{StreamHandler, StreamSender};

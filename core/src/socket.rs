@@ -1,6 +1,7 @@
-//! The accepted TCP socket as hyper sees it: counts bytes written and fails a
-//! write that cannot make progress within the write timeout, which is how a
-//! half-open client (one that vanished without a FIN) is found and freed.
+//! The accepted TCP socket: [`Socket`] counts bytes written and fails a write
+//! that cannot make progress within the write timeout, which is how a
+//! half-open client (one that vanished without a FIN) is found and freed;
+//! [`Replay`] is the socket hyper reads, with the head already read in front.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -10,12 +11,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::stats::Counters;
 
+/// An accepted connection's socket, with its write timeout.
 pub(crate) struct Socket {
     stream: TcpStream,
     write_timeout: Duration,
@@ -114,5 +117,69 @@ impl AsyncWrite for Socket {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// The socket for hyper: `prefix` (the head already read) first, then the
+/// socket itself.
+pub(crate) struct Replay {
+    prefix: BytesMut,
+    socket: Socket,
+}
+
+impl Replay {
+    pub(crate) fn new(prefix: BytesMut, socket: Socket) -> Self {
+        Replay { prefix, socket }
+    }
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.prefix.has_remaining() {
+            let count = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..count]);
+            this.prefix.advance(count);
+            if !this.prefix.has_remaining() {
+                // Give the memory back: the connection may live for hours.
+                this.prefix = BytesMut::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
     }
 }

@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::body::EventBuf;
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::frame::EventBuf;
 use crate::request::Request;
 
 /// Called once per client connection on a stream route, on an engine thread.
@@ -78,7 +78,7 @@ impl DecisionSlot {
 
 type CloseHook = Box<dyn FnOnce() + Send>;
 
-struct Shared {
+struct StreamState {
     /// `None` once the connection has ended and the hooks have run.
     close_hooks: Mutex<Option<Vec<CloseHook>>>,
     failed: AtomicBool,
@@ -91,7 +91,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct StreamSender {
     tx: mpsc::Sender<Bytes>,
-    shared: Arc<Shared>,
+    state: Arc<StreamState>,
     decision: Arc<DecisionSlot>,
 }
 
@@ -114,14 +114,14 @@ pub(crate) fn stream_pair(
 ) -> (StreamSender, StreamReceiver, oneshot::Receiver<Decision>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let (decision_tx, decision_rx) = oneshot::channel();
-    let shared = Arc::new(Shared {
+    let state = Arc::new(StreamState {
         close_hooks: Mutex::new(Some(Vec::new())),
         failed: AtomicBool::new(false),
         runtime: tokio::runtime::Handle::current(),
     });
     let receiver = StreamReceiver {
         rx,
-        shared: Arc::clone(&shared),
+        state: Arc::clone(&state),
         finished: false,
     };
     let decision = Arc::new(DecisionSlot {
@@ -131,7 +131,7 @@ pub(crate) fn stream_pair(
     (
         StreamSender {
             tx,
-            shared,
+            state,
             decision,
         },
         receiver,
@@ -201,7 +201,7 @@ impl StreamSender {
     /// Then `try_send` succeeds unless another producer took the room first.
     pub fn when_ready(&self, ready: impl FnOnce(bool) + Send + 'static) {
         let tx = self.tx.clone();
-        self.shared.runtime.spawn(async move {
+        self.state.runtime.spawn(async move {
             // The permit is released at once: it only proves there is room.
             let has_room = tx.reserve().await.is_ok();
             ready(has_room);
@@ -223,7 +223,7 @@ impl StreamSender {
     /// caller's, in the latter case).
     pub fn on_close(&self, hook: impl FnOnce() + Send + 'static) {
         let mut hooks = self
-            .shared
+            .state
             .close_hooks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -241,14 +241,14 @@ impl StreamSender {
     /// producer failed; log the cause yourself, it is not sent to the client.
     pub fn fail(self) {
         self.accept();
-        self.shared.failed.store(true, Ordering::Release);
+        self.state.failed.store(true, Ordering::Release);
     }
 }
 
 /// The receiving half, owned by the connection's response body.
 pub(crate) struct StreamReceiver {
     rx: mpsc::Receiver<Bytes>,
-    shared: Arc<Shared>,
+    state: Arc<StreamState>,
     finished: bool,
 }
 
@@ -280,7 +280,7 @@ impl StreamReceiver {
             }
             Poll::Ready(None) => {
                 self.finished = true;
-                if self.shared.failed.load(Ordering::Acquire) {
+                if self.state.failed.load(Ordering::Acquire) {
                     Poll::Ready(Some(EventBuf::one(Bytes::from_static(ERROR_EVENT))))
                 } else {
                     Poll::Ready(None)
@@ -295,7 +295,7 @@ impl Drop for StreamReceiver {
         // Close first so a producer woken by a hook already sees the stream gone.
         self.rx.close();
         let hooks = self
-            .shared
+            .state
             .close_hooks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

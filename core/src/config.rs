@@ -1,0 +1,142 @@
+//! What a host configures: the server's [`Config`], its connection [`Limits`]
+//! and its cross-origin policy ([`Cors`]). Checked once, in
+//! [`Config::validate`], so that nothing later has to.
+
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderValue};
+
+use crate::error::{Error, Result};
+
+/// Which cross-origin pages may read the server's responses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Cors {
+    /// No CORS headers: only same-origin pages can read responses.
+    #[default]
+    Disabled,
+    /// `Access-Control-Allow-Origin: *` for every response.
+    AnyOrigin,
+    /// Only these origins (e.g. `https://app.example`), with credentials.
+    Origins(Vec<String>),
+}
+
+impl Cors {
+    /// Adds the CORS headers this policy grants to `origin`.
+    pub(crate) fn apply(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        match self {
+            Cors::Disabled => {}
+            Cors::AnyOrigin => {
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+            }
+            Cors::Origins(allowed) => {
+                headers.append(header::VARY, HeaderValue::from_static("origin"));
+                let Some(origin) = origin else { return };
+                let permitted = origin
+                    .to_str()
+                    .is_ok_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)));
+                if permitted {
+                    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+                    headers.insert(
+                        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                        HeaderValue::from_static("true"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Limits that keep one client, or many, from taking the server down.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most open connections; beyond it new ones get 429. Default none.
+    pub max_connections: Option<usize>,
+    /// Most open connections from one IP address; beyond it 429. Default none
+    /// (many users may share an address behind NAT).
+    pub max_connections_per_ip: Option<usize>,
+    /// Largest request head in bytes; beyond it 431. At least 8192. Default 16 KiB.
+    pub max_head_bytes: usize,
+    /// Time a client has to send its request head (slow-loris defence). Default 10 s.
+    pub head_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: None,
+            max_connections_per_ip: None,
+            max_head_bytes: 16 * 1024,
+            head_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Server configuration. Start from `Config::default()` and set what you need.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1`.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (see [`Server::start`](crate::Server::start)). Default 8000.
+    pub port: u16,
+    /// Engine threads; 0 means one per CPU core. Default 0.
+    pub worker_threads: usize,
+    /// Cross-origin policy. Default [`Cors::Disabled`].
+    pub cors: Cors,
+    /// A comment is sent on a stream idle this long, so proxies and clients
+    /// keep it open; `None` disables. Default 15 s.
+    pub keepalive: Option<Duration>,
+    /// A write that cannot complete this long closes the connection (a
+    /// client that stopped reading or vanished). Default 30 s.
+    pub write_timeout: Duration,
+    /// TCP keep-alive probes after this much silence, to find peers that
+    /// vanished; `None` disables. Default 60 s.
+    pub tcp_keepalive: Option<Duration>,
+    /// How long [`Server::stop`](crate::Server::stop) lets streams finish before closing them. Default 5 s.
+    pub drain_timeout: Duration,
+    /// Events queued per stream-route connection before `send` waits. Default 32.
+    pub stream_queue: usize,
+    /// Connection and request limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".to_owned(),
+            port: 8000,
+            worker_threads: 0,
+            cors: Cors::Disabled,
+            keepalive: Some(Duration::from_secs(15)),
+            write_timeout: Duration::from_secs(30),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            drain_timeout: Duration::from_secs(5),
+            stream_queue: 32,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |message: &str| Err(Error::InvalidConfig(message.to_owned()));
+        if self.host.is_empty() {
+            return invalid("host must not be empty");
+        }
+        if self.limits.max_head_bytes < 8192 {
+            return invalid("limits.max_head_bytes must be at least 8192");
+        }
+        if self.stream_queue == 0 {
+            return invalid("stream_queue must be at least 1");
+        }
+        if self.write_timeout.is_zero() {
+            return invalid("write_timeout must be greater than zero");
+        }
+        if self.limits.head_timeout.is_zero() {
+            return invalid("limits.head_timeout must be greater than zero");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! The routing table: what each path serves.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::channel::Channel;
+use crate::error::{Error, Result};
+use crate::reply::RouteHandler;
+use crate::stream::StreamHandler;
+
+/// What a path serves.
+#[derive(Clone)]
+pub(crate) enum Route {
+    Channel(Channel),
+    Stream(Arc<dyn StreamHandler>),
+    Handler(Arc<dyn RouteHandler>),
+    Page(PathBuf),
+}
+
+/// The routing table: exact paths, then directory prefixes (longest first).
+#[derive(Default)]
+pub(crate) struct Routes {
+    exact: HashMap<String, Route>,
+    directories: Vec<(String, PathBuf)>,
+}
+
+pub(crate) enum Target {
+    Route(Route),
+    File { dir: PathBuf, relative: String },
+}
+
+impl Routes {
+    pub(crate) fn insert(&mut self, path: &str, route: Route) -> Result<()> {
+        check_path(path)?;
+        if self.exact.contains_key(path) {
+            return Err(Error::RouteExists(path.to_owned()));
+        }
+        self.exact.insert(path.to_owned(), route);
+        Ok(())
+    }
+
+    pub(crate) fn insert_directory(&mut self, prefix: &str, dir: PathBuf) -> Result<()> {
+        check_path(prefix)?;
+        let prefix = if prefix.ends_with('/') {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}/")
+        };
+        if self
+            .directories
+            .iter()
+            .any(|(existing, _)| *existing == prefix)
+        {
+            return Err(Error::RouteExists(prefix));
+        }
+        self.directories.push((prefix, dir));
+        self.directories
+            .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        Ok(())
+    }
+
+    /// The route registered at exactly `path`.
+    pub(crate) fn exact(&self, path: &str) -> Option<Route> {
+        self.exact.get(path).cloned()
+    }
+
+    pub(crate) fn channels(&self) -> impl Iterator<Item = &Channel> {
+        self.exact.values().filter_map(|route| match route {
+            Route::Channel(channel) => Some(channel),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn find(&self, path: &str) -> Option<Target> {
+        if let Some(route) = self.exact.get(path) {
+            return Some(Target::Route(route.clone()));
+        }
+        self.directories.iter().find_map(|(prefix, dir)| {
+            path.strip_prefix(prefix.as_str())
+                .map(|relative| Target::File {
+                    dir: dir.clone(),
+                    relative: relative.to_owned(),
+                })
+        })
+    }
+}
+
+fn check_path(path: &str) -> Result<()> {
+    let reason = if !path.starts_with('/') {
+        "must start with '/'"
+    } else if path.contains(['?', '#']) {
+        "must not contain a query or fragment"
+    } else if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "must not contain whitespace or control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidPath {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_paths_are_checked() {
+        let mut routes = Routes::default();
+        for bad in ["", "stream", "/a?b", "/a b", "/a\nb"] {
+            assert!(matches!(
+                routes.insert(bad, Route::Page(PathBuf::new())),
+                Err(Error::InvalidPath { .. })
+            ));
+        }
+        routes.insert("/a", Route::Page(PathBuf::new())).unwrap();
+        assert!(matches!(
+            routes.insert("/a", Route::Page(PathBuf::new())),
+            Err(Error::RouteExists(_))
+        ));
+    }
+
+    #[test]
+    fn longest_directory_prefix_wins() {
+        let mut routes = Routes::default();
+        routes
+            .insert_directory("/", PathBuf::from("/root"))
+            .unwrap();
+        routes
+            .insert_directory("/static", PathBuf::from("/static"))
+            .unwrap();
+        let Some(Target::File { dir, relative }) = routes.find("/static/app.js") else {
+            panic!("no match");
+        };
+        assert_eq!(
+            (dir, relative.as_str()),
+            (PathBuf::from("/static"), "app.js")
+        );
+        let Some(Target::File { dir, .. }) = routes.find("/other.js") else {
+            panic!("no match");
+        };
+        assert_eq!(dir, PathBuf::from("/root"));
+    }
+}
