@@ -8,12 +8,13 @@
 //! disconnected (its client reconnects and resumes from history), so no
 //! subscriber ever holds the publisher back or grows memory.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use slab::Slab;
@@ -21,7 +22,7 @@ use slab::Slab;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::frame::EventBuf;
-use crate::request::Request;
+use crate::request::{Request, ResumeFrom};
 use crate::stats::Counters;
 
 /// Options of a broadcast channel.
@@ -33,8 +34,10 @@ pub struct ChannelOptions {
     /// Give events published without an id an increasing id, so that resume
     /// works out of the box. Default on.
     pub auto_id: bool,
-    /// How many events a subscriber may fall behind before it is disconnected
-    /// as too slow (it then reconnects and resumes). Default 1024.
+    /// How many events a subscriber may fall behind, counted from where it
+    /// started (live, or resumed anywhere in the history), before it is
+    /// disconnected as too slow (it then reconnects and resumes). The ring
+    /// holds `history + max_lag` events. Default 1024.
     pub max_lag: usize,
     /// Keep-alive period for this channel, overriding the server's.
     pub keepalive: Option<Duration>,
@@ -100,7 +103,11 @@ impl fmt::Debug for Channel {
 pub(crate) struct ChannelInner {
     path: String,
     options: ChannelOptions,
+    /// `history + max_lag`: wherever a subscriber starts in the offered
+    /// history, it may fall `max_lag` behind from there.
     capacity: usize,
+    /// `<epoch>-`, the prefix of this channel instance's automatic ids.
+    auto_id_prefix: String,
     state: Mutex<RingState>,
     subscribers: AtomicUsize,
     published: AtomicU64,
@@ -119,6 +126,10 @@ struct RingState {
     /// Sequence number the next published event gets; the ring holds
     /// `next_seq - ring.len() .. next_seq`.
     next_seq: u64,
+    /// Host-given ids of the retained events, each to its newest sequence
+    /// number, so that resuming by one costs a lookup, not a scan under the
+    /// lock that publishers wait on. Automatic ids carry their sequence.
+    host_ids: HashMap<Bytes, u64>,
     /// One slot per subscriber: where its waker sits in `waiting`, if it does.
     slots: Slab<Option<usize>>,
     /// Subscribers parked until the next publish, as (slot key, waker).
@@ -134,6 +145,25 @@ impl RingState {
     fn entry(&self, seq: u64) -> Option<&Entry> {
         let index = seq.checked_sub(self.first_seq())?;
         self.ring.get(usize::try_from(index).ok()?)
+    }
+
+    /// Appends an event, dropping the oldest once the ring is full.
+    fn push(&mut self, entry: Entry, capacity: usize, auto_id: bool) {
+        if self.ring.len() == capacity {
+            if let Some(oldest) = self.ring.pop_front() {
+                let oldest_seq = self.next_seq - capacity as u64;
+                if let Some(id) = oldest.id {
+                    if self.host_ids.get(&id) == Some(&oldest_seq) {
+                        self.host_ids.remove(&id);
+                    }
+                }
+            }
+        }
+        if let (Some(id), false) = (&entry.id, auto_id) {
+            self.host_ids.insert(id.clone(), self.next_seq);
+        }
+        self.ring.push_back(entry);
+        self.next_seq += 1;
     }
 
     fn take_waiting(&mut self) -> Vec<(usize, Waker)> {
@@ -178,14 +208,16 @@ pub(crate) enum SubscribeError {
 
 impl Channel {
     pub(crate) fn new(path: String, options: ChannelOptions, counters: Arc<Counters>) -> Self {
-        let capacity = options.history.max(options.max_lag).max(1);
+        let capacity = options.history.saturating_add(options.max_lag).max(1);
         Channel {
             inner: Arc::new(ChannelInner {
                 path,
                 capacity,
+                auto_id_prefix: format!("{}-", to_base36(instance_epoch())),
                 state: Mutex::new(RingState {
                     ring: VecDeque::with_capacity(capacity.min(1024)),
                     next_seq: 1,
+                    host_ids: HashMap::new(),
                     slots: Slab::new(),
                     waiting: Vec::new(),
                     closed: false,
@@ -227,19 +259,20 @@ impl Channel {
             if state.closed {
                 return Err(Error::Stopped);
             }
-            let (bytes, id_range) = match ready {
-                Some(encoded) => encoded,
-                None => event.encode_with_id(Some(&auto_id(state.next_seq))),
+            let (bytes, id_range, automatic) = match ready {
+                Some((bytes, id_range)) => (bytes, id_range, false),
+                None => {
+                    let id = inner.auto_id(state.next_seq);
+                    let (bytes, id_range) = event.encode_with_id(Some(&id));
+                    (bytes, id_range, true)
+                }
             };
             let id = id_range.map(|range| bytes.slice(range));
-            if state.ring.len() == inner.capacity {
-                state.ring.pop_front();
-            }
-            state.ring.push_back(Entry {
+            let entry = Entry {
                 id: id.clone(),
                 bytes,
-            });
-            state.next_seq += 1;
+            };
+            state.push(entry, inner.capacity, automatic);
             (id, state.take_waiting())
         };
         for (_, waker) in waiting {
@@ -315,8 +348,7 @@ impl Channel {
             {
                 return Err(SubscribeError::Full);
             }
-            let (cursor, reset) =
-                resume_point(&state, inner.options.history, request.last_event_id());
+            let (cursor, reset) = inner.resume_point(&state, request.resume_from());
             (state.slots.insert(None), cursor, reset)
         };
         inner.subscribers.fetch_add(1, Ordering::Relaxed);
@@ -333,53 +365,54 @@ impl Channel {
     }
 }
 
-/// Where a subscriber starts, and whether it must be told that history was
-/// lost (`event: reset`).
-fn resume_point(state: &RingState, history: usize, last_event_id: Option<&str>) -> (u64, bool) {
-    let Some(last) = last_event_id.filter(|id| !id.is_empty()) else {
-        return (state.next_seq, false);
-    };
-    let offered_from = state.next_seq - state.ring.len().min(history) as u64;
-    match find_seq(state, last) {
-        Some(seq) if seq + 1 >= offered_from => (seq + 1, false),
-        _ => (offered_from, true),
+impl ChannelInner {
+    fn auto_id(&self, seq: u64) -> String {
+        format!("{}{seq}", self.auto_id_prefix)
+    }
+
+    /// The sequence number in one of this instance's automatic ids.
+    fn parse_auto_id(&self, id: &str) -> Option<u64> {
+        id.strip_prefix(self.auto_id_prefix.as_str())?.parse().ok()
+    }
+
+    /// Where a subscriber starts, and whether it must be told that history
+    /// was lost (`event: reset`).
+    fn resume_point(&self, state: &RingState, from: ResumeFrom<'_>) -> (u64, bool) {
+        let offered_from = state.next_seq - state.ring.len().min(self.options.history) as u64;
+        let last = match from {
+            ResumeFrom::Start => return (state.next_seq, false),
+            ResumeFrom::Unknown => return (offered_from, true),
+            ResumeFrom::After(last) => last,
+        };
+        match self.find_seq(state, last) {
+            Some(seq) if seq + 1 >= offered_from => (seq + 1, false),
+            _ => (offered_from, true),
+        }
+    }
+
+    /// The sequence number of the retained event with id `id`.
+    fn find_seq(&self, state: &RingState, id: &str) -> Option<u64> {
+        let retained = |seq: u64| {
+            state
+                .entry(seq)
+                .is_some_and(|entry| entry.id.as_deref() == Some(id.as_bytes()))
+        };
+        self.parse_auto_id(id)
+            .filter(|&seq| retained(seq))
+            .or_else(|| state.host_ids.get(id.as_bytes()).copied())
     }
 }
 
-/// The sequence number of the retained event with id `id`: our own automatic
-/// ids are looked up directly, anything else by a scan from the newest.
-fn find_seq(state: &RingState, id: &str) -> Option<u64> {
-    let matches = |seq: u64| {
-        state
-            .entry(seq)
-            .is_some_and(|entry| entry.id.as_deref() == Some(id.as_bytes()))
-    };
-    if let Some(seq) = parse_auto_id(id).filter(|&seq| matches(seq)) {
-        return Some(seq);
-    }
-    let first = state.first_seq();
-    (first..state.next_seq).rev().find(|&seq| matches(seq))
-}
-
-/// This process's epoch: automatic ids from an earlier run of the server
-/// carry another one and so read as unknown rather than as a wrong position.
-fn epoch() -> &'static str {
-    static EPOCH: OnceLock<String> = OnceLock::new();
-    EPOCH.get_or_init(|| {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as u64);
-        to_base36(millis)
+/// A value no other channel instance, process or host will have: automatic
+/// ids carry it, so an id from an earlier run, another server in this
+/// process or another replica reads as unknown (a reset), never as a wrong
+/// position in this channel's sequence.
+fn instance_epoch() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        // No OS randomness: std's per-process random hash keys still differ
+        // between processes, and every `RandomState` in one process differs.
+        RandomState::new().hash_one(std::time::SystemTime::now())
     })
-}
-
-fn auto_id(seq: u64) -> String {
-    format!("{}-{seq}", epoch())
-}
-
-fn parse_auto_id(id: &str) -> Option<u64> {
-    let (head, seq) = id.rsplit_once('-')?;
-    (head == epoch()).then(|| seq.parse().ok()).flatten()
 }
 
 fn to_base36(mut value: u64) -> String {
@@ -521,58 +554,77 @@ mod tests {
             .collect()
     }
 
-    fn state(channel: &Channel) -> MutexGuard<'_, RingState> {
-        lock(&channel.inner.state)
+    fn resume(channel: &Channel, from: ResumeFrom<'_>) -> (u64, bool) {
+        let state = lock(&channel.inner.state);
+        channel.inner.resume_point(&state, from)
     }
 
     #[test]
-    fn auto_ids_increase_and_carry_the_epoch() {
+    fn auto_ids_increase_and_carry_the_instance_epoch() {
         let channel = channel(10, 10);
         let ids = publish_n(&channel, 3);
-        assert_eq!(ids[0], format!("{}-1", epoch()));
-        assert_eq!(ids[2], format!("{}-3", epoch()));
-        assert_eq!(parse_auto_id(&ids[1]), Some(2));
-        assert_eq!(parse_auto_id("zzz-2"), None);
+        let prefix = &channel.inner.auto_id_prefix;
+        assert_eq!(ids[0], format!("{prefix}1"));
+        assert_eq!(ids[2], format!("{prefix}3"));
+        assert_eq!(channel.inner.parse_auto_id(&ids[1]), Some(2));
+        assert_eq!(channel.inner.parse_auto_id("zzz-2"), None);
+        let other = self::channel(10, 10);
+        assert_ne!(other.inner.auto_id_prefix, *prefix);
     }
 
     #[test]
     fn resume_starts_after_the_given_id() {
         let channel = channel(10, 10);
         let ids = publish_n(&channel, 5);
-        let state = state(&channel);
-        assert_eq!(resume_point(&state, 10, Some(&ids[1])), (3, false));
-        assert_eq!(resume_point(&state, 10, Some(&ids[4])), (6, false));
-        assert_eq!(resume_point(&state, 10, None), (6, false));
+        assert_eq!(resume(&channel, ResumeFrom::After(&ids[1])), (3, false));
+        assert_eq!(resume(&channel, ResumeFrom::After(&ids[4])), (6, false));
+        assert_eq!(resume(&channel, ResumeFrom::Start), (6, false));
     }
 
     #[test]
     fn unknown_or_expired_ids_reset_to_the_offered_history() {
         let channel = channel(3, 10);
         let ids = publish_n(&channel, 8);
-        let state = state(&channel);
         // Retained (lag window) but older than the 3 offered: reset.
-        assert_eq!(resume_point(&state, 3, Some(&ids[2])), (6, true));
-        assert_eq!(
-            resume_point(&state, 3, Some("from-another-run-4")),
-            (6, true)
-        );
-        assert_eq!(resume_point(&state, 3, Some(&ids[4])), (6, false));
+        assert_eq!(resume(&channel, ResumeFrom::After(&ids[2])), (6, true));
+        let foreign = ResumeFrom::After("from-another-run-4");
+        assert_eq!(resume(&channel, foreign), (6, true));
+        assert_eq!(resume(&channel, ResumeFrom::Unknown), (6, true));
+        assert_eq!(resume(&channel, ResumeFrom::After(&ids[4])), (6, false));
     }
 
     #[test]
-    fn user_ids_are_found_by_scanning() {
-        let channel = channel(10, 10);
-        for id in ["a", "b", "c"] {
+    fn host_ids_resume_after_their_newest_retained_occurrence() {
+        let channel = channel(10, 0);
+        for id in ["a", "b", "a", "c"] {
             channel.publish(Event::data("x").id(id).unwrap()).unwrap();
         }
-        assert_eq!(resume_point(&state(&channel), 10, Some("b")), (3, false));
+        assert_eq!(resume(&channel, ResumeFrom::After("b")), (3, false));
+        assert_eq!(resume(&channel, ResumeFrom::After("a")), (4, false));
     }
 
     #[test]
-    fn ring_is_bounded_by_the_larger_of_history_and_lag() {
+    fn the_host_id_index_forgets_what_leaves_the_ring() {
+        let channel = channel(2, 1);
+        for n in 0..100 {
+            let id = format!("id{}", n % 7);
+            channel.publish(Event::data("x").id(id).unwrap()).unwrap();
+        }
+        let state = lock(&channel.inner.state);
+        assert_eq!(state.ring.len(), 3);
+        let mut indexed: Vec<u64> = state.host_ids.values().copied().collect();
+        indexed.sort_unstable();
+        assert_eq!(indexed, [98, 99, 100]);
+        drop(state);
+        // Evicted ids read as unknown (reset), not as a stale position.
+        assert_eq!(resume(&channel, ResumeFrom::After("id5")), (99, true));
+    }
+
+    #[test]
+    fn the_ring_holds_history_plus_max_lag() {
         let channel = channel(2, 5);
         publish_n(&channel, 50);
-        assert_eq!(state(&channel).ring.len(), 5);
+        assert_eq!(lock(&channel.inner.state).ring.len(), 7);
         assert_eq!(channel.history_len(), 2);
     }
 

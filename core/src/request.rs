@@ -20,7 +20,21 @@ struct Parts {
     query: String,
     headers: HeaderMap,
     peer: SocketAddr,
+    /// As text; bytes that are not UTF-8 are shown lossily, and the id then
+    /// matches nothing (`last_event_id_is_text` is false).
     last_event_id: Option<String>,
+    last_event_id_is_text: bool,
+}
+
+/// Where a subscriber asked to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ResumeFrom<'a> {
+    /// No id (or an empty one): live events only.
+    Start,
+    /// After the event with this id.
+    After(&'a str),
+    /// An id that no event can have (not UTF-8): treated as unknown.
+    Unknown,
 }
 
 impl Request {
@@ -32,12 +46,16 @@ impl Request {
     ) -> Self {
         let query = uri.query().unwrap_or("").to_owned();
         // The header wins; the query form exists for clients (polyfills,
-        // proxies) that cannot set headers on EventSource.
-        let last_event_id = headers
-            .get("last-event-id")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| first_query_value(&query, "lastEventId"));
+        // proxies) that cannot set headers on EventSource. Either is read as
+        // UTF-8, which is what browsers send.
+        let raw_id = match headers.get("last-event-id") {
+            Some(value) => Some(Cow::Borrowed(value.as_bytes())),
+            None => first_raw_query_value(&query, "lastEventId"),
+        };
+        let last_event_id_is_text = raw_id
+            .as_deref()
+            .is_none_or(|id| std::str::from_utf8(id).is_ok());
+        let last_event_id = raw_id.map(|id| String::from_utf8_lossy(&id).into_owned());
         Request {
             inner: Arc::new(Parts {
                 method,
@@ -46,6 +64,7 @@ impl Request {
                 headers,
                 peer,
                 last_event_id,
+                last_event_id_is_text,
             }),
         }
     }
@@ -92,9 +111,18 @@ impl Request {
     }
 
     /// The id the client last saw: the `Last-Event-ID` header, else the
-    /// `lastEventId` query parameter.
+    /// `lastEventId` query parameter. Bytes that are not UTF-8 are replaced
+    /// (U+FFFD); such an id matches no event.
     pub fn last_event_id(&self) -> Option<&str> {
         self.inner.last_event_id.as_deref()
+    }
+
+    pub(crate) fn resume_from(&self) -> ResumeFrom<'_> {
+        match self.inner.last_event_id.as_deref() {
+            None | Some("") => ResumeFrom::Start,
+            Some(_) if !self.inner.last_event_id_is_text => ResumeFrom::Unknown,
+            Some(id) => ResumeFrom::After(id),
+        }
     }
 
     /// The client's address.
@@ -107,6 +135,17 @@ fn first_query_value(query: &str, name: &str) -> Option<String> {
     query_pairs(query)
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.into_owned())
+}
+
+/// The first value of `name`, percent-decoded to bytes (not yet text).
+fn first_raw_query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, [u8]>> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (form_decode(key) == name).then(|| {
+            let spaced = value.replace('+', " ");
+            Cow::Owned(percent_encoding::percent_decode_str(&spaced).collect())
+        })
+    })
 }
 
 fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {

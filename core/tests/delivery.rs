@@ -151,7 +151,7 @@ async fn an_id_older_than_history_gets_reset_then_the_whole_history() {
             "/c",
             ChannelOptions {
                 history: 5,
-                max_lag: 5,
+                max_lag: 2,
                 ..ChannelOptions::default()
             },
         )
@@ -170,17 +170,20 @@ async fn an_id_older_than_history_gets_reset_then_the_whole_history() {
     let mut events = get(addr, "/c", &[("last-event-id", &ids[3])])
         .await
         .events();
+    // Published while the replay may still be on its way: within max_lag.
+    channel.publish(Event::data("20")).unwrap();
+    let newest = channel.publish(Event::data("21")).unwrap().unwrap();
     let reset = events.next().await.unwrap();
     assert_eq!(reset.event, "reset");
-    let replay: Vec<String> = events.take(5).await.into_iter().map(|e| e.data).collect();
-    assert_eq!(replay, ["15", "16", "17", "18", "19"]);
+    let replay: Vec<String> = events.take(7).await.into_iter().map(|e| e.data).collect();
+    assert_eq!(replay, ["15", "16", "17", "18", "19", "20", "21"]);
 
     // An id from another run of the server is unknown: same treatment.
     let mut events = get(addr, "/c?lastEventId=0-19", &[]).await.events();
     assert_eq!(events.next().await.unwrap().event, "reset");
 
     // The newest id resumes with nothing to replay and no reset.
-    let mut events = get(addr, "/c", &[("last-event-id", &ids[19])])
+    let mut events = get(addr, "/c", &[("last-event-id", newest.as_str())])
         .await
         .events();
     channel.publish(Event::data("live")).unwrap();

@@ -305,3 +305,65 @@ pub fn threads_named(prefix: &str) -> Vec<String> {
         .filter(|name| name.starts_with(prefix))
         .collect()
 }
+
+/// A raw TCP connection for requests that a well-behaved client would not
+/// send, or bytes that a client library would normalise.
+pub struct RawConn {
+    pub stream: TcpStream,
+    pub seen: Vec<u8>,
+}
+
+impl RawConn {
+    pub async fn open(addr: SocketAddr, bytes: &[u8]) -> RawConn {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(bytes).await.expect("write");
+        RawConn {
+            stream,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads until `needle` has been seen; returns everything so far.
+    /// Panics if the connection ends or PATIENCE passes first.
+    pub async fn read_until(&mut self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut buf = [0u8; 16 * 1024];
+        while !String::from_utf8_lossy(&self.seen).contains(needle) {
+            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{needle:?} not seen in time; got {:?}",
+                        String::from_utf8_lossy(&self.seen)
+                    )
+                });
+            match read {
+                Ok(0) | Err(_) => panic!(
+                    "connection ended before {needle:?}; got {:?}",
+                    String::from_utf8_lossy(&self.seen)
+                ),
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    /// Reads until the server closes the connection (or PATIENCE passes,
+    /// which panics); returns everything.
+    pub async fn read_to_close(&mut self) -> String {
+        let mut rest = Vec::new();
+        tokio::time::timeout(PATIENCE, self.stream.read_to_end(&mut rest))
+            .await
+            .expect("the server closes the connection in time")
+            .ok();
+        self.seen.extend_from_slice(&rest);
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    /// The response head (up to the blank line), lower-cased for matching.
+    pub async fn head(&mut self) -> String {
+        let text = self.read_until("\r\n\r\n").await;
+        let end = text.find("\r\n\r\n").expect("a head");
+        text[..end].to_ascii_lowercase()
+    }
+}
