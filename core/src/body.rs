@@ -120,6 +120,25 @@ impl SseBody {
         Poll::Ready(farewell.map(|bytes| Ok(Frame::data(EventBuf::one(bytes)))))
     }
 
+    /// Ready with the end of the stream once a channel subscriber fell off
+    /// the ring while its last frame is still being written.
+    pub(crate) fn poll_lagged(&mut self, cx: &mut Context<'_>) -> Poll<StreamEnd> {
+        match &mut self.source {
+            Source::Channel(sub) if !self.done => sub.poll_lagged(cx).map(|Lagged| self.too_slow()),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn too_slow(&mut self) -> StreamEnd {
+        self.done = true;
+        self.context
+            .counters
+            .slow_consumer_drops
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("disconnecting a subscriber that fell too far behind");
+        StreamEnd::TooSlow
+    }
+
     fn deliver(&mut self, batch: EventBuf) -> Poll<Option<Result<Frame<EventBuf>, StreamEnd>>> {
         let counters = &self.context.counters;
         counters
@@ -158,15 +177,7 @@ impl http_body::Body for SseBody {
         };
         match next {
             Poll::Ready(Some(Ok(batch))) => return this.deliver(batch),
-            Poll::Ready(Some(Err(Lagged))) => {
-                this.done = true;
-                this.context
-                    .counters
-                    .slow_consumer_drops
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("disconnecting a subscriber that fell too far behind");
-                return Poll::Ready(Some(Err(StreamEnd::TooSlow)));
-            }
+            Poll::Ready(Some(Err(Lagged))) => return Poll::Ready(Some(Err(this.too_slow()))),
             Poll::Ready(None) => return this.finish(),
             Poll::Pending if this.draining => return this.finish(),
             Poll::Pending => {}

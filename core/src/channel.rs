@@ -452,6 +452,19 @@ pub(crate) struct Subscription {
 pub(crate) struct Lagged;
 
 impl Subscription {
+    /// Ready once the subscriber has fallen off the ring's tail; otherwise
+    /// parks until the next publish. Polled while a write is pending, so a
+    /// client that stopped reading is found by its lag, not only by the
+    /// write timeout.
+    pub(crate) fn poll_lagged(&mut self, cx: &mut Context<'_>) -> Poll<Lagged> {
+        let mut state = lock(&self.channel.state);
+        if self.cursor < state.first_seq() {
+            return Poll::Ready(Lagged);
+        }
+        state.park(self.key, cx.waker());
+        Poll::Pending
+    }
+
     /// Whether the client must first be sent `event: reset`.
     pub(crate) fn needs_reset(&self) -> bool {
         self.reset

@@ -89,7 +89,8 @@ pub struct Config {
     /// keep it open; `None` disables. Default 15 s.
     pub keepalive: Option<Duration>,
     /// A write that cannot complete this long closes the connection (a
-    /// client that stopped reading or vanished). Default 30 s.
+    /// client that stopped reading, reads a trickle, or vanished); also the
+    /// socket's `TCP_USER_TIMEOUT` on Linux. Default 30 s.
     pub write_timeout: Duration,
     /// TCP keep-alive probes after this much silence, to find peers that
     /// vanished; `None` disables. Default 60 s.

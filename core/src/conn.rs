@@ -152,6 +152,10 @@ async fn serve_connection(
             .with_interval(Duration::from_secs(10));
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes);
     }
+    // Keep-alive probes are not sent while data is unacknowledged, so a peer
+    // that vanished mid-write would linger ~15 minutes of retransmissions.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(config.write_timeout));
     let mut socket = Socket::new(
         stream,
         config.write_timeout,
@@ -159,7 +163,7 @@ async fn serve_connection(
     );
     let io = if admission.admitted {
         // Channel subscribers are served directly; the rest goes to hyper.
-        match read_head(&mut socket, &config.limits).await {
+        match read_head(&mut socket, &config.limits, &site.bodies.shutdown).await {
             Head::Abandoned => return,
             Head::TooLarge(prefix) => Replay::new(prefix, socket),
             Head::Complete(prefix) => match direct::subscribe(&prefix, peer, &site) {

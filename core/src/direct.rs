@@ -13,7 +13,7 @@ use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BufMut, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -111,8 +111,9 @@ fn response_head(version: u8, headers: &HeaderMap) -> BytesMut {
     head
 }
 
-/// Writes the body's frames until it ends, the client goes away, or a write
-/// fails (including the write timeout of `Socket`).
+/// Writes the body's frames until it ends, the client goes away, a write
+/// fails (the write timeout included), or the subscriber falls too far
+/// behind while a frame is still being written.
 async fn stream_events(mut socket: Socket, mut body: SseBody) {
     loop {
         let next = poll_fn(|cx| {
@@ -126,7 +127,14 @@ async fn stream_events(mut socket: Socket, mut body: SseBody) {
         let Ok(mut data) = frame.into_data() else {
             continue;
         };
-        if write_all(&mut socket, &mut data).await.is_err() {
+        let written = poll_fn(|cx| match poll_write_all(&mut socket, cx, &mut data) {
+            Poll::Pending if body.poll_lagged(cx).is_ready() => {
+                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+            }
+            done => done,
+        })
+        .await;
+        if written.is_err() {
             break;
         }
     }
@@ -146,17 +154,23 @@ fn client_gone(socket: &mut Socket, cx: &mut Context<'_>) -> bool {
 }
 
 async fn write_all(socket: &mut Socket, data: &mut impl Buf) -> io::Result<()> {
+    poll_fn(|cx| poll_write_all(socket, cx, data)).await
+}
+
+/// Writes until `data` is empty or the socket is not ready.
+fn poll_write_all(
+    socket: &mut Socket,
+    cx: &mut Context<'_>,
+    data: &mut impl Buf,
+) -> Poll<io::Result<()>> {
     while data.has_remaining() {
-        let written = poll_fn(|cx| {
-            let mut slices = [IoSlice::new(&[]); 64];
-            let count = data.chunks_vectored(&mut slices);
-            Pin::new(&mut *socket).poll_write_vectored(cx, &slices[..count])
-        })
-        .await?;
+        let mut slices = [IoSlice::new(&[]); 64];
+        let count = data.chunks_vectored(&mut slices);
+        let written = ready!(Pin::new(&mut *socket).poll_write_vectored(cx, &slices[..count]))?;
         if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
         data.advance(written);
     }
-    Ok(())
+    Poll::Ready(Ok(()))
 }

@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::config::Limits;
+use crate::shutdown::Shutdown;
 use crate::socket::Socket;
 
 /// What the client sent before its head was complete, or why it stopped.
@@ -22,10 +23,12 @@ pub(crate) enum Head {
     Abandoned,
 }
 
-/// Reads until the head is complete, too large, or abandoned.
-pub(crate) async fn read_head(socket: &mut Socket, limits: &Limits) -> Head {
+/// Reads until the head is complete, too large, or abandoned. A server that
+/// is stopping abandons it at once: browsers keep pre-connected sockets
+/// open, and `stop` must not wait for them.
+pub(crate) async fn read_head(socket: &mut Socket, limits: &Limits, shutdown: &Shutdown) -> Head {
     let mut head = BytesMut::with_capacity(1024);
-    let complete = tokio::time::timeout(limits.head_timeout, async {
+    let reading = tokio::time::timeout(limits.head_timeout, async {
         loop {
             if head.windows(4).any(|w| w == b"\r\n\r\n") {
                 return true;
@@ -39,9 +42,11 @@ pub(crate) async fn read_head(socket: &mut Socket, limits: &Limits) -> Head {
                 Ok(_) => {}
             }
         }
-    })
-    .await
-    .unwrap_or(false);
+    });
+    let complete = tokio::select! {
+        read = reading => read.unwrap_or(false),
+        () = shutdown.stopping() => return Head::Abandoned,
+    };
     if complete {
         Head::Complete(head)
     } else if head.len() >= limits.max_head_bytes {

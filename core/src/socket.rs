@@ -19,11 +19,17 @@ use tokio::time::{Instant, Sleep};
 use crate::stats::Counters;
 
 /// An accepted connection's socket, with its write timeout.
+///
+/// The timeout is a deadline per write, not per byte: it starts when a write
+/// cannot take everything it is offered and ends only when one does. A
+/// client that reads a few bytes now and then still cannot keep a frame
+/// (and the events it pins) waiting longer than the timeout.
 pub(crate) struct Socket {
     stream: TcpStream,
     write_timeout: Duration,
     /// Created on the first stalled write only, then reused.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Whether a write is unfinished and the deadline runs.
     stalled: bool,
     counters: Arc<Counters>,
 }
@@ -42,36 +48,57 @@ impl Socket {
     fn account(
         &mut self,
         cx: &mut Context<'_>,
+        offered: usize,
         result: Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
         match result {
             Poll::Ready(Ok(written)) => {
-                self.stalled = false;
                 self.counters
                     .bytes_written
                     .fetch_add(written as u64, Ordering::Relaxed);
+                if written >= offered {
+                    self.stalled = false;
+                } else {
+                    self.start_deadline();
+                }
                 Poll::Ready(Ok(written))
             }
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(self.note_error(err))),
             Poll::Pending => {
-                let deadline = Instant::now() + self.write_timeout;
-                let timer = self
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if !self.stalled {
-                    timer.as_mut().reset(deadline);
-                    self.stalled = true;
-                }
-                if timer.as_mut().poll(cx).is_ready() {
+                self.start_deadline();
+                let timer = self.deadline.as_mut().map(Pin::as_mut);
+                if timer.is_some_and(|timer| timer.poll(cx).is_ready()) {
                     self.counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("closing a connection whose writes stalled");
+                    tracing::debug!("closing a connection whose write did not complete in time");
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
-                        "write timed out: the client stopped reading",
+                        "write timed out: the client is not reading",
                     )));
                 }
                 Poll::Pending
             }
+        }
+    }
+
+    /// Counts the kernel giving up on the peer (`TCP_USER_TIMEOUT`, set to
+    /// the write timeout) as a write timeout: same cause, same outcome.
+    fn note_error(&self, err: io::Error) -> io::Error {
+        if err.kind() == io::ErrorKind::TimedOut {
+            self.counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        err
+    }
+
+    /// Starts the write deadline, unless an unfinished write already did.
+    fn start_deadline(&mut self) {
+        if self.stalled {
+            return;
+        }
+        self.stalled = true;
+        let deadline = Instant::now() + self.write_timeout;
+        match &mut self.deadline {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
         }
     }
 }
@@ -82,7 +109,11 @@ impl AsyncRead for Socket {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(this.note_error(err))),
+            other => other,
+        }
     }
 }
 
@@ -94,7 +125,7 @@ impl AsyncWrite for Socket {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.account(cx, result)
+        this.account(cx, buf.len(), result)
     }
 
     fn poll_write_vectored(
@@ -104,7 +135,8 @@ impl AsyncWrite for Socket {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.account(cx, result)
+        let offered = bufs.iter().map(|buf| buf.len()).sum();
+        this.account(cx, offered, result)
     }
 
     fn is_write_vectored(&self) -> bool {

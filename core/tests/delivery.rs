@@ -197,7 +197,13 @@ async fn a_client_that_stops_reading_is_gone_within_the_write_timeout() {
         write_timeout: Duration::from_millis(300),
         ..Config::default()
     });
-    let channel = server.channel("/c", ChannelOptions::default()).unwrap();
+    // Lag never ends this subscriber: only the write timeout can.
+    let options = ChannelOptions {
+        history: 0,
+        max_lag: 10_000,
+        ..ChannelOptions::default()
+    };
+    let channel = server.channel("/c", options).unwrap();
     let addr = server.start().unwrap();
     let _stalled = stalled_client(addr, "/c").await;
     eventually("subscribed", || channel.subscribers() == 1).await;
