@@ -99,7 +99,8 @@ export interface ChannelStats {
 export interface Stats {
   connectionsOpen: number
   connectionsTotal: number
-  connectionsRejected: number
+  connectionsRefused: number
+  subscribersRefused: number
   streamsOpen: number
   eventsPublished: number
   eventsDelivered: number

@@ -135,7 +135,8 @@ export interface ServerOptions {
 export interface Stats {
   connectionsOpen: number
   connectionsTotal: number
-  connectionsRejected: number
+  connectionsRefused: number
+  subscribersRefused: number
   streamsOpen: number
   eventsPublished: number
   eventsDelivered: number

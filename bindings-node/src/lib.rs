@@ -169,7 +169,8 @@ pub struct ChannelStats {
 pub struct Stats {
     pub connections_open: u32,
     pub connections_total: f64,
-    pub connections_rejected: f64,
+    pub connections_refused: f64,
+    pub subscribers_refused: f64,
     pub streams_open: u32,
     pub events_published: f64,
     pub events_delivered: f64,
@@ -405,7 +406,8 @@ impl NativeServer {
         Stats {
             connections_open: stats.connections_open as u32,
             connections_total: stats.connections_total as f64,
-            connections_rejected: stats.connections_rejected as f64,
+            connections_refused: stats.connections_refused as f64,
+            subscribers_refused: stats.subscribers_refused as f64,
             streams_open: stats.streams_open as u32,
             events_published: stats.events_published as f64,
             events_delivered: stats.events_delivered as f64,

@@ -53,6 +53,7 @@ impl Server {
             port,
             worker_threads,
             cors: cors_policy(cors)?,
+            cors_allow_headers: Vec::new(),
             keepalive: keepalive.map(|s| seconds("keepalive", s)).transpose()?,
             write_timeout: seconds("write_timeout", write_timeout)?,
             tcp_keepalive: tcp_keepalive
@@ -199,7 +200,8 @@ impl Server {
         let out = PyDict::new(py);
         out.set_item("connections_open", stats.connections_open)?;
         out.set_item("connections_total", stats.connections_total)?;
-        out.set_item("connections_rejected", stats.connections_rejected)?;
+        out.set_item("connections_refused", stats.connections_refused)?;
+        out.set_item("subscribers_refused", stats.subscribers_refused)?;
         out.set_item("streams_open", stats.streams_open)?;
         out.set_item("events_published", stats.events_published)?;
         out.set_item("events_delivered", stats.events_delivered)?;

@@ -3,14 +3,16 @@
 //! keep-alives, and ends on shutdown.
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -34,6 +36,8 @@ pub(crate) struct BodyContext {
 pub(crate) enum StreamEnd {
     #[error("subscriber fell too far behind and was disconnected")]
     TooSlow,
+    #[error("reading the file failed: {0}")]
+    File(#[source] io::Error),
 }
 
 /// Where an event stream's events come from.
@@ -200,9 +204,51 @@ impl Drop for SseBody {
     }
 }
 
+/// A file streamed in chunks, `length` bytes as its metadata said.
+pub(crate) struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+}
+
+/// Bytes read from a file per frame.
+const FILE_CHUNK: usize = 64 * 1024;
+
+impl FileBody {
+    pub(crate) fn new(file: tokio::fs::File, length: u64) -> Self {
+        FileBody {
+            file,
+            remaining: length,
+        }
+    }
+
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, StreamEnd>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = usize::try_from(self.remaining).map_or(FILE_CHUNK, |r| r.min(FILE_CHUNK));
+        let mut chunk = BytesMut::zeroed(want);
+        let mut buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut self.file).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(err)) => Poll::Ready(Some(Err(StreamEnd::File(err)))),
+            // The file shrank after its length was sent.
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Some(Err(
+                StreamEnd::File(io::ErrorKind::UnexpectedEof.into()),
+            ))),
+            Poll::Ready(Ok(())) => {
+                let read = buf.filled().len();
+                self.remaining -= read as u64;
+                chunk.truncate(read);
+                Poll::Ready(Some(Ok(chunk.freeze())))
+            }
+        }
+    }
+}
+
 /// Every response body the server sends.
 pub(crate) enum ResponseBody {
     Full(Option<Bytes>),
+    File(FileBody),
     Events(SseBody),
 }
 
@@ -231,6 +277,9 @@ impl http_body::Body for ResponseBody {
                     .take()
                     .map(|bytes| Ok(Frame::data(EventBuf::one(bytes)))),
             ),
+            ResponseBody::File(file) => file
+                .poll_chunk(cx)
+                .map(|chunk| chunk.map(|chunk| chunk.map(|c| Frame::data(EventBuf::one(c))))),
             ResponseBody::Events(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -238,6 +287,7 @@ impl http_body::Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::Full(bytes) => bytes.is_none(),
+            ResponseBody::File(file) => file.remaining == 0,
             ResponseBody::Events(body) => body.is_end_stream(),
         }
     }
@@ -247,6 +297,7 @@ impl http_body::Body for ResponseBody {
             ResponseBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
+            ResponseBody::File(file) => SizeHint::with_exact(file.remaining),
             ResponseBody::Events(_) => SizeHint::default(),
         }
     }

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::{Context, Poll, Waker};
@@ -19,6 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use slab::Slab;
 
+use crate::config::check_duration;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::frame::EventBuf;
@@ -43,6 +45,15 @@ pub struct ChannelOptions {
     pub keepalive: Option<Duration>,
     /// Most subscribers at once; beyond it new ones get 503. Default none.
     pub max_subscribers: Option<usize>,
+}
+
+impl ChannelOptions {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(keepalive) = self.keepalive {
+            check_duration("keepalive", keepalive)?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for ChannelOptions {
@@ -352,16 +363,22 @@ impl Channel {
             (state.slots.insert(None), cursor, reset)
         };
         inner.subscribers.fetch_add(1, Ordering::Relaxed);
-        if let Some(hook) = read(&inner.on_subscribe).clone() {
-            hook(&request);
-        }
-        Ok(Subscription {
+        // Made before the hook runs, so that whatever the hook does (panic
+        // included) the slot and the count are given back on drop.
+        let hook = read(&inner.on_subscribe).clone();
+        let subscription = Subscription {
             channel: Arc::clone(inner),
             key,
             cursor,
             reset,
-            request: read(&inner.on_unsubscribe).is_some().then_some(request),
-        })
+            request: read(&inner.on_unsubscribe)
+                .is_some()
+                .then(|| request.clone()),
+        };
+        if let Some(hook) = hook {
+            run_hook("on_subscribe", &inner.path, &hook, &request);
+        }
+        Ok(subscription)
     }
 }
 
@@ -520,8 +537,17 @@ impl Drop for Subscription {
         self.channel.subscribers.fetch_sub(1, Ordering::Relaxed);
         let hook = read(&self.channel.on_unsubscribe).clone();
         if let (Some(hook), Some(request)) = (hook, &self.request) {
-            hook(request);
+            run_hook("on_unsubscribe", &self.channel.path, &hook, request);
         }
+    }
+}
+
+/// Runs a presence hook; a panic in it is the host's bug, logged, and costs
+/// nothing else (a panic while a subscription is dropped would otherwise
+/// abort the process if it happened during unwinding).
+fn run_hook(name: &str, path: &str, hook: &PresenceHook, request: &Request) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| hook(request))).is_err() {
+        tracing::error!(%path, hook = name, "presence hook panicked");
     }
 }
 

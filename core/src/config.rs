@@ -85,6 +85,10 @@ pub struct Config {
     pub worker_threads: usize,
     /// Cross-origin policy. Default [`Cors::Disabled`].
     pub cors: Cors,
+    /// Request headers a cross-origin page may send, beyond `Last-Event-ID`
+    /// and `Cache-Control` (which `EventSource` polyfills send): named in
+    /// preflight answers, never copied from the request. Default none.
+    pub cors_allow_headers: Vec<String>,
     /// A comment is sent on a stream idle this long, so proxies and clients
     /// keep it open; `None` disables. Default 15 s.
     pub keepalive: Option<Duration>,
@@ -110,6 +114,7 @@ impl Default for Config {
             port: 8000,
             worker_threads: 0,
             cors: Cors::Disabled,
+            cors_allow_headers: Vec::new(),
             keepalive: Some(Duration::from_secs(15)),
             write_timeout: Duration::from_secs(30),
             tcp_keepalive: Some(Duration::from_secs(60)),
@@ -120,8 +125,45 @@ impl Default for Config {
     }
 }
 
+/// The longest duration any setting takes (365 days): longer ones are
+/// mistakes (or unit mix-ups), and would overflow the clock's arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `seconds` as a [`Duration`] for the setting `field`, or a clear error if it
+/// is negative, not a number, or longer than [`MAX_DURATION`]. For hosts whose
+/// durations arrive as numbers of seconds.
+pub fn duration_from_secs(field: &str, seconds: f64) -> Result<Duration> {
+    if !(0.0..=MAX_DURATION.as_secs_f64()).contains(&seconds) {
+        return Err(Error::InvalidConfig(format!(
+            "{field} must be between 0 and {} seconds, not {seconds}",
+            MAX_DURATION.as_secs()
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Refuses a duration longer than [`MAX_DURATION`], naming the setting.
+pub(crate) fn check_duration(field: &str, duration: Duration) -> Result<()> {
+    if duration > MAX_DURATION {
+        return Err(Error::InvalidConfig(format!(
+            "{field} must be at most {} days, not {duration:?}",
+            MAX_DURATION.as_secs() / 86_400
+        )));
+    }
+    Ok(())
+}
+
 impl Config {
     pub(crate) fn validate(&self) -> Result<()> {
+        check_duration("write_timeout", self.write_timeout)?;
+        check_duration("drain_timeout", self.drain_timeout)?;
+        check_duration("limits.head_timeout", self.limits.head_timeout)?;
+        if let Some(keepalive) = self.keepalive {
+            check_duration("keepalive", keepalive)?;
+        }
+        if let Some(idle) = self.tcp_keepalive {
+            check_duration("tcp_keepalive", idle)?;
+        }
         let invalid = |message: &str| Err(Error::InvalidConfig(message.to_owned()));
         if self.host.is_empty() {
             return invalid("host must not be empty");
@@ -138,6 +180,36 @@ impl Config {
         if self.limits.head_timeout.is_zero() {
             return invalid("limits.head_timeout must be greater than zero");
         }
+        if let Some(name) = self
+            .cors_allow_headers
+            .iter()
+            .find(|name| http::HeaderName::from_bytes(name.as_bytes()).is_err())
+        {
+            return Err(Error::InvalidConfig(format!(
+                "cors_allow_headers: {name:?} is not a header name"
+            )));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_from_hosts_are_checked_before_they_become_durations() {
+        assert_eq!(
+            duration_from_secs("keepalive", 1.5).unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            duration_from_secs("keepalive", 0.0).unwrap(),
+            Duration::ZERO
+        );
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e19, 1e300] {
+            let err = duration_from_secs("write_timeout", bad).unwrap_err();
+            assert!(err.to_string().contains("write_timeout"), "{err}");
+        }
     }
 }

@@ -3,34 +3,45 @@
 //! rest).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::future::poll_fn;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
+use crate::config::Limits;
 use crate::direct;
 use crate::head::{read_head, Head};
 use crate::http::{self as service, Site};
 use crate::socket::{Replay, Socket};
+use crate::stats::Counters;
 
 /// What the accept loop and its connections share.
 pub(crate) struct Connections {
     pub(crate) site: Arc<Site>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Open connections per client, keyed by [`client_key`].
+    per_client: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Connections {
     pub(crate) fn new(site: Arc<Site>) -> Self {
         Connections {
             site,
-            per_ip: Mutex::default(),
+            per_client: Mutex::default(),
         }
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.site.bodies.counters
     }
 }
 
@@ -51,18 +62,22 @@ pub(crate) async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 connections
-                    .site
-                    .bodies
-                    .counters
+                    .counters()
                     .connections_total
                     .fetch_add(1, Ordering::Relaxed);
-                let admission = Admission::new(&connections, peer.ip());
-                tasks.spawn(serve_connection(
-                    stream,
-                    peer,
-                    Arc::clone(&connections.site),
-                    admission,
-                ));
+                match Admission::new(&connections, peer.ip()) {
+                    Some(admission) => {
+                        let site = Arc::clone(&connections.site);
+                        tasks.spawn(serve_connection(stream, peer, site, admission));
+                    }
+                    None => {
+                        connections
+                            .counters()
+                            .connections_refused
+                            .fetch_add(1, Ordering::Relaxed);
+                        tasks.spawn(refuse(stream, Arc::clone(&connections.site), TOO_MANY));
+                    }
+                }
             }
             Err(err) => {
                 // Out of file descriptors or similar: back off instead of
@@ -77,60 +92,77 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// A connection's place under the connection limits; released on drop.
+/// Who the per-client limit counts as one client: an IPv4 address, or an
+/// IPv6 /64 (one subscriber line's whole prefix, which it may rotate through).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// An admitted connection's place under the connection limits; released on
+/// drop.
 struct Admission {
     connections: Arc<Connections>,
-    ip: IpAddr,
-    admitted: bool,
+    client: IpAddr,
 }
 
 impl Admission {
-    fn new(connections: &Arc<Connections>, ip: IpAddr) -> Self {
+    /// A place for a connection from `ip`, or `None` if a limit refuses it.
+    fn new(connections: &Arc<Connections>, ip: IpAddr) -> Option<Self> {
         let limits = &connections.site.config.limits;
-        let counters = &connections.site.bodies.counters;
-        let open = counters.connections_open.fetch_add(1, Ordering::Relaxed);
-        let mut admitted = limits.max_connections.is_none_or(|max| open < max);
-        if admitted && limits.max_connections_per_ip.is_some() {
-            let mut per_ip = connections
-                .per_ip
+        let open = &connections.counters().connections_open;
+        let before = open.fetch_add(1, Ordering::Relaxed);
+        if limits.max_connections.is_some_and(|max| before >= max) {
+            open.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let client = client_key(ip);
+        if let Some(max) = limits.max_connections_per_ip {
+            let mut per_client = connections
+                .per_client
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let count = per_ip.entry(ip).or_insert(0);
-            admitted = limits.max_connections_per_ip.is_none_or(|max| *count < max);
-            if admitted {
-                *count += 1;
+            let count = per_client.entry(client).or_insert(0);
+            if *count >= max {
+                open.fetch_sub(1, Ordering::Relaxed);
+                return None;
             }
+            *count += 1;
         }
-        if !admitted {
-            counters
-                .connections_rejected
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        Admission {
+        Some(Admission {
             connections: Arc::clone(connections),
-            ip,
-            admitted,
-        }
+            client,
+        })
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        let site = &self.connections.site;
-        site.bodies
-            .counters
+        let connections = &self.connections;
+        connections
+            .counters()
             .connections_open
             .fetch_sub(1, Ordering::Relaxed);
-        if self.admitted && site.config.limits.max_connections_per_ip.is_some() {
-            let mut per_ip = self
-                .connections
-                .per_ip
+        if connections
+            .site
+            .config
+            .limits
+            .max_connections_per_ip
+            .is_some()
+        {
+            let mut per_client = connections
+                .per_client
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some(count) = per_ip.get_mut(&self.ip) {
+            if let Some(count) = per_client.get_mut(&self.client) {
                 *count -= 1;
                 if *count == 0 {
-                    per_ip.remove(&self.ip);
+                    per_client.remove(&self.client);
                 }
             }
         }
@@ -161,22 +193,27 @@ async fn serve_connection(
         config.write_timeout,
         Arc::clone(&site.bodies.counters),
     );
-    let io = if admission.admitted {
-        // Channel subscribers are served directly; the rest goes to hyper.
-        match read_head(&mut socket, &config.limits, &site.bodies.shutdown).await {
-            Head::Abandoned => return,
-            Head::TooLarge(prefix) => Replay::new(prefix, socket),
-            Head::Complete(prefix) => match direct::subscribe(&prefix, peer, &site) {
-                Some(stream) => return direct::serve(socket, stream).await,
-                None => Replay::new(prefix, socket),
-            },
+    let shutdown = &site.bodies.shutdown;
+    let prefix = match read_head(&mut socket, &config.limits, shutdown).await {
+        Head::Abandoned => return,
+        Head::TooLarge => return answer_and_close(socket, &site, HEAD_TOO_LARGE).await,
+        Head::Complete(bytes) => {
+            // Channel subscribers are served directly; the rest goes to hyper.
+            if let Some(stream) = direct::subscribe(&bytes, peer, &site) {
+                return direct::serve(socket, stream).await;
+            }
+            bytes
         }
-    } else {
-        Replay::new(bytes::BytesMut::new(), socket)
     };
     // Boxed: hyper's connection state is large, and this task's future must
     // not carry room for it while it serves a subscriber directly.
-    Box::pin(serve_with_hyper(io, peer, site, admission)).await;
+    Box::pin(serve_with_hyper(
+        Replay::new(prefix, socket),
+        peer,
+        site,
+        admission,
+    ))
+    .await;
 }
 
 async fn serve_with_hyper(io: Replay, peer: SocketAddr, site: Arc<Site>, admission: Admission) {
@@ -187,21 +224,6 @@ async fn serve_with_hyper(io: Replay, peer: SocketAddr, site: Arc<Site>, admissi
         .timer(TokioTimer::new())
         .header_read_timeout(config.limits.head_timeout)
         .max_buf_size(config.limits.max_head_bytes);
-
-    if !admission.admitted {
-        builder.keep_alive(false);
-        let refuse = service_fn(|_request| async {
-            Ok::<_, std::convert::Infallible>(service::retry_later(
-                http::StatusCode::TOO_MANY_REQUESTS,
-                "too many connections\n",
-            ))
-        });
-        if let Err(err) = builder.serve_connection(io, refuse).await {
-            tracing::debug!(%peer, error = %err, "refused connection ended");
-        }
-        return;
-    }
-
     let service_site = Arc::clone(&site);
     let service = service_fn(move |request| {
         let site = Arc::clone(&service_site);
@@ -220,4 +242,111 @@ async fn serve_with_hyper(io: Replay, peer: SocketAddr, site: Arc<Site>, admissi
         tracing::debug!(%peer, error = %err, "connection ended with an error");
     }
     drop(admission);
+}
+
+/// A fixed answer written without reading the request: a status line, a
+/// reason, and whether the client may retry soon.
+struct Refusal {
+    status: &'static str,
+    reason: &'static str,
+    retry_after: bool,
+}
+
+const TOO_MANY: Refusal = Refusal {
+    status: "429 Too Many Requests",
+    reason: "too many connections\n",
+    retry_after: true,
+};
+
+const HEAD_TOO_LARGE: Refusal = Refusal {
+    status: "431 Request Header Fields Too Large",
+    reason: "request head too large\n",
+    retry_after: false,
+};
+
+/// Most time and bytes a refused connection may cost after its answer.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Refuses a connection once its request head has arrived (so that the
+/// answer is never unsolicited), or after a moment without one (a browser's
+/// pre-connected socket): never after the full head timeout.
+async fn refuse(stream: TcpStream, site: Arc<Site>, refusal: Refusal) {
+    let mut socket = Socket::new(
+        stream,
+        site.config.write_timeout.min(LINGER),
+        Arc::clone(&site.bodies.counters),
+    );
+    let limits = Limits {
+        head_timeout: LINGER,
+        ..site.config.limits.clone()
+    };
+    // Whatever arrives (a head, too much, or nothing in time), the answer
+    // is the same.
+    let _ = read_head(&mut socket, &limits, &site.bodies.shutdown).await;
+    answer_and_close(socket, &site, refusal).await;
+}
+
+/// Writes `refusal`, then closes the connection in a way that lets the
+/// client read it: the write side first, then what the client still sends
+/// is read and dropped for a moment, since closing with unread bytes would
+/// reset the connection and could discard the answer on the client's side.
+async fn answer_and_close(mut socket: Socket, site: &Site, refusal: Refusal) {
+    let mut answer = BytesMut::with_capacity(256);
+    let retry = if refusal.retry_after {
+        "retry-after: 2\r\n"
+    } else {
+        ""
+    };
+    answer.extend_from_slice(
+        format!(
+            "HTTP/1.1 {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
+             {retry}connection: close\r\ndate: {}\r\n\r\n{}",
+            refusal.status,
+            refusal.reason.len(),
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
+            refusal.reason,
+        )
+        .as_bytes(),
+    );
+    let shutdown = &site.bodies.shutdown;
+    let lingering = async {
+        if direct::write_all(&mut socket, &mut answer).await.is_err() {
+            return;
+        }
+        if poll_fn(|cx| Pin::new(&mut socket).poll_shutdown(cx))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            let mut buf = ReadBuf::new(&mut sink);
+            match poll_fn(|cx| Pin::new(&mut socket).poll_read(cx, &mut buf)).await {
+                Ok(()) if !buf.filled().is_empty() => drained += buf.filled().len(),
+                _ => break,
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(LINGER, lingering) => {}
+        () = shutdown.stopping() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let key = |text: &str| client_key(text.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2::"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+    }
 }

@@ -14,6 +14,7 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::SystemTime;
 
 use bytes::{Buf, BufMut, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -105,9 +106,12 @@ fn response_head(version: u8, headers: &HeaderMap) -> BytesMut {
         head.put_slice(value.as_bytes());
         head.put_slice(b"\r\n");
     }
+    head.put_slice(b"date: ");
+    head.put_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
     // No length and no chunking: the body ends when the connection closes,
-    // which is how every event stream ends anyway.
-    head.put_slice(b"\r\n");
+    // which is how every event stream ends anyway, and the head says so
+    // (RFC 9112 section 9.6).
+    head.put_slice(b"\r\nconnection: close\r\n\r\n");
     head
 }
 
@@ -153,7 +157,8 @@ fn client_gone(socket: &mut Socket, cx: &mut Context<'_>) -> bool {
     }
 }
 
-async fn write_all(socket: &mut Socket, data: &mut impl Buf) -> io::Result<()> {
+/// Writes all of `data`.
+pub(crate) async fn write_all(socket: &mut Socket, data: &mut impl Buf) -> io::Result<()> {
     poll_fn(|cx| poll_write_all(socket, cx, data)).await
 }
 

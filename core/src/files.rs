@@ -1,13 +1,17 @@
 //! Static pages and directories for demo front ends. Nothing outside the
 //! registered directory is ever served: `..` and dot-files are refused before
-//! touching the disk, and the resolved path (symlinks followed) must still lie
-//! inside the directory.
+//! touching the disk, and the final path (symlinks followed, `index.html`
+//! included) must still lie inside the directory. Only regular files are
+//! served, streamed in chunks; `HEAD` is answered from their metadata.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use http::header::{self, HeaderValue};
+use http::Response;
 use percent_encoding::percent_decode_str;
 
+use crate::body::{FileBody, ResponseBody};
 use crate::error::{Error, Result};
 
 /// A file to serve at one path, checked at registration.
@@ -57,14 +61,55 @@ pub(crate) async fn resolve(dir: &Path, relative: &str) -> Option<PathBuf> {
         }
         path.push(&*segment);
     }
-    let mut canonical = tokio::fs::canonicalize(&path).await.ok()?;
-    if !canonical.starts_with(dir) {
-        return None;
-    }
+    let canonical = contained(dir, &path).await?;
     if tokio::fs::metadata(&canonical).await.ok()?.is_dir() {
-        canonical.push("index.html");
+        // `index.html` may itself be a link out of the directory.
+        return contained(dir, &canonical.join("index.html")).await;
     }
     Some(canonical)
+}
+
+/// `path` with every link followed, if that still lies inside `dir`.
+async fn contained(dir: &Path, path: &Path) -> Option<PathBuf> {
+    let canonical = tokio::fs::canonicalize(path).await.ok()?;
+    canonical.starts_with(dir).then_some(canonical)
+}
+
+/// The response for the file at `path`, or `None` (404) if it is missing or
+/// not a regular file. The file is opened without blocking (a FIFO would
+/// otherwise wait for a writer forever) and checked once open, so it cannot
+/// be swapped for something else in between.
+pub(crate) async fn respond(path: &Path, head_only: bool) -> Option<Response<ResponseBody>> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    options.custom_flags(libc::O_NONBLOCK);
+    let file = match options.open(path).await {
+        Ok(file) => file,
+        Err(err) => {
+            tracing::warn!(file = %path.display(), error = %err, "cannot open file");
+            return None;
+        }
+    };
+    let metadata = file.metadata().await.ok()?;
+    if !metadata.is_file() {
+        tracing::warn!(file = %path.display(), "not a regular file; not served");
+        return None;
+    }
+    let length = metadata.len();
+    let mut response = Response::new(if head_only {
+        ResponseBody::empty()
+    } else {
+        ResponseBody::File(FileBody::new(file, length))
+    });
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    Some(response)
 }
 
 /// The `Content-Type` for a file, by extension.

@@ -1,5 +1,11 @@
 //! Reading a connection's first request head into a small buffer, within the
 //! head size and time limits, before deciding who serves it.
+//!
+//! Each read is scanned once, from where the last scan stopped, for the blank
+//! line that ends a head (`\r\n\r\n`, or bare `\n` line ends as httparse and
+//! hyper accept them), so a head sent a byte at a time costs linear work. The
+//! buffer never grows past the size limit: a head that does not end within
+//! it is too large however it arrives.
 
 use std::future::poll_fn;
 use std::io;
@@ -17,9 +23,10 @@ use crate::socket::Socket;
 pub(crate) enum Head {
     /// A complete head, perhaps followed by more bytes (pipelining).
     Complete(BytesMut),
-    /// The head passed the size limit: hyper answers 431.
-    TooLarge(BytesMut),
-    /// The client closed, broke the connection or was too slow: nothing to answer.
+    /// The head passed the size limit: it gets 431.
+    TooLarge,
+    /// The client closed, broke the connection or was too slow, or the
+    /// server is stopping: nothing to answer.
     Abandoned,
 }
 
@@ -27,50 +34,100 @@ pub(crate) enum Head {
 /// is stopping abandons it at once: browsers keep pre-connected sockets
 /// open, and `stop` must not wait for them.
 pub(crate) async fn read_head(socket: &mut Socket, limits: &Limits, shutdown: &Shutdown) -> Head {
-    let mut head = BytesMut::with_capacity(1024);
-    let reading = tokio::time::timeout(limits.head_timeout, async {
-        loop {
-            if head.windows(4).any(|w| w == b"\r\n\r\n") {
-                return true;
-            }
-            if head.len() >= limits.max_head_bytes {
-                return false;
-            }
-            head.reserve(1024);
-            match poll_fn(|cx| read_some(socket, cx, &mut head)).await {
-                Ok(0) | Err(_) => return false,
-                Ok(_) => {}
-            }
-        }
-    });
-    let complete = tokio::select! {
-        read = reading => read.unwrap_or(false),
-        () = shutdown.stopping() => return Head::Abandoned,
-    };
-    if complete {
-        Head::Complete(head)
-    } else if head.len() >= limits.max_head_bytes {
-        Head::TooLarge(head)
-    } else {
-        Head::Abandoned
+    let reading = tokio::time::timeout(limits.head_timeout, read_until_end(socket, limits));
+    tokio::select! {
+        head = reading => head.unwrap_or(Head::Abandoned),
+        () = shutdown.stopping() => Head::Abandoned,
     }
 }
 
+async fn read_until_end(socket: &mut Socket, limits: &Limits) -> Head {
+    let limit = limits.max_head_bytes;
+    let mut bytes = BytesMut::with_capacity(1024);
+    let mut scanned = 0;
+    loop {
+        // One byte past the limit proves the head too large.
+        let room = (limit + 1 - bytes.len()).min(4096);
+        bytes.reserve(room);
+        let read = poll_fn(|cx| read_some(socket, cx, &mut bytes, room)).await;
+        if !matches!(read, Ok(1..)) {
+            return Head::Abandoned;
+        }
+        if let Some(head_len) = find_head_end(&bytes, scanned) {
+            if head_len > limit {
+                return Head::TooLarge;
+            }
+            return Head::Complete(bytes);
+        }
+        if bytes.len() > limit {
+            return Head::TooLarge;
+        }
+        // A line end may straddle two reads: rescan its first bytes.
+        scanned = bytes.len().saturating_sub(3);
+    }
+}
+
+/// The length of the head in `bytes` if its blank line lies at or after
+/// `from`: an LF followed by LF or CR LF.
+fn find_head_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(offset) = memchr::memchr(b'\n', &bytes[at..]) {
+        let lf = at + offset;
+        match &bytes[lf + 1..] {
+            [b'\n', ..] => return Some(lf + 2),
+            [b'\r', b'\n', ..] => return Some(lf + 3),
+            _ => at = lf + 1,
+        }
+    }
+    None
+}
+
+/// Reads at most `max` bytes into the spare capacity of `bytes`.
 fn read_some(
     socket: &mut Socket,
     cx: &mut Context<'_>,
-    head: &mut BytesMut,
+    bytes: &mut BytesMut,
+    max: usize,
 ) -> Poll<io::Result<usize>> {
-    let spare = head.spare_capacity_mut();
-    let mut buf = ReadBuf::uninit(spare);
+    let spare = bytes.spare_capacity_mut();
+    let len = spare.len().min(max);
+    let mut buf = ReadBuf::uninit(&mut spare[..len]);
     match Pin::new(socket).poll_read(cx, &mut buf) {
         Poll::Ready(Ok(())) => {
             let filled = buf.filled().len();
-            // SAFETY: poll_read initialised `filled` bytes of the spare capacity.
-            unsafe { head.set_len(head.len() + filled) };
+            // SAFETY: poll_read initialised the first `filled` bytes of the
+            // spare capacity it was given, which directly follow `len()`.
+            unsafe { bytes.set_len(bytes.len() + filled) };
             Poll::Ready(Ok(filled))
         }
         Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
         Poll::Pending => Poll::Pending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_blank_line_with_either_line_end() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\n", 0), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\n", 0), Some(16));
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\nh: v\r\n\r\nrest", 0),
+            Some(23)
+        );
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nh: v\r\n", 0), None);
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r", 0), None);
+    }
+
+    #[test]
+    fn a_rescan_from_three_bytes_back_finds_a_straddling_end() {
+        let head = b"GET / HTTP/1.1\r\nh: v\r\n\r\n";
+        for split in 1..head.len() {
+            let from = split.saturating_sub(3);
+            assert_eq!(find_head_end(&head[..split], 0), None, "{split}");
+            assert_eq!(find_head_end(head, from), Some(head.len()), "{split}");
+        }
     }
 }

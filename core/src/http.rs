@@ -23,9 +23,34 @@ pub(crate) struct Site {
     pub(crate) config: Config,
     pub(crate) routes: RwLock<Routes>,
     pub(crate) bodies: BodyContext,
+    /// `Access-Control-Allow-Headers` for preflights: a fixed list, never
+    /// the request's own.
+    cors_allow_headers: HeaderValue,
 }
 
 impl Site {
+    pub(crate) fn new(config: Config, bodies: BodyContext) -> Self {
+        let names: Vec<String> = ["last-event-id", "cache-control"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(
+                config
+                    .cors_allow_headers
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase()),
+            )
+            .collect();
+        // `Config::validate` checked the names, so the list is a valid value.
+        let cors_allow_headers = HeaderValue::from_str(&names.join(", "))
+            .unwrap_or_else(|_| HeaderValue::from_static("last-event-id, cache-control"));
+        Site {
+            config,
+            routes: RwLock::default(),
+            bodies,
+            cors_allow_headers,
+        }
+    }
+
     pub(crate) fn routes(&self) -> RwLockReadGuard<'_, Routes> {
         self.routes.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -55,10 +80,10 @@ async fn route(
 ) -> Response<ResponseBody> {
     let target = site.routes().find(parts.uri.path());
     let Some(target) = target else {
-        return text(StatusCode::NOT_FOUND, "not found\n");
+        return not_found();
     };
     match parts.method {
-        Method::OPTIONS => return preflight(&parts.headers),
+        Method::OPTIONS => return preflight(&site.cors_allow_headers),
         Method::GET | Method::HEAD => {}
         _ => {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -70,10 +95,14 @@ async fn route(
     }
     let head_only = parts.method == Method::HEAD;
     match target {
-        Target::Route(Route::Page(file)) => serve_file(&file, head_only).await,
+        Target::Route(Route::Page(file)) => files::respond(&file, head_only)
+            .await
+            .unwrap_or_else(not_found),
         Target::File { dir, relative } => match files::resolve(&dir, &relative).await {
-            Some(file) => serve_file(&file, head_only).await,
-            None => text(StatusCode::NOT_FOUND, "not found\n"),
+            Some(file) => files::respond(&file, head_only)
+                .await
+                .unwrap_or_else(not_found),
+            None => not_found(),
         },
         Target::Route(Route::Handler(handler)) => {
             let request = Request::new(parts.method, &parts.uri, parts.headers, peer);
@@ -115,7 +144,7 @@ async fn route(
                 Err(SubscribeError::Full) => {
                     site.bodies
                         .counters
-                        .connections_rejected
+                        .subscribers_refused
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     retry_later(StatusCode::SERVICE_UNAVAILABLE, "channel is full\n")
                 }
@@ -170,33 +199,7 @@ pub(crate) fn event_stream_headers() -> HeaderMap {
     headers
 }
 
-async fn serve_file(file: &std::path::Path, head_only: bool) -> Response<ResponseBody> {
-    let contents = match tokio::fs::read(file).await {
-        Ok(contents) => contents,
-        Err(err) => {
-            tracing::warn!(file = %file.display(), error = %err, "cannot read file");
-            return text(StatusCode::NOT_FOUND, "not found\n");
-        }
-    };
-    let length = contents.len();
-    let mut response = Response::new(if head_only {
-        ResponseBody::empty()
-    } else {
-        ResponseBody::full(contents)
-    });
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(files::content_type(file)),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if head_only {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    }
-    response
-}
-
-fn preflight(request_headers: &HeaderMap) -> Response<ResponseBody> {
+fn preflight(allowed_headers: &HeaderValue) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
@@ -205,14 +208,19 @@ fn preflight(request_headers: &HeaderMap) -> Response<ResponseBody> {
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static(ALLOWED_METHODS),
     );
-    if let Some(asked) = request_headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-    }
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        allowed_headers.clone(),
+    );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("86400"),
     );
     response
+}
+
+fn not_found() -> Response<ResponseBody> {
+    text(StatusCode::NOT_FOUND, "not found\n")
 }
 
 /// A plain-text response.

@@ -46,7 +46,7 @@ mod conn;
 mod server;
 
 pub use channel::{Channel, ChannelOptions, EventId, PresenceHook};
-pub use config::{Config, Cors, Limits};
+pub use config::{duration_from_secs, Config, Cors, Limits, MAX_DURATION};
 pub use error::{Error, Result};
 pub use event::Event;
 pub use reply::{Reply, RouteHandler};

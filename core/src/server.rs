@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -88,11 +88,7 @@ impl Server {
             keepalive: config.keepalive,
         };
         Ok(Server {
-            site: Arc::new(Site {
-                config,
-                routes: RwLock::default(),
-                bodies,
-            }),
+            site: Arc::new(Site::new(config, bodies)),
             lifecycle: Mutex::new(Lifecycle::Ready),
         })
     }
@@ -104,6 +100,7 @@ impl Server {
 
     /// Registers a broadcast channel at `path` and returns its handle.
     pub fn channel(&self, path: &str, options: ChannelOptions) -> Result<Channel> {
+        options.validate()?;
         let counters = Arc::clone(&self.site.bodies.counters);
         let channel = Channel::new(path.to_owned(), options, counters);
         self.add_route(path, Route::Channel(channel.clone()))?;

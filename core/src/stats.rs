@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 pub(crate) struct Counters {
     pub(crate) connections_open: AtomicUsize,
     pub(crate) connections_total: AtomicU64,
-    pub(crate) connections_rejected: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) subscribers_refused: AtomicU64,
     pub(crate) streams_open: AtomicUsize,
     pub(crate) events_published: AtomicU64,
     pub(crate) events_delivered: AtomicU64,
@@ -21,12 +22,14 @@ pub(crate) struct Counters {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// TCP connections open now.
+    /// TCP connections open now and admitted (refused ones are not counted).
     pub connections_open: usize,
-    /// TCP connections accepted since start.
+    /// TCP connections accepted since start, refused ones included.
     pub connections_total: u64,
-    /// Connections turned away by a limit (429 or 503).
-    pub connections_rejected: u64,
+    /// Connections turned away at once by a connection limit (429).
+    pub connections_refused: u64,
+    /// Subscriptions refused because their channel was full (503).
+    pub subscribers_refused: u64,
     /// Event streams (channel subscribers and per-connection streams) open now.
     pub streams_open: usize,
     /// Events published to channels.
@@ -63,7 +66,8 @@ impl Counters {
         Stats {
             connections_open: self.connections_open.load(Ordering::Relaxed),
             connections_total: get(&self.connections_total),
-            connections_rejected: get(&self.connections_rejected),
+            connections_refused: get(&self.connections_refused),
+            subscribers_refused: get(&self.subscribers_refused),
             streams_open: self.streams_open.load(Ordering::Relaxed),
             events_published: get(&self.events_published),
             events_delivered: get(&self.events_delivered),

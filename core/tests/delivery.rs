@@ -306,6 +306,29 @@ async fn presence_hooks_fire_once_per_connection_even_on_abrupt_loss() {
 }
 
 #[tokio::test]
+async fn a_panicking_presence_hook_leaks_neither_the_subscriber_nor_its_count() {
+    let server = server(Config::default());
+    let channel = server.channel("/c", ChannelOptions::default()).unwrap();
+    channel.on_subscribe(|_request: &Request| panic!("host bug in on_subscribe"));
+    channel.on_unsubscribe(|_request: &Request| panic!("host bug in on_unsubscribe"));
+    let addr = server.start().unwrap();
+    for round in 0..3 {
+        let response = get(addr, "/c", &[]).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(channel.subscribers(), 1);
+        channel
+            .publish(Event::data(format!("round {round}")))
+            .unwrap();
+        let mut events = response.events();
+        assert_eq!(events.next().await.unwrap().data, format!("round {round}"));
+        drop(events);
+        eventually("the subscriber is gone", || channel.subscribers() == 0).await;
+        eventually("its stream is closed", || server.stats().streams_open == 0).await;
+    }
+    server.stop();
+}
+
+#[tokio::test]
 async fn idle_streams_get_keepalive_comments() {
     let server = server(Config {
         keepalive: Some(Duration::from_millis(100)),

@@ -218,6 +218,70 @@ fn invalid_configuration_is_refused_up_front() {
 }
 
 #[test]
+fn durations_too_long_to_mean_anything_are_refused_naming_the_field() {
+    let forever = Duration::MAX;
+    let limits = |head_timeout| Limits {
+        head_timeout,
+        ..Limits::default()
+    };
+    for (config, field) in [
+        (
+            Config {
+                write_timeout: forever,
+                ..Config::default()
+            },
+            "write_timeout",
+        ),
+        (
+            Config {
+                keepalive: Some(forever),
+                ..Config::default()
+            },
+            "keepalive",
+        ),
+        (
+            Config {
+                tcp_keepalive: Some(forever),
+                ..Config::default()
+            },
+            "tcp_keepalive",
+        ),
+        (
+            Config {
+                drain_timeout: forever,
+                ..Config::default()
+            },
+            "drain_timeout",
+        ),
+        (
+            Config {
+                limits: limits(forever),
+                ..Config::default()
+            },
+            "head_timeout",
+        ),
+    ] {
+        let err = Server::new(config).unwrap_err();
+        assert_eq!(err.code(), "INVALID_CONFIG");
+        assert!(err.to_string().contains(field), "{err}");
+    }
+    let server = Server::new(Config::default()).unwrap();
+    let options = ChannelOptions {
+        keepalive: Some(forever),
+        ..ChannelOptions::default()
+    };
+    let err = server.channel("/c", options).unwrap_err();
+    assert!(err.to_string().contains("keepalive"), "{err}");
+    // A year is still a duration.
+    let year = Duration::from_secs(365 * 24 * 3600);
+    assert!(Server::new(Config {
+        write_timeout: year,
+        ..Config::default()
+    })
+    .is_ok());
+}
+
+#[test]
 fn dropping_a_running_server_stops_it() {
     let _serial = serial();
     let server = server(Config::default());

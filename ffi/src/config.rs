@@ -173,6 +173,7 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
         port: config.port,
         worker_threads: config.worker_threads as usize,
         cors,
+        cors_allow_headers: Vec::new(),
         keepalive: optional_millis(config.keepalive_ms),
         write_timeout: millis(config.write_timeout_ms),
         tcp_keepalive: optional_millis(config.tcp_keepalive_ms),

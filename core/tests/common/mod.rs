@@ -109,6 +109,16 @@ impl Response {
         String::from_utf8(collected.to_bytes().to_vec()).expect("utf-8 body")
     }
 
+    /// The whole body as bytes (for finite responses).
+    pub async fn bytes(mut self) -> Vec<u8> {
+        let body = self.body.take().expect("body");
+        let collected = tokio::time::timeout(PATIENCE, body.collect())
+            .await
+            .expect("body in time")
+            .expect("body");
+        collected.to_bytes().to_vec()
+    }
+
     /// The body as parsed SSE events.
     pub fn events(mut self) -> Events {
         let body = self.body.take().expect("body");
