@@ -335,19 +335,51 @@ async fn idle_streams_get_keepalive_comments() {
         ..Config::default()
     });
     server.channel("/c", ChannelOptions::default()).unwrap();
-    server
-        .channel(
-            "/quiet",
-            ChannelOptions {
-                keepalive: Some(Duration::from_secs(3600)),
-                ..ChannelOptions::default()
-            },
-        )
-        .unwrap();
     let addr = server.start().unwrap();
     let mut raw = get(addr, "/c", &[]).await.raw();
     let seen = raw.read_until(":\n\n:\n\n").await;
     assert_eq!(seen, ":\n\n:\n\n");
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_channels_keepalive_overrides_the_servers_and_zero_turns_it_off() {
+    let server = server(Config {
+        keepalive: Some(Duration::from_millis(100)),
+        ..Config::default()
+    });
+    let with_keepalive = |keepalive| ChannelOptions {
+        keepalive,
+        auto_id: false,
+        ..ChannelOptions::default()
+    };
+    let slow = server
+        .channel("/slow", with_keepalive(Some(Duration::from_secs(3600))))
+        .unwrap();
+    let off = server
+        .channel("/off", with_keepalive(Some(Duration::ZERO)))
+        .unwrap();
+    server
+        .channel("/fast", with_keepalive(Some(Duration::from_millis(50))))
+        .unwrap();
+    let addr = server.start().unwrap();
+    let mut slow_stream = get(addr, "/slow", &[]).await.raw();
+    let mut off_stream = get(addr, "/off", &[]).await.raw();
+    let mut fast_stream = get(addr, "/fast", &[]).await.raw();
+    // Several of the server's (and far more of /fast's) periods pass...
+    assert_eq!(
+        fast_stream.read_until(":\n\n:\n\n:\n\n:\n\n").await.len(),
+        12
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...while the other two stay silent: their first bytes are this event.
+    for (channel, stream) in [(&slow, &mut slow_stream), (&off, &mut off_stream)] {
+        channel.publish(Event::data("first")).unwrap();
+        assert_eq!(
+            stream.read_until("data: first\n\n").await,
+            "data: first\n\n"
+        );
+    }
     server.stop();
 }
 

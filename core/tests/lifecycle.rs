@@ -149,6 +149,38 @@ async fn stop_with_500_open_clients_sends_the_farewell_and_returns_within_the_dr
     assert_no_engine_threads();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_returns_once_every_stream_has_drained_not_after_the_drain_timeout() {
+    let _serial = serial();
+    let server = Arc::new(server(Config {
+        drain_timeout: Duration::from_secs(60),
+        ..Config::default()
+    }));
+    let channel = server.channel("/c", ChannelOptions::default()).unwrap();
+    let addr = server.start().unwrap();
+    let mut readers = Vec::new();
+    for _ in 0..50 {
+        let events = get(addr, "/c", &[]).await.events();
+        readers.push(tokio::spawn(events.collect()));
+    }
+    eventually("all subscribed", || channel.subscribers() == 50).await;
+    channel.publish(Event::data("last")).unwrap();
+    let stopping = Arc::clone(&server);
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < PATIENCE,
+        "stop waited {took:?} with nothing left to drain"
+    );
+    for reader in readers {
+        let events = reader.await.unwrap();
+        assert_eq!(events.last().map(|e| e.data.as_str()), Some("last"));
+    }
+}
+
 #[test]
 fn misuse_gets_clear_errors() {
     let _serial = serial();
