@@ -21,6 +21,23 @@ pub enum Cors {
 }
 
 impl Cors {
+    /// The policy for a host's list of origins: none is [`Cors::Disabled`],
+    /// one that is `*` is [`Cors::AnyOrigin`], others are allowed as listed.
+    pub fn from_origins<I, S>(origins: I) -> Cors
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let origins: Vec<String> = origins.into_iter().map(Into::into).collect();
+        if origins.is_empty() {
+            Cors::Disabled
+        } else if origins.iter().any(|origin| origin == "*") {
+            Cors::AnyOrigin
+        } else {
+            Cors::Origins(origins)
+        }
+    }
+
     /// Adds the CORS headers this policy grants to `origin`.
     pub(crate) fn apply(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
         match self {
@@ -125,6 +142,12 @@ impl Default for Config {
     }
 }
 
+/// The largest request head a server may be configured to accept (1 MiB).
+const MAX_HEAD_BYTES: usize = 1 << 20;
+
+/// The most events a stream route's queue may be configured to hold.
+const MAX_STREAM_QUEUE: usize = 1 << 16;
+
 /// The longest duration any setting takes (365 days): longer ones are
 /// mistakes (or unit mix-ups), and would overflow the clock's arithmetic.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -168,11 +191,11 @@ impl Config {
         if self.host.is_empty() {
             return invalid("host must not be empty");
         }
-        if self.limits.max_head_bytes < 8192 {
-            return invalid("limits.max_head_bytes must be at least 8192");
+        if !(8192..=MAX_HEAD_BYTES).contains(&self.limits.max_head_bytes) {
+            return invalid("limits.max_head_bytes must be between 8192 and 1048576");
         }
-        if self.stream_queue == 0 {
-            return invalid("stream_queue must be at least 1");
+        if !(1..=MAX_STREAM_QUEUE).contains(&self.stream_queue) {
+            return invalid("stream_queue must be between 1 and 65536");
         }
         if self.write_timeout.is_zero() {
             return invalid("write_timeout must be greater than zero");
@@ -196,6 +219,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_star_among_the_origins_means_any_origin() {
+        assert_eq!(Cors::from_origins(Vec::<String>::new()), Cors::Disabled);
+        assert_eq!(Cors::from_origins(["*"]), Cors::AnyOrigin);
+        assert_eq!(Cors::from_origins(["http://a.test", "*"]), Cors::AnyOrigin);
+        assert_eq!(
+            Cors::from_origins(["http://a.test"]),
+            Cors::Origins(vec!["http://a.test".into()])
+        );
+    }
 
     #[test]
     fn seconds_from_hosts_are_checked_before_they_become_durations() {

@@ -196,7 +196,7 @@ async fn serve_connection(
     let shutdown = &site.bodies.shutdown;
     let prefix = match read_head(&mut socket, &config.limits, shutdown).await {
         Head::Abandoned => return,
-        Head::TooLarge => return answer_and_close(socket, &site, HEAD_TOO_LARGE).await,
+        Head::TooLarge => return answer_and_close(socket, &site, HEAD_TOO_LARGE, false).await,
         Head::Complete(bytes) => {
             // Channel subscribers are served directly; the rest goes to hyper.
             if let Some(stream) = direct::subscribe(&bytes, peer, &site) {
@@ -282,16 +282,17 @@ async fn refuse(stream: TcpStream, site: Arc<Site>, refusal: Refusal) {
         ..site.config.limits.clone()
     };
     // Whatever arrives (a head, too much, or nothing in time), the answer
-    // is the same.
-    let _ = read_head(&mut socket, &limits, &site.bodies.shutdown).await;
-    answer_and_close(socket, &site, refusal).await;
+    // is the same; only a HEAD request gets it without a body.
+    let head = read_head(&mut socket, &limits, &site.bodies.shutdown).await;
+    let head_only = matches!(&head, Head::Complete(bytes) if bytes.starts_with(b"HEAD "));
+    answer_and_close(socket, &site, refusal, head_only).await;
 }
 
 /// Writes `refusal`, then closes the connection in a way that lets the
 /// client read it: the write side first, then what the client still sends
 /// is read and dropped for a moment, since closing with unread bytes would
 /// reset the connection and could discard the answer on the client's side.
-async fn answer_and_close(mut socket: Socket, site: &Site, refusal: Refusal) {
+async fn answer_and_close(mut socket: Socket, site: &Site, refusal: Refusal, head_only: bool) {
     let mut answer = BytesMut::with_capacity(256);
     let retry = if refusal.retry_after {
         "retry-after: 2\r\n"
@@ -305,7 +306,7 @@ async fn answer_and_close(mut socket: Socket, site: &Site, refusal: Refusal) {
             refusal.status,
             refusal.reason.len(),
             httpdate::fmt_http_date(std::time::SystemTime::now()),
-            refusal.reason,
+            if head_only { "" } else { refusal.reason },
         )
         .as_bytes(),
     );

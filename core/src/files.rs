@@ -77,8 +77,10 @@ async fn contained(dir: &Path, path: &Path) -> Option<PathBuf> {
 
 /// The response for the file at `path`, or `None` (404) if it is missing or
 /// not a regular file. The file is opened without blocking (a FIFO would
-/// otherwise wait for a writer forever) and checked once open, so it cannot
-/// be swapped for something else in between.
+/// otherwise wait for a writer forever), and its type is checked on the
+/// open file, not the path. (Containment was checked on the path just
+/// before: someone who can write inside the served directory could still
+/// swap in a link between the two.)
 pub(crate) async fn respond(path: &Path, head_only: bool) -> Option<Response<ResponseBody>> {
     let mut options = tokio::fs::OpenOptions::new();
     options.read(true);

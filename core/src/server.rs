@@ -63,6 +63,9 @@ struct Running {
 pub struct Server {
     site: Arc<Site>,
     lifecycle: Mutex<Lifecycle>,
+    /// The thread finishing a stop that was started from an engine thread,
+    /// for a later `stop` from elsewhere to wait for.
+    stopper: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -90,6 +93,7 @@ impl Server {
         Ok(Server {
             site: Arc::new(Site::new(config, bodies)),
             lifecycle: Mutex::new(Lifecycle::Ready),
+            stopper: Mutex::new(None),
         })
     }
 
@@ -226,7 +230,8 @@ impl Server {
     /// Idempotent.
     ///
     /// Called from an engine thread (inside a stream handler or hook), it
-    /// starts the shutdown and returns without waiting for it.
+    /// starts the shutdown and returns without waiting for it; a later call
+    /// from another thread waits for that shutdown to finish.
     pub fn stop(&self) {
         self.shutdown(None);
     }
@@ -240,6 +245,14 @@ impl Server {
     fn shutdown(&self, farewell: Option<Bytes>) {
         let previous = std::mem::replace(&mut *lock(&self.lifecycle), Lifecycle::Stopped);
         if matches!(previous, Lifecycle::Stopped) {
+            // Stopped already, or stopping from an engine thread: wait for
+            // that to finish, where waiting is possible.
+            if !ON_ENGINE_THREAD.with(Cell::get) {
+                let stopper = lock(&self.stopper).take();
+                if let Some(stopper) = stopper {
+                    let _ = stopper.join();
+                }
+            }
             return;
         }
         self.site.bodies.shutdown.begin(farewell);
@@ -274,7 +287,7 @@ impl Server {
             Ok(handle) if !ON_ENGINE_THREAD.with(Cell::get) => {
                 let _ = handle.join();
             }
-            Ok(_) => {}
+            Ok(handle) => *lock(&self.stopper) = Some(handle),
             Err(err) => tracing::error!(error = %err, "cannot spawn the stop thread"),
         }
     }

@@ -21,16 +21,18 @@ use crate::stats::Counters;
 /// An accepted connection's socket, with its write timeout.
 ///
 /// The timeout is a deadline per write, not per byte: it starts when a write
-/// cannot take everything it is offered and ends only when one does. A
-/// client that reads a few bytes now and then still cannot keep a frame
-/// (and the events it pins) waiting longer than the timeout.
+/// cannot take everything it is offered, and ends only once every byte that
+/// was then owed has been written. A client that reads a few bytes now and
+/// then cannot keep a frame (and the events it pins) waiting longer than the
+/// timeout; one that keeps taking data is never cut, even if the writer
+/// (hyper, appending its next chunk) always offers more than fits.
 pub(crate) struct Socket {
     stream: TcpStream,
     write_timeout: Duration,
     /// Created on the first stalled write only, then reused.
     deadline: Option<Pin<Box<Sleep>>>,
-    /// Whether a write is unfinished and the deadline runs.
-    stalled: bool,
+    /// Bytes owed since a write stalled; the deadline runs while non-zero.
+    owed: usize,
     counters: Arc<Counters>,
 }
 
@@ -40,7 +42,7 @@ impl Socket {
             stream,
             write_timeout,
             deadline: None,
-            stalled: false,
+            owed: 0,
             counters,
         }
     }
@@ -56,16 +58,18 @@ impl Socket {
                 self.counters
                     .bytes_written
                     .fetch_add(written as u64, Ordering::Relaxed);
-                if written >= offered {
-                    self.stalled = false;
-                } else {
-                    self.start_deadline();
+                if self.owed > 0 {
+                    self.owed = self.owed.saturating_sub(written);
+                } else if written < offered {
+                    self.start_deadline(offered - written);
                 }
                 Poll::Ready(Ok(written))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(self.note_error(err))),
             Poll::Pending => {
-                self.start_deadline();
+                if self.owed == 0 {
+                    self.start_deadline(offered);
+                }
                 let timer = self.deadline.as_mut().map(Pin::as_mut);
                 if timer.is_some_and(|timer| timer.poll(cx).is_ready()) {
                     self.counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -89,12 +93,9 @@ impl Socket {
         err
     }
 
-    /// Starts the write deadline, unless an unfinished write already did.
-    fn start_deadline(&mut self) {
-        if self.stalled {
-            return;
-        }
-        self.stalled = true;
+    /// Starts the write deadline for `owed` unwritten bytes.
+    fn start_deadline(&mut self, owed: usize) {
+        self.owed = owed.max(1);
         let deadline = Instant::now() + self.write_timeout;
         match &mut self.deadline {
             Some(timer) => timer.as_mut().reset(deadline),

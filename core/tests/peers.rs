@@ -177,3 +177,43 @@ fn stop_does_not_wait_for_sockets_that_never_sent_a_head() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_slow_but_steady_download_is_not_cut_by_the_write_timeout() {
+    let dir = std::env::temp_dir().join(format!("tidings-steady-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let contents: Vec<u8> = (0..6u32 << 20).map(|n| (n % 253) as u8).collect();
+    std::fs::write(dir.join("big.bin"), &contents).unwrap();
+    let server = server(Config {
+        write_timeout: Duration::from_secs(1),
+        ..Config::default()
+    });
+    server.page("/big", dir.join("big.bin")).unwrap();
+    let addr = server.start().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // ~1.6 MB/s: the whole file takes several write timeouts, though every
+    // moment some of it moves.
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(Instant::now() < deadline, "download too slow to finish in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        match stream.read(&mut buf).await.unwrap() {
+            0 => break,
+            n => received.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body_at = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(received.len() - body_at, contents.len(), "the download was cut");
+    assert!(received[body_at..] == contents[..]);
+    assert_eq!(server.stats().write_timeouts, 0);
+    server.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
