@@ -2,7 +2,8 @@
 //! GIL released around everything that waits.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
@@ -12,7 +13,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use crate::channel::Channel;
 use crate::convert::stream_item;
 use crate::dispatch::Dispatcher;
-use crate::errors::{ConfigError, IntoPyResult};
+use crate::errors::IntoPyResult;
 use crate::stream::{Reply, Request, StreamSink};
 
 /// The native server. `tidings.Server` wraps it with asyncio integration.
@@ -20,6 +21,8 @@ use crate::stream::{Reply, Request, StreamSink};
 pub(crate) struct Server {
     inner: Arc<tidings::Server>,
     dispatcher: Dispatcher,
+    /// A stop started from a callback, for a later `stop()` to wait for.
+    stopping: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 #[pymethods]
@@ -29,9 +32,10 @@ impl Server {
         host="127.0.0.1", port=8000, *, cors=None, keepalive=Some(15.0), write_timeout=30.0,
         tcp_keepalive=Some(60.0), drain_timeout=5.0, worker_threads=0, stream_queue=32,
         max_connections=None, max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0,
+        max_pending_callbacks=1024,
     ), text_signature = "(host='127.0.0.1', port=8000, *, cors=None, keepalive=15.0, write_timeout=30.0, \
         tcp_keepalive=60.0, drain_timeout=5.0, worker_threads=0, stream_queue=32, max_connections=None, \
-        max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0)")]
+        max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0, max_pending_callbacks=1024)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: &str,
@@ -47,6 +51,7 @@ impl Server {
         max_connections_per_ip: Option<usize>,
         max_head_bytes: usize,
         head_timeout: f64,
+        max_pending_callbacks: usize,
     ) -> PyResult<Self> {
         let config = tidings::Config {
             host: host.to_owned(),
@@ -70,7 +75,8 @@ impl Server {
         };
         Ok(Server {
             inner: Arc::new(tidings::Server::new(config).py_err()?),
-            dispatcher: Dispatcher::start()?,
+            dispatcher: Dispatcher::start(max_pending_callbacks)?,
+            stopping: Arc::default(),
         })
     }
 
@@ -107,7 +113,11 @@ impl Server {
                 move |request: tidings::Request, sender: tidings::StreamSender| {
                     let opener = Arc::clone(&opener);
                     let sink_dispatcher = dispatcher.clone();
-                    dispatcher.submit(move |py| {
+                    let Some(ticket) = dispatcher.reserve() else {
+                        let _ = sender.reject(503, BUSY);
+                        return;
+                    };
+                    ticket.submit(move |py| {
                         let sink = Py::new(py, StreamSink::new(sender, sink_dispatcher))?;
                         let opened = opener.call1(py, (Request::new(request), sink.clone_ref(py)));
                         if opened.is_err() {
@@ -130,8 +140,12 @@ impl Server {
             .route(
                 path,
                 move |request: tidings::Request, reply: tidings::Reply| {
+                    let Some(ticket) = dispatcher.reserve() else {
+                        let _ = reply.send(503, "text/plain; charset=utf-8", BUSY);
+                        return;
+                    };
                     let handler = Arc::clone(&handler);
-                    dispatcher.submit(move |py| {
+                    ticket.submit(move |py| {
                         handler
                             .call1(py, (Request::new(request), Reply::new(reply)))
                             .map(drop)
@@ -160,19 +174,43 @@ impl Server {
     }
 
     /// Stops the server (idempotent): open streams get what was queued, then
-    /// `farewell` if given, then end. Returns when every thread has finished.
-    #[pyo3(signature = (farewell=None))]
-    fn stop(&self, py: Python<'_>, farewell: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    /// `farewell` if given, then end. Returns when every thread has finished,
+    /// unless `wait` is false or it is called from the callback thread (a
+    /// hook or handler), which would wait for itself: then it starts the stop
+    /// and returns.
+    #[pyo3(signature = (farewell=None, wait=true))]
+    fn stop(
+        &self,
+        py: Python<'_>,
+        farewell: Option<&Bound<'_, PyAny>>,
+        wait: bool,
+    ) -> PyResult<()> {
         let farewell = farewell.map(stream_item).transpose()?;
         let server = Arc::clone(&self.inner);
         let dispatcher = self.dispatcher.clone();
-        py.detach(move || {
+        let stop = move || {
             match farewell {
                 Some(event) => server.stop_with(event),
                 None => server.stop(),
             }
             dispatcher.shutdown();
-        });
+        };
+        if wait && !self.dispatcher.is_current() {
+            let stopping = Arc::clone(&self.stopping);
+            py.detach(move || {
+                stop();
+                let started = stopping.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(started) = started {
+                    let _ = started.join();
+                }
+            });
+            return Ok(());
+        }
+        let handle = std::thread::Builder::new()
+            .name("tidings-stop".into())
+            .spawn(stop)
+            .map_err(|err| pyo3::exceptions::PyOSError::new_err(err.to_string()))?;
+        *self.stopping.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(())
     }
 
@@ -208,6 +246,7 @@ impl Server {
         out.set_item("bytes_written", stats.bytes_written)?;
         out.set_item("slow_consumer_drops", stats.slow_consumer_drops)?;
         out.set_item("write_timeouts", stats.write_timeouts)?;
+        out.set_item("callbacks_refused", self.dispatcher.refused())?;
         let channels = PyDict::new(py);
         for channel in &stats.channels {
             let entry = PyDict::new(py);
@@ -222,30 +261,24 @@ impl Server {
 }
 
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        ConfigError::new_err(format!(
-            "{name} must be a non-negative number of seconds, not {value}"
-        ))
-    })
+    tidings::duration_from_secs(name, value).py_err()
 }
+
+/// The answer to a request that found too many waiting for the interpreter.
+const BUSY: &str = "server busy: too many requests waiting for Python\n";
 
 fn cors_policy(cors: Option<&Bound<'_, PyAny>>) -> PyResult<tidings::Cors> {
     let Some(cors) = cors.filter(|c| !c.is_none()) else {
         return Ok(tidings::Cors::Disabled);
     };
     if let Ok(origin) = cors.cast::<PyString>() {
-        let origin = origin.to_cow()?;
-        return Ok(if origin.as_ref() == "*" {
-            tidings::Cors::AnyOrigin
-        } else {
-            tidings::Cors::Origins(vec![origin.into_owned()])
-        });
+        return Ok(tidings::Cors::from_origins([origin.to_cow()?.into_owned()]));
     }
     if cors.is_instance_of::<PyList>() || cors.is_instance_of::<pyo3::types::PyTuple>() {
         let origins: Vec<String> = cors
             .extract()
             .map_err(|_| PyTypeError::new_err("cors origins must be strings"))?;
-        return Ok(tidings::Cors::Origins(origins));
+        return Ok(tidings::Cors::from_origins(origins));
     }
     Err(PyTypeError::new_err(
         "cors must be None, \"*\" or a list of origins",

@@ -7,16 +7,29 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
 import tidings
 from helpers import PATIENCE, client, events
+
+
+def raw_request(port: int | None, text: str) -> bytes:
+    """Sends `text` as it is and returns everything until the server closes."""
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as conn:
+        conn.sendall(text.encode())
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+        return reply
 
 
 def engine_threads() -> list[str]:
@@ -55,8 +68,11 @@ def test_misuse_raises_clear_errors() -> None:
         server.start()
 
     other = tidings.Server("127.0.0.1", server.port)
+    loops_before = [t for t in threading.enumerate() if t.name == "tidings-asyncio"]
     with pytest.raises(OSError, match=f"127.0.0.1:{server.port}"):
         other.start()
+    # A failed start leaves no loop thread behind.
+    assert [t for t in threading.enumerate() if t.name == "tidings-asyncio"] == loops_before
 
     server.stop()
     server.stop()  # twice is fine
@@ -157,11 +173,14 @@ def test_stop_sends_the_farewell_after_queued_events(server: tidings.Server) -> 
 
 
 def test_routes_pages_files_and_cors(tmp_path: Path) -> None:
-    (tmp_path / "index.html").write_text("<h1>hi</h1>")
-    (tmp_path / "app.js").write_text("1")
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "index.html").write_text("<h1>hi</h1>")
+    (public / "app.js").write_text("1")
+    (tmp_path / "secret.txt").write_text("outside the served directory")
     server = tidings.Server("127.0.0.1", 0, cors="*")
-    server.page("/", tmp_path / "index.html")
-    server.files("/static", tmp_path)
+    server.page("/", public / "index.html")
+    server.files("/static", public)
 
     @server.route("/hello")
     async def hello(request):
@@ -178,7 +197,11 @@ def test_routes_pages_files_and_cors(tmp_path: Path) -> None:
             page = http.get(f"{server.url}/")
             assert (page.text, page.headers["content-type"]) == ("<h1>hi</h1>", "text/html; charset=utf-8")
             assert http.get(f"{server.url}/static/app.js").headers["content-type"].startswith("text/javascript")
-            assert http.get(f"{server.url}/static/../{tmp_path.name}/app.js").status_code == 404
+            # httpx would normalise these paths away: send the bytes as they are.
+            for attempt in ("/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/..%2fsecret.txt"):
+                reply = raw_request(server.port, f"GET {attempt} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                assert reply.startswith(b"HTTP/1.1 404"), (attempt, reply)
+                assert b"outside" not in reply, attempt
             hello = http.get(f"{server.url}/hello?name=ada")
             assert (hello.json(), hello.headers["content-type"]) == ({"name": "ada"}, "application/json")
             teapot = http.get(f"{server.url}/teapot")
@@ -251,3 +274,126 @@ def test_engine_logs_reach_python_logging(caplog: pytest.LogCaptureFixture) -> N
     messages = [record.getMessage() for record in caplog.records if record.name == "tidings"]
     assert any(m.startswith("tidings listening addr=127.0.0.1:") for m in messages), messages
     assert any(m.startswith("tidings stopped") for m in messages), messages
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = PATIENCE
+    while not condition():
+        assert deadline > 0, f"timed out waiting for: {what}"
+        deadline -= 0.01
+        threading.Event().wait(0.01)
+
+
+@pytest.mark.parametrize("where", ["on_subscribe", "stream handler", "route handler"])
+def test_stop_from_a_callback_starts_the_stop_and_returns(where: str) -> None:
+    server = tidings.Server("127.0.0.1", 0)
+    channel = server.channel("/c")
+    returned = threading.Event()
+
+    def stop_here(*_args: object) -> str:
+        server.stop()
+        returned.set()
+        return "stopping"
+
+    if where == "on_subscribe":
+        channel.on_subscribe(stop_here)
+        path = "/c"
+    elif where == "stream handler":
+
+        async def stream(request: tidings.Request):  # type: ignore[no-untyped-def]
+            stop_here()
+            yield "never sent"
+
+        server.stream("/s")(stream)
+        path = "/s"
+    else:
+        server.route("/r")(stop_here)
+        path = "/r"
+    unraisable: list[object] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        server.start()
+        try:
+            raw_request(server.port, f"GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        except OSError:
+            pass  # the connection may end with the server
+        assert returned.wait(PATIENCE), "stop() called from a callback did not return"
+        wait_until(lambda: not server.running, "the server stopped")
+        server.stop()  # from here: waits for what the callback started
+        assert engine_threads() == []
+    finally:
+        sys.unraisablehook = previous_hook
+    assert unraisable == []
+
+
+def test_sync_generator_threads_are_finished_when_stop_returns() -> None:
+    server = tidings.Server("127.0.0.1", 0, drain_timeout=1.0)
+    started = threading.Event()
+
+    @server.stream("/s")
+    def endless(request: tidings.Request) -> Iterator[str]:
+        started.set()
+        while True:
+            yield "tick"
+            threading.Event().wait(0.05)
+
+    server.start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=PATIENCE) as conn:
+        conn.sendall(b"GET /s HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert started.wait(PATIENCE)
+        server.stop()
+    assert [t.name for t in threading.enumerate() if t.name == "tidings-sync-stream"] == []
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"write_timeout": 1e19}, {"keepalive": 1e300}, {"drain_timeout": float("nan")}, {"head_timeout": -1.0}],
+)
+def test_durations_out_of_range_raise_config_errors(setting: dict[str, float]) -> None:
+    name = next(iter(setting))
+    with pytest.raises(tidings.ConfigError, match=name):
+        tidings.Server("127.0.0.1", 0, **setting)  # type: ignore[arg-type]
+    server = tidings.Server("127.0.0.1", 0)
+    with pytest.raises(tidings.ConfigError, match="keepalive"):
+        server.channel("/c", keepalive=1e19)
+
+
+def test_callbacks_waiting_past_the_bound_are_refused_with_503_and_counted() -> None:
+    server = tidings.Server("127.0.0.1", 0, max_pending_callbacks=4)
+    release = threading.Event()
+    entered = threading.Event()
+
+    @server.route("/busy")
+    def busy(request: tidings.Request) -> str:
+        return "ok"
+
+    channel = server.channel("/block")
+    # Presence hooks run on the callback thread: this one holds it.
+    channel.on_subscribe(lambda request: (entered.set(), release.wait(PATIENCE)))
+    server.start()
+    try:
+        blocker = socket.create_connection(("127.0.0.1", server.port), timeout=PATIENCE)
+        blocker.sendall(b"GET /block HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert entered.wait(PATIENCE)
+        results: list[bytes] = []
+        requests = [
+            threading.Thread(
+                target=lambda: results.append(
+                    raw_request(server.port, "GET /busy HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                )
+            )
+            for _ in range(10)
+        ]
+        for request in requests:
+            request.start()
+        wait_until(lambda: server.stats()["callbacks_refused"] == 6, "six refusals")
+        release.set()
+        for request in requests:
+            request.join(PATIENCE)
+        statuses = sorted(reply.split(b" ", 2)[1] for reply in results)
+        assert statuses == [b"200"] * 4 + [b"503"] * 6
+        blocker.close()
+    finally:
+        release.set()
+        server.stop()

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from . import _tidings
@@ -20,16 +21,50 @@ from ._errors import ClientDisconnected, HTTPError
 logger = logging.getLogger("tidings")
 
 
+class SyncStreams:
+    """The threads running a server's sync generators, so that ``stop()``
+    returns only once they have finished."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+
+    def start(self, produced: Any, request: _tidings.Request, sink: _tidings.StreamSink) -> None:
+        def run() -> None:
+            try:
+                _pump_sync(produced, request, sink)
+            finally:
+                with self._lock:
+                    self._threads.discard(thread)
+
+        thread = threading.Thread(target=run, name="tidings-sync-stream", daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def join(self, timeout: float) -> None:
+        """Waits for every thread, at most `timeout` seconds in all. After the
+        engine stopped, each ends at its generator's next item (the send fails)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                logger.warning("a sync stream generator did not finish within %.1f s of stop()", timeout)
+
+
 def open_stream(
     loop: asyncio.AbstractEventLoop | None,
     handler: Callable[[_tidings.Request], Any],
     request: _tidings.Request,
     sink: _tidings.StreamSink,
+    sync_streams: SyncStreams,
 ) -> None:
     """Schedules `handler` for one client on `loop` (callback thread)."""
     _on_loop(
         loop,
-        lambda running: _start(running, handler, request, sink),
+        lambda running: _start(running, handler, request, sink, sync_streams),
         lambda reason: sink.reject(503, reason),
     )
 
@@ -55,6 +90,7 @@ def _start(
     handler: Callable[[_tidings.Request], Any],
     request: _tidings.Request,
     sink: _tidings.StreamSink,
+    sync_streams: SyncStreams,
 ) -> None:
     try:
         produced = handler(request)
@@ -63,14 +99,18 @@ def _start(
         return
     if inspect.iscoroutine(produced):
         # A coroutine function: its result decides the response.
-        task = loop.create_task(_await_then_run(loop, produced, request, sink))
+        task = loop.create_task(_await_then_run(loop, produced, request, sink, sync_streams))
         sink.on_close(lambda: _cancel(loop, task))
         return
-    _run(loop, produced, request, sink)
+    _run(loop, produced, request, sink, sync_streams)
 
 
 async def _await_then_run(
-    loop: asyncio.AbstractEventLoop, coroutine: Any, request: _tidings.Request, sink: _tidings.StreamSink
+    loop: asyncio.AbstractEventLoop,
+    coroutine: Any,
+    request: _tidings.Request,
+    sink: _tidings.StreamSink,
+    sync_streams: SyncStreams,
 ) -> None:
     try:
         produced = await coroutine
@@ -80,7 +120,7 @@ async def _await_then_run(
     except Exception as error:
         _refuse(request, sink, error)
         return
-    _run(loop, produced, request, sink)
+    _run(loop, produced, request, sink, sync_streams)
 
 
 def _refuse(request: _tidings.Request, sink: _tidings.StreamSink, error: Exception) -> None:
@@ -92,16 +132,20 @@ def _refuse(request: _tidings.Request, sink: _tidings.StreamSink, error: Excepti
     sink.reject(500, "stream handler failed\n")
 
 
-def _run(loop: asyncio.AbstractEventLoop, produced: Any, request: _tidings.Request, sink: _tidings.StreamSink) -> None:
+def _run(
+    loop: asyncio.AbstractEventLoop,
+    produced: Any,
+    request: _tidings.Request,
+    sink: _tidings.StreamSink,
+    sync_streams: SyncStreams,
+) -> None:
     if inspect.isasyncgen(produced) or hasattr(produced, "__aiter__"):
         sink.accept()
         task = loop.create_task(_pump_async(loop, produced, request, sink))
         sink.on_close(lambda: _cancel(loop, task))
     elif hasattr(produced, "__iter__") and not isinstance(produced, (str, bytes, dict)):
         sink.accept()
-        threading.Thread(
-            target=_pump_sync, args=(produced, request, sink), name="tidings-sync-stream", daemon=True
-        ).start()
+        sync_streams.start(produced, request, sink)
     else:
         logger.error(
             "stream handler for %s returned %s; expected an async or sync generator",

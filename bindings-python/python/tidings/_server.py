@@ -46,6 +46,7 @@ class Server:
         max_connections_per_ip: int | None = None,
         max_head_bytes: int = 16384,
         head_timeout: float = 10.0,
+        max_pending_callbacks: int = 1024,
     ) -> None:
         self._native = _tidings.Server(
             host,
@@ -61,9 +62,12 @@ class Server:
             max_connections_per_ip=max_connections_per_ip,
             max_head_bytes=max_head_bytes,
             head_timeout=head_timeout,
+            max_pending_callbacks=max_pending_callbacks,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
+        self._sync_streams = _runner.SyncStreams()
+        self._drain_timeout = drain_timeout
 
     # Routes -----------------------------------------------------------------
 
@@ -99,7 +103,10 @@ class Server:
         """
 
         def register(handler: Handler) -> Handler:
-            self._native.stream(path, lambda request, sink: _runner.open_stream(self._loop, handler, request, sink))
+            self._native.stream(
+                path,
+                lambda request, sink: _runner.open_stream(self._loop, handler, request, sink, self._sync_streams),
+            )
             return handler
 
         return register
@@ -127,16 +134,36 @@ class Server:
     def start(self) -> None:
         """Starts serving; handlers run on an asyncio loop that tidings runs
         on a background thread until :meth:`stop`."""
-        if self._loop is None:
+        started_loop = self._loop is None
+        if started_loop:
             self._start_loop_thread()
-        self._native.start()
+        try:
+            self._native.start()
+        except BaseException:
+            if started_loop:  # no thread left behind by a failed start
+                self._stop_loop_thread()
+            raise
 
     def stop(self, farewell: Event | str | dict[str, Any] | None = None) -> None:
         """Stops the server: open streams get what was already queued, then
         `farewell` if given, then end. Idempotent; returns when every thread
-        tidings started has finished."""
+        tidings started has finished.
+
+        Called from a handler or hook (on the loop that runs handlers, or on
+        the callback thread), it starts the stop and returns at once: waiting
+        there would wait for itself. A later ``stop()`` from elsewhere waits."""
+        if self._on_handler_loop():
+            self._native.stop(farewell, wait=False)
+            return
         self._native.stop(farewell)
+        self._sync_streams.join(self._drain_timeout + 1.0)
         self._stop_loop_thread()
+
+    def _on_handler_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
 
     async def serve(self) -> None:
         """Serves on the running loop until cancelled, then stops."""
