@@ -51,8 +51,22 @@ pub(crate) fn guard<R>(on_panic: R, body: impl FnOnce() -> R) -> R {
 }
 
 /// Borrows a required pointer argument, or returns NULL_ARGUMENT naming it.
+///
+/// # Safety
+/// The expansion dereferences `$ptr` unchecked: use it only on a pointer
+/// parameter of an `extern "C"` function whose contract (tidings.h) makes a
+/// non-NULL value point to a live, aligned object not mutated during the call
+/// (a handle not yet freed, or a caller-owned struct), and keep the borrow
+/// within that call.
 macro_rules! arg_ref {
     ($ptr:expr, $name:literal) => {
+        // SAFETY: every invocation passes a pointer parameter of a `#[no_mangle]`
+        // function and keeps the borrow inside that call. NULL becomes `None`
+        // (handled below); a non-NULL value is, by the caller's contract in
+        // tidings.h, a handle not yet freed (a `tidings_request` only during its
+        // `on_open`) or a caller-owned `tidings_event` read only during the call:
+        // aligned, initialized, and not mutated while borrowed (handles change
+        // only through thread-safe interior mutability).
         match unsafe { $ptr.as_ref() } {
             Some(value) => value,
             None => {
@@ -66,8 +80,16 @@ macro_rules! arg_ref {
 }
 
 /// Reads a required NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// As for `optional_str`: `$ptr` is NULL or a NUL-terminated string that
+/// stays valid and unmodified while the returned `&str` is used.
 macro_rules! arg_str {
     ($ptr:expr, $name:literal) => {
+        // SAFETY: every invocation passes a `*const c_char` parameter of a
+        // `#[no_mangle]` function, which tidings.h makes NULL (the `Ok(None)`
+        // arm below) or a NUL-terminated string the caller keeps valid for the
+        // call; the `&str` is only used (and copied) within that call.
         match unsafe { $crate::boundary::optional_str($ptr, $name) } {
             Ok(Some(text)) => text,
             Ok(None) => {
@@ -86,7 +108,9 @@ pub(crate) use {arg_ref, arg_str};
 /// Reads an optional NUL-terminated UTF-8 string: NULL is `None`.
 ///
 /// # Safety
-/// `ptr` is NULL or points to a NUL-terminated string.
+/// `ptr` is NULL or points to a NUL-terminated string that stays valid and
+/// unmodified for `'a`. `'a` is unbounded: callers must use the result only
+/// during the current FFI call (every caller copies what it keeps).
 pub(crate) unsafe fn optional_str<'a>(
     ptr: *const c_char,
     name: &str,
@@ -94,6 +118,8 @@ pub(crate) unsafe fn optional_str<'a>(
     if ptr.is_null() {
         return Ok(None);
     }
+    // SAFETY: `ptr` is non-NULL (checked just above) and, by this function's
+    // contract, points to a NUL-terminated string valid and unmodified for `'a`.
     let text = unsafe { CStr::from_ptr(ptr) };
     text.to_str().map(Some).map_err(|err| {
         fail(

@@ -130,8 +130,14 @@ pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
 /// Converts a C configuration.
 ///
 /// # Safety
-/// `host` and the `cors_origins` array are NULL or valid as documented.
+/// `config.host` is NULL or a NUL-terminated string. If `config.cors` is
+/// TIDINGS_CORS_ORIGINS and `cors_origins` is not NULL, it points to
+/// `cors_origins_len` aligned, readable `const char *` entries, each NULL or
+/// NUL-terminated. All of it stays valid and unmodified during the call.
 pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Config, tidings_status> {
+    // SAFETY: by this function's contract (tidings.h: `host` is NULL or a
+    // string read during `tidings_server_new` only) `config.host` is NULL or
+    // NUL-terminated and valid for this call; the `&str` is copied below.
     let host = unsafe { optional_str(config.host, "config.host") }?.unwrap_or("127.0.0.1");
     const DISABLED: u32 = tidings_cors::TIDINGS_CORS_DISABLED as u32;
     const ANY_ORIGIN: u32 = tidings_cors::TIDINGS_CORS_ANY_ORIGIN as u32;
@@ -148,7 +154,15 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
             }
             let mut origins = Vec::with_capacity(config.cors_origins_len);
             for index in 0..config.cors_origins_len {
+                // SAFETY: `cors_origins` is not NULL here (NULL with a non-zero
+                // length returned above; with length 0 the loop does not run),
+                // `index < cors_origins_len`, and the caller guarantees an array
+                // of `cors_origins_len` aligned, readable entries (tidings.h), so
+                // `add(index)` stays inside it and the read is valid.
                 let origin = unsafe { *config.cors_origins.add(index) };
+                // SAFETY: `origin` is NULL (rejected in the `None` arm) or one of
+                // the caller's NUL-terminated origin strings, valid for this call
+                // (this function's contract); it is copied with `to_owned`.
                 match unsafe { optional_str(origin, "config.cors_origins[i]") }? {
                     Some(origin) => origins.push(origin.to_owned()),
                     None => {

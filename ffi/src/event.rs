@@ -28,8 +28,13 @@ pub struct tidings_event {
 /// Converts and validates a C event.
 ///
 /// # Safety
-/// Each string field is NULL or NUL-terminated.
+/// Each string field is NULL or points to a NUL-terminated string that stays
+/// valid and unmodified during the call (what tidings.h asks of a
+/// `tidings_event`).
 pub(crate) unsafe fn to_event(event: &tidings_event) -> Result<tidings::Event, tidings_status> {
+    // SAFETY: `text` is only given fields of `event`, each NULL or a
+    // NUL-terminated string valid during this call (this function's contract);
+    // the borrowed `&str`s are copied into `built` and do not outlive the call.
     let text = |ptr, name| unsafe { optional_str(ptr, name) };
     let mut built = match text(event.data, "event.data")? {
         Some(data) => tidings::Event::data(data),

@@ -54,6 +54,11 @@ pub unsafe extern "C" fn tidings_last_error_copy(
             return tidings_status::TIDINGS_ERR_NULL_ARGUMENT;
         }
         let message = boundary::with_last_error(|message| message.to_bytes().to_vec());
+        // SAFETY: `length` was checked non-NULL above and the caller passes it
+        // aligned and writable (tidings.h: the length goes into `*length`);
+        // `buffer` is NULL (then `copy_out` never writes to it) or, as `capacity`
+        // promises, writable for `capacity` bytes; it cannot overlap `message`,
+        // a Vec allocated just above.
         unsafe { stream::copy_out(&message, buffer, capacity, length) }
     })
 }

@@ -31,7 +31,14 @@ pub unsafe extern "C" fn tidings_server_new(
                 "`out` must not be NULL",
             );
         }
+        // SAFETY: NULL becomes `None` (the defaults, as documented); a non-NULL
+        // `config` is the caller's `tidings_config`, aligned and initialized, read
+        // only during this call. Every field is an integer or a raw pointer (`cors`
+        // is a `u32` for this reason), so any initialized value is a valid one.
         let config = match unsafe { config.as_ref() } {
+            // SAFETY: tidings.h makes `host` NULL or a string and `cors_origins` an
+            // array of `cors_origins_len` strings, all read during this call only:
+            // exactly `to_config`'s contract.
             Some(config) => match unsafe { to_config(config) } {
                 Ok(config) => config,
                 Err(status) => return status,
@@ -40,6 +47,9 @@ pub unsafe extern "C" fn tidings_server_new(
         };
         match tidings::Server::new(config) {
             Ok(inner) => {
+                // SAFETY: `out` was checked non-NULL at the top; the caller passes
+                // it aligned and writable (tidings.h: the server is written to
+                // `*out`). The old value is a raw pointer, so nothing is dropped.
                 unsafe { *out = Box::into_raw(Box::new(tidings_server { inner })) };
                 tidings_status::TIDINGS_OK
             }
@@ -70,11 +80,17 @@ pub unsafe extern "C" fn tidings_server_channel(
                 "`out` must not be NULL",
             );
         }
+        // SAFETY: NULL becomes `None` (the defaults, as documented); a non-NULL
+        // `options` is the caller's aligned, initialized struct, read only here.
+        // Its `auto_id` is a C `bool`, which holds only 0 or 1: a valid Rust bool.
         let options = unsafe { options.as_ref() }
             .map(to_channel_options)
             .unwrap_or_default();
         match server.inner.channel(path, options) {
             Ok(inner) => {
+                // SAFETY: `out` was checked non-NULL above; the caller passes it
+                // aligned and writable (tidings.h: the handle is written to
+                // `*out`). The old value is a raw pointer, so nothing is dropped.
                 unsafe { *out = Box::into_raw(Box::new(tidings_channel { inner })) };
                 tidings_status::TIDINGS_OK
             }
@@ -173,6 +189,10 @@ pub unsafe extern "C" fn tidings_server_start(
         let server = arg_ref!(server, "server");
         match server.inner.start() {
             Ok(addr) => {
+                // SAFETY: NULL becomes `None` (optional, as documented); a non-NULL
+                // `port_out` is the caller's aligned, writable `uint16_t`. The
+                // `&mut` lives for one write and cannot alias `server`, an opaque
+                // Rust allocation the caller never sees inside.
                 if let Some(port) = unsafe { port_out.as_mut() } {
                     *port = addr.port();
                 }
@@ -196,7 +216,12 @@ pub unsafe extern "C" fn tidings_server_stop(
 ) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let server = arg_ref!(server, "server");
+        // SAFETY: NULL becomes `None` (no farewell, as documented); a non-NULL
+        // `farewell` is the caller's aligned `tidings_event`, read only during
+        // this call (tidings.h); its fields are integers and raw pointers.
         match unsafe { farewell.as_ref() } {
+            // SAFETY: tidings.h makes each string field of the event NULL or
+            // NUL-terminated and valid during the call: `to_event`'s contract.
             Some(event) => match unsafe { to_event(event) } {
                 Ok(event) => server.inner.stop_with(event),
                 Err(status) => return status,
@@ -211,6 +236,9 @@ pub unsafe extern "C" fn tidings_server_stop(
 #[no_mangle]
 pub unsafe extern "C" fn tidings_server_port(server: *const tidings_server) -> u16 {
     guard(0, || {
+        // SAFETY: NULL becomes `None` (0); a non-NULL `server` is, per tidings.h,
+        // a handle from `tidings_server_new` not yet freed, live for this call;
+        // `tidings::Server` is `Sync`, so other threads may use it meanwhile.
         unsafe { server.as_ref() }
             .and_then(|server| server.inner.local_addr())
             .map_or(0, |addr| addr.port())
@@ -222,6 +250,10 @@ pub unsafe extern "C" fn tidings_server_port(server: *const tidings_server) -> u
 pub unsafe extern "C" fn tidings_server_free(server: *mut tidings_server) {
     guard((), || {
         if !server.is_null() {
+            // SAFETY: non-NULL checked above; per tidings.h `server` came from
+            // `tidings_server_new` (`Box::into_raw` of this type, global
+            // allocator) and is freed at most once, so we own it here. That no
+            // other thread is still inside a call on it is implied, not stated.
             drop(unsafe { Box::from_raw(server) });
         }
     })

@@ -44,8 +44,12 @@ pub struct tidings_request {
 /// The host's `user_data`: the host promises it may be used from any thread.
 #[derive(Clone, Copy)]
 struct UserData(*mut c_void);
-// SAFETY: documented on tidings_server_stream: user_data must be thread-safe.
+// SAFETY: ffi never dereferences the pointer; it only hands it back to the
+// host's callbacks on engine threads, and tidings_server_stream's contract says
+// `user_data` must be safe to use from several threads, so sending it is sound.
 unsafe impl Send for UserData {}
+// SAFETY: a shared `&UserData` only lets threads copy the pointer out and pass it
+// to the callbacks concurrently, which the same contract explicitly allows.
 unsafe impl Sync for UserData {}
 
 static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
@@ -70,6 +74,14 @@ pub(crate) fn register_stream(
             if let Some(on_close) = on_close {
                 sender.on_close(move || {
                     let user = user;
+                    // SAFETY: `on_close` is the host's `Some` callback with the C
+                    // signature of tidings_stream_close_cb; `user.0` is its
+                    // thread-safe `user_data`, valid until the server is freed
+                    // (tidings_server_stream), and the id is a plain integer. The
+                    // callback must return normally (a C function does not unwind).
+                    // Not guaranteed: if the server was stopped or freed from a
+                    // callback, `tidings_server_free` does not wait for the engine
+                    // (core `Server::shutdown`), so this hook may run after it.
                     unsafe { on_close(user.0, id) };
                 });
             }
@@ -88,6 +100,12 @@ pub(crate) fn register_stream(
                 id,
                 sender: Mutex::new(Some(sender)),
             }));
+            // SAFETY: `on_open` is the host's callback (non-NULL, checked in
+            // tidings_server_stream) with the C signature of
+            // tidings_stream_open_cb; `user.0` is its thread-safe `user_data`;
+            // `&described` lives until this closure returns, covering the
+            // documented "valid only during that call"; `stream` is a fresh
+            // `Box::into_raw` whose ownership passes to the host.
             unsafe { on_open(user.0, &described, stream) };
         },
     )
@@ -117,6 +135,10 @@ fn send_with(
     event: &tidings_event,
     send: impl FnOnce(&tidings::StreamSender, tidings::Event) -> Result<(), tidings::Error>,
 ) -> tidings_status {
+    // SAFETY: both callers (`tidings_stream_send`, `tidings_stream_try_send`)
+    // pass the C caller's `event`, checked non-NULL by `arg_ref!`, whose string
+    // fields tidings.h makes NULL or NUL-terminated and valid during the call:
+    // `to_event`'s contract (it copies them).
     let event = match unsafe { to_event(event) } {
         Ok(event) => event,
         Err(status) => return status,
@@ -184,6 +206,9 @@ pub unsafe extern "C" fn tidings_stream_reject(
 ) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let stream = arg_ref!(stream, "stream");
+        // SAFETY: `message` is NULL (no message, as documented) or, per
+        // tidings.h, a NUL-terminated string valid during this call; the `&str`
+        // is copied with `to_owned` at once.
         let message = match unsafe { crate::boundary::optional_str(message, "message") } {
             Ok(message) => message.unwrap_or("").to_owned(),
             Err(status) => return status,
@@ -232,6 +257,10 @@ pub unsafe extern "C" fn tidings_stream_fail(stream: *const tidings_stream) -> t
 #[no_mangle]
 pub unsafe extern "C" fn tidings_stream_is_closed(stream: *const tidings_stream) -> bool {
     guard(true, || {
+        // SAFETY: NULL becomes `None` (true, as documented); a non-NULL `stream` is
+        // the handle given to `on_open`, not yet freed (caller's contract), so it
+        // is live for this call; `tidings_stream` is `Sync` (its sender sits
+        // behind a `Mutex`), so other threads may use it meanwhile.
         unsafe { stream.as_ref() }
             .and_then(|stream| stream.sender.lock().ok()?.as_ref().map(|s| s.is_closed()))
             .unwrap_or(true)
@@ -243,6 +272,9 @@ pub unsafe extern "C" fn tidings_stream_is_closed(stream: *const tidings_stream)
 #[no_mangle]
 pub unsafe extern "C" fn tidings_stream_id(stream: *const tidings_stream) -> u64 {
     guard(0, || {
+        // SAFETY: NULL becomes `None` (0, as documented); a non-NULL `stream` is
+        // the handle given to `on_open`, not yet freed (caller's contract), so it
+        // is live for this call; `id` is never written after construction.
         unsafe { stream.as_ref() }.map_or(0, |stream| stream.id)
     })
 }
@@ -253,6 +285,11 @@ pub unsafe extern "C" fn tidings_stream_id(stream: *const tidings_stream) -> u64
 pub unsafe extern "C" fn tidings_stream_free(stream: *mut tidings_stream) {
     guard((), || {
         if !stream.is_null() {
+            // SAFETY: non-NULL checked above; the handle came from
+            // `register_stream` (`Box::into_raw` of this type, global allocator)
+            // via `on_open`, and tidings.h says it is freed at most once, so we
+            // own it here. That no other thread is still inside a call on it (a
+            // blocked `tidings_stream_send`, say) is implied, not stated.
             drop(unsafe { Box::from_raw(stream) });
         }
     })
@@ -263,6 +300,9 @@ pub unsafe extern "C" fn tidings_stream_free(stream: *mut tidings_stream) {
 #[no_mangle]
 pub unsafe extern "C" fn tidings_request_path(request: *const tidings_request) -> *const c_char {
     guard(std::ptr::null(), || {
+        // SAFETY: NULL becomes `None` (NULL back); a non-NULL `request` is the
+        // pointer given to `on_open`, used during that call (tidings.h), so the
+        // `tidings_request` on the engine's stack is live; it is never mutated.
         unsafe { request.as_ref() }.map_or(std::ptr::null(), |r| r.path.as_ptr())
     })
 }
@@ -273,6 +313,9 @@ pub unsafe extern "C" fn tidings_request_query_string(
     request: *const tidings_request,
 ) -> *const c_char {
     guard(std::ptr::null(), || {
+        // SAFETY: NULL becomes `None` (NULL back); a non-NULL `request` is the
+        // pointer given to `on_open`, used during that call (tidings.h), so the
+        // `tidings_request` on the engine's stack is live; it is never mutated.
         unsafe { request.as_ref() }.map_or(std::ptr::null(), |r| r.query.as_ptr())
     })
 }
@@ -284,6 +327,9 @@ pub unsafe extern "C" fn tidings_request_last_event_id(
     request: *const tidings_request,
 ) -> *const c_char {
     guard(std::ptr::null(), || {
+        // SAFETY: NULL becomes `None` (NULL back); a non-NULL `request` is the
+        // pointer given to `on_open`, used during that call (tidings.h), so the
+        // `tidings_request` on the engine's stack is live; it is never mutated.
         unsafe { request.as_ref() }
             .and_then(|r| r.last_event_id.as_ref())
             .map_or(std::ptr::null(), |id| id.as_ptr())
@@ -294,6 +340,9 @@ pub unsafe extern "C" fn tidings_request_last_event_id(
 #[no_mangle]
 pub unsafe extern "C" fn tidings_request_peer(request: *const tidings_request) -> *const c_char {
     guard(std::ptr::null(), || {
+        // SAFETY: NULL becomes `None` (NULL back); a non-NULL `request` is the
+        // pointer given to `on_open`, used during that call (tidings.h), so the
+        // `tidings_request` on the engine's stack is live; it is never mutated.
         unsafe { request.as_ref() }.map_or(std::ptr::null(), |r| r.peer.as_ptr())
     })
 }
@@ -306,6 +355,11 @@ pub unsafe extern "C" fn tidings_request_header(
     name: *const c_char,
 ) -> *const c_char {
     guard(std::ptr::null(), || {
+        // SAFETY (`request.as_ref()`): NULL becomes `None` (NULL back); a non-NULL
+        // `request` is the pointer given to `on_open`, used during that call
+        // (tidings.h), so the `tidings_request` is live and never mutated.
+        // SAFETY (`optional_str`): `name` is NULL (NULL back) or, per tidings.h, a
+        // NUL-terminated string valid during this call; it is only compared here.
         let (Some(request), Ok(Some(name))) = (unsafe { request.as_ref() }, unsafe {
             crate::boundary::optional_str(name, "name")
         }) else {
@@ -349,6 +403,11 @@ pub unsafe extern "C" fn tidings_request_query(
                 format!("no query parameter `{name}`"),
             );
         };
+        // SAFETY: `length` was checked non-NULL above and the caller passes it
+        // aligned and writable (tidings.h: the length goes into `*length`);
+        // `buffer` is NULL (allowed with capacity 0; `copy_out` never writes
+        // through NULL) or writable for `capacity` bytes, as the caller promises;
+        // it cannot overlap `value`, a `String` just allocated by `query`.
         let status = unsafe { copy_out(value.as_bytes(), buffer, capacity, length) };
         if status != tidings_status::TIDINGS_OK {
             return fail(
@@ -367,17 +426,25 @@ pub unsafe extern "C" fn tidings_request_query(
 /// way. Records no error (the caller decides).
 ///
 /// # Safety
-/// `buffer` holds `capacity` bytes (or is NULL with capacity 0); `length` is valid.
+/// `length` is non-NULL, aligned and writable. `buffer` is NULL (then nothing
+/// is written to it, whatever `capacity`) or writable for `capacity` bytes, and
+/// it does not overlap `bytes`.
 pub(crate) unsafe fn copy_out(
     bytes: &[u8],
     buffer: *mut c_char,
     capacity: usize,
     length: *mut usize,
 ) -> tidings_status {
+    // SAFETY: this function's contract makes `length` non-NULL, aligned and
+    // writable (both callers check it for NULL first).
     unsafe { *length = bytes.len() };
     if buffer.is_null() || capacity < bytes.len() + 1 {
         return tidings_status::TIDINGS_ERR_BUFFER_TOO_SMALL;
     }
+    // SAFETY: `buffer` is non-NULL and `capacity >= bytes.len() + 1` (checked
+    // just above), and the contract makes it writable for `capacity` bytes, so
+    // the copy and the NUL at `bytes.len()` stay in bounds; `u8` and `c_char`
+    // have the same size and alignment 1, and the contract rules out overlap.
     unsafe {
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), bytes.len());
         *buffer.add(bytes.len()) = 0;
