@@ -42,8 +42,8 @@ export interface ChannelOptions {
   autoId?: boolean
   /** Events a subscriber may fall behind before it is disconnected to resume. Default 1024. */
   maxLag?: number
-  /** Keep-alive seconds for this channel, overriding the server's. */
-  keepalive?: number
+  /** Keep-alive seconds for this channel, overriding the server's; 0 or null turns them off. */
+  keepalive?: number | null
   /** Most subscribers at once (503 beyond). Default none. */
   maxSubscribers?: number
 }

@@ -10,13 +10,13 @@ const { HTTPError } = require('./lib/errors')
 const { publishEvent } = require('./lib/events')
 const runner = require('./lib/runner')
 
-const seconds = (name, value, fallback) => {
-  if (value === undefined) return fallback
-  if (value === null || value === 0) return 0
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
-    throw new TypeError(`${name} must be a positive number of seconds or null`)
-  }
-  return Math.round(value * 1000)
+// Seconds as given (the engine checks their range); null means 0, which
+// turns a keep-alive off.
+const seconds = (name, value) => {
+  if (value === undefined) return undefined
+  if (value === null) return 0
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number of seconds or null`)
+  return value
 }
 
 const requireString = (name, value) => {
@@ -72,16 +72,16 @@ class Server extends EventEmitter {
       host: options.host,
       port: options.port,
       cors: options.cors,
-      keepaliveMs: seconds('keepalive', options.keepalive, undefined),
-      writeTimeoutMs: seconds('writeTimeout', options.writeTimeout, undefined),
-      tcpKeepaliveMs: seconds('tcpKeepalive', options.tcpKeepalive, undefined),
-      drainTimeoutMs: seconds('drainTimeout', options.drainTimeout, undefined),
+      keepalive: seconds('keepalive', options.keepalive),
+      writeTimeout: seconds('writeTimeout', options.writeTimeout),
+      tcpKeepalive: seconds('tcpKeepalive', options.tcpKeepalive),
+      drainTimeout: seconds('drainTimeout', options.drainTimeout),
       workerThreads: options.workerThreads,
       streamQueue: options.streamQueue,
       maxConnections: limits.maxConnections,
       maxConnectionsPerIp: limits.maxConnectionsPerIp,
       maxHeadBytes: limits.maxHeadBytes,
-      headTimeoutMs: seconds('limits.headTimeout', limits.headTimeout, undefined)
+      headTimeout: seconds('limits.headTimeout', limits.headTimeout)
     })
     this._keepProcessAlive = null
   }
@@ -92,7 +92,7 @@ class Server extends EventEmitter {
       history: options.history,
       autoId: options.autoId,
       maxLag: options.maxLag,
-      keepaliveMs: seconds('keepalive', options.keepalive, undefined),
+      keepalive: seconds('keepalive', options.keepalive),
       maxSubscribers: options.maxSubscribers
     }), (error, request) => this._report(error, request))
   }

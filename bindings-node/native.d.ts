@@ -72,12 +72,13 @@ export declare class StreamSink {
   get closed(): boolean
 }
 
-/** Channel options; durations in milliseconds. */
+/** Channel options; durations in seconds. */
 export interface ChannelOptions {
   history?: number
   autoId?: boolean
   maxLag?: number
-  keepaliveMs?: number
+  /** 0 turns keep-alives off for this channel; absent, the server's apply. */
+  keepalive?: number
   maxSubscribers?: number
 }
 
@@ -112,24 +113,24 @@ export interface RequestInfo {
   client: ClientAddress
 }
 
-/** Server options; durations in milliseconds (the JS layer converts seconds). */
+/** Server options; durations in seconds (checked by the core). */
 export interface ServerOptions {
   host?: string
   port?: number
   /** `"*"` or a list of origins. */
   cors?: string | Array<string>
   /** 0 disables keep-alive comments. */
-  keepaliveMs?: number
-  writeTimeoutMs?: number
+  keepalive?: number
+  writeTimeout?: number
   /** 0 disables TCP keep-alive. */
-  tcpKeepaliveMs?: number
-  drainTimeoutMs?: number
+  tcpKeepalive?: number
+  drainTimeout?: number
   workerThreads?: number
   streamQueue?: number
   maxConnections?: number
   maxConnectionsPerIp?: number
   maxHeadBytes?: number
-  headTimeoutMs?: number
+  headTimeout?: number
 }
 
 export interface Stats {

@@ -49,7 +49,17 @@ fn millis(ms: u32) -> Duration {
     Duration::from_millis(ms.into())
 }
 
-/// Server options; durations in milliseconds (the JS layer converts seconds).
+/// Seconds from JS as a duration, checked by the core (range, NaN).
+fn seconds(name: &str, value: f64) -> Result<Duration, Code> {
+    tidings::duration_from_secs(name, value).map_err(js_error)
+}
+
+/// A keep-alive period in seconds, where 0 turns keep-alives off.
+fn keepalive(name: &str, value: f64) -> Result<Option<Duration>, Code> {
+    Ok(Some(seconds(name, value)?).filter(|period| !period.is_zero()))
+}
+
+/// Server options; durations in seconds (checked by the core).
 #[napi(object)]
 pub struct ServerOptions {
     pub host: Option<String>,
@@ -57,26 +67,27 @@ pub struct ServerOptions {
     /// `"*"` or a list of origins.
     pub cors: Option<Either<String, Vec<String>>>,
     /// 0 disables keep-alive comments.
-    pub keepalive_ms: Option<u32>,
-    pub write_timeout_ms: Option<u32>,
+    pub keepalive: Option<f64>,
+    pub write_timeout: Option<f64>,
     /// 0 disables TCP keep-alive.
-    pub tcp_keepalive_ms: Option<u32>,
-    pub drain_timeout_ms: Option<u32>,
+    pub tcp_keepalive: Option<f64>,
+    pub drain_timeout: Option<f64>,
     pub worker_threads: Option<u32>,
     pub stream_queue: Option<u32>,
     pub max_connections: Option<u32>,
     pub max_connections_per_ip: Option<u32>,
     pub max_head_bytes: Option<u32>,
-    pub head_timeout_ms: Option<u32>,
+    pub head_timeout: Option<f64>,
 }
 
-/// Channel options; durations in milliseconds.
+/// Channel options; durations in seconds.
 #[napi(object)]
 pub struct ChannelOptions {
     pub history: Option<u32>,
     pub auto_id: Option<bool>,
     pub max_lag: Option<u32>,
-    pub keepalive_ms: Option<u32>,
+    /// 0 turns keep-alives off for this channel; absent, the server's apply.
+    pub keepalive: Option<f64>,
     pub max_subscribers: Option<u32>,
 }
 
@@ -228,21 +239,20 @@ impl NativeServer {
             }
             config.cors = match options.cors {
                 None => tidings::Cors::Disabled,
-                Some(Either::A(origin)) if origin == "*" => tidings::Cors::AnyOrigin,
-                Some(Either::A(origin)) => tidings::Cors::Origins(vec![origin]),
-                Some(Either::B(origins)) => tidings::Cors::Origins(origins),
+                Some(Either::A(origin)) => tidings::Cors::from_origins([origin]),
+                Some(Either::B(origins)) => tidings::Cors::from_origins(origins),
             };
-            if let Some(ms) = options.keepalive_ms {
-                config.keepalive = (ms > 0).then(|| millis(ms));
+            if let Some(value) = options.keepalive {
+                config.keepalive = keepalive("keepalive", value)?;
             }
-            if let Some(ms) = options.write_timeout_ms {
-                config.write_timeout = millis(ms);
+            if let Some(value) = options.write_timeout {
+                config.write_timeout = seconds("writeTimeout", value)?;
             }
-            if let Some(ms) = options.tcp_keepalive_ms {
-                config.tcp_keepalive = (ms > 0).then(|| millis(ms));
+            if let Some(value) = options.tcp_keepalive {
+                config.tcp_keepalive = keepalive("tcpKeepalive", value)?;
             }
-            if let Some(ms) = options.drain_timeout_ms {
-                config.drain_timeout = millis(ms);
+            if let Some(value) = options.drain_timeout {
+                config.drain_timeout = seconds("drainTimeout", value)?;
             }
             if let Some(threads) = options.worker_threads {
                 config.worker_threads = threads as usize;
@@ -256,8 +266,8 @@ impl NativeServer {
             if let Some(bytes) = options.max_head_bytes {
                 config.limits.max_head_bytes = bytes as usize;
             }
-            if let Some(ms) = options.head_timeout_ms {
-                config.limits.head_timeout = millis(ms);
+            if let Some(value) = options.head_timeout {
+                config.limits.head_timeout = seconds("limits.headTimeout", value)?;
             }
         }
         let inner = tidings::Server::new(config).map_err(js_error)?;
@@ -284,7 +294,11 @@ impl NativeServer {
             if let Some(max_lag) = options.max_lag {
                 settings.max_lag = max_lag as usize;
             }
-            settings.keepalive = options.keepalive_ms.filter(|ms| *ms > 0).map(millis);
+            // Some(0) is "none on this channel"; absent is "the server's".
+            settings.keepalive = options
+                .keepalive
+                .map(|value| seconds("keepalive", value))
+                .transpose()?;
             settings.max_subscribers = options.max_subscribers.map(|n| n as usize);
         }
         let inner = self.inner.channel(&path, settings).map_err(js_error)?;

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import tidings from '../index.js'
-import { PATIENCE, ROOT, sse, eventually } from './helpers.mjs'
+import { PATIENCE, ROOT, sse, eventually, sleep } from './helpers.mjs'
 
 const { Server } = tidings
 
@@ -18,7 +19,8 @@ test('misuse gets clear errors with codes', async () => {
   assert.throws(() => server.stream('/s', 'not a function'), TypeError)
   assert.throws(() => server.page('/', '/no/such/file.html'), { code: 'ERR_TIDINGS_FILE', message: /no\/such\/file/ })
   assert.throws(() => new Server({ limits: { maxHeadBytes: 10 } }), { code: 'ERR_TIDINGS_INVALID_CONFIG' })
-  assert.throws(() => new Server({ keepalive: -1 }), TypeError)
+  assert.throws(() => new Server({ keepalive: -1 }), { code: 'ERR_TIDINGS_INVALID_CONFIG', message: /keepalive/ })
+  assert.throws(() => new Server({ keepalive: 'soon' }), TypeError)
   const port = await server.start()
   await assert.rejects(server.start(), { code: 'ERR_TIDINGS_ALREADY_RUNNING' })
   const other = new Server({ port })
@@ -27,6 +29,47 @@ test('misuse gets clear errors with codes', async () => {
   await server.stop()
   assert.throws(() => channel.publish('late'), { code: 'ERR_TIDINGS_STOPPED' })
   await assert.rejects(server.start(), { code: 'ERR_TIDINGS_STOPPED' })
+})
+
+test('durations are checked by the engine, not wrapped at 49.7 days', async () => {
+  const day = 24 * 3600
+  for (const [options, name] of [
+    [{ writeTimeout: 400 * day }, /writeTimeout/],
+    [{ drainTimeout: Number.NaN }, /drainTimeout/],
+    [{ limits: { headTimeout: 1e19 } }, /headTimeout/],
+    [{ tcpKeepalive: Infinity }, /tcpKeepalive/]
+  ]) {
+    assert.throws(() => new Server(options), { code: 'ERR_TIDINGS_INVALID_CONFIG', message: name })
+  }
+  // 50 days is a duration like any other (it used to wrap to ~0.3 days).
+  const server = new Server({ port: 0, drainTimeout: 50 * day, writeTimeout: 60 * day })
+  assert.throws(() => server.channel('/c', { keepalive: 400 * day }), { code: 'ERR_TIDINGS_INVALID_CONFIG' })
+  await server.stop()
+})
+
+test('a channel keepalive of 0 or null turns keep-alives off; absent, the server\'s apply', async () => {
+  const server = new Server({ port: 0, keepalive: 0.05 })
+  const off = server.channel('/off', { keepalive: 0, autoId: false })
+  const alsoOff = server.channel('/null', { keepalive: null, autoId: false })
+  server.channel('/inherit', { autoId: false })
+  const port = await server.start()
+  const read = async (path, untilText, publish) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`)
+    let text = ''
+    socket.on('data', (chunk) => { text += chunk })
+    await sleep(300)
+    if (publish) publish()
+    await eventually(`${untilText} on ${path}`, () => text.includes(untilText))
+    socket.destroy()
+    return text.slice(text.indexOf('\r\n\r\n') + 4)
+  }
+  assert.ok((await read('/inherit', ':\n\n:\n\n')).startsWith(':\n\n'))
+  for (const [path, channel] of [['/off', off], ['/null', alsoOff]]) {
+    const body = await read(path, 'data: first', () => channel.publish('first'))
+    assert.equal(body, 'data: first\n\n')
+  }
+  await server.stop()
 })
 
 test('stop sends the farewell after what was queued', async () => {
