@@ -183,16 +183,26 @@ impl StreamSender {
     }
 
     /// Sends `event`, blocking the calling thread while the queue is full. For
-    /// plain threads (C hosts, worker threads); inside an async runtime use
-    /// [`send`](Self::send), as blocking there would stall other tasks.
+    /// plain threads (C hosts, worker threads) and `spawn_blocking` threads.
+    /// On a multi-thread runtime's worker it blocks in place (the runtime
+    /// hands the worker's other tasks to another thread, as
+    /// `tokio::task::block_in_place` does). On a current-thread runtime, where
+    /// blocking would stall every task, it fails with
+    /// [`Error::BlockingInAsync`]: use [`send`](Self::send) there.
     pub fn blocking_send(&self, event: Event) -> Result<()> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::BlockingInAsync);
+        let send = || {
+            self.accept();
+            self.tx
+                .blocking_send(event.encode())
+                .map_err(|_| Error::Disconnected)
+        };
+        match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+            Err(_) => send(),
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(send),
+            // A current-thread runtime's own thread and its blocking threads
+            // look alike from here; refuse rather than risk stalling it.
+            Ok(_) => Err(Error::BlockingInAsync),
         }
-        self.accept();
-        self.tx
-            .blocking_send(event.encode())
-            .map_err(|_| Error::Disconnected)
     }
 
     /// Calls `ready(true)` on an engine thread once the queue has room, or

@@ -637,6 +637,47 @@ fn blocking_send_inside_a_runtime_is_an_error_not_a_stall() {
     server.stop();
 }
 
+#[test]
+fn blocking_send_works_on_blocking_threads_and_multi_thread_workers() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server(Config::default());
+    let captured = Arc::new(Mutex::new(None));
+    struct Capture(Arc<Mutex<Option<StreamSender>>>);
+    impl StreamHandler for Capture {
+        fn open(&self, _request: Request, stream: StreamSender) {
+            stream.accept();
+            *self.0.lock().unwrap() = Some(stream);
+        }
+    }
+    server
+        .stream_handler("/s", Capture(Arc::clone(&captured)))
+        .unwrap();
+    let addr = server.start().unwrap();
+    runtime.block_on(async {
+        let mut events = get(addr, "/s", &[]).await.events();
+        let sender = captured.lock().unwrap().take().unwrap();
+        let on_blocking_thread = sender.clone();
+        tokio::task::spawn_blocking(move || {
+            on_blocking_thread.blocking_send(Event::data("from spawn_blocking"))
+        })
+        .await
+        .unwrap()
+        .expect("blocking_send on a spawn_blocking thread");
+        let on_worker = sender.clone();
+        tokio::spawn(async move { on_worker.blocking_send(Event::data("from a worker")) })
+            .await
+            .unwrap()
+            .expect("blocking_send on a multi-thread worker");
+        let data: Vec<String> = events.take(2).await.into_iter().map(|e| e.data).collect();
+        assert_eq!(data, ["from spawn_blocking", "from a worker"]);
+    });
+    server.stop();
+}
+
 #[tokio::test]
 async fn a_handler_decides_the_head_reject_accept_or_nothing() {
     let server = server(Config::default());

@@ -203,7 +203,10 @@ async fn a_slow_but_steady_download_is_not_cut_by_the_write_timeout() {
     let mut buf = vec![0u8; 16 * 1024];
     let deadline = Instant::now() + PATIENCE;
     loop {
-        assert!(Instant::now() < deadline, "download too slow to finish in time");
+        assert!(
+            Instant::now() < deadline,
+            "download too slow to finish in time"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
         match stream.read(&mut buf).await.unwrap() {
             0 => break,
@@ -211,7 +214,11 @@ async fn a_slow_but_steady_download_is_not_cut_by_the_write_timeout() {
         }
     }
     let body_at = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert_eq!(received.len() - body_at, contents.len(), "the download was cut");
+    assert_eq!(
+        received.len() - body_at,
+        contents.len(),
+        "the download was cut"
+    );
     assert!(received[body_at..] == contents[..]);
     assert_eq!(server.stats().write_timeouts, 0);
     server.stop();
