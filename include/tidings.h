@@ -553,7 +553,8 @@ const char *tidings_request_last_event_id(const struct tidings_request *request)
 const char *tidings_request_peer(const struct tidings_request *request);
 
 /**
- * The first value of header `name` (case-insensitive), or NULL if absent;
+ * The value of header `name` (case-insensitive), repeated headers joined
+ * with ", ", or NULL if absent;
  * borrowed from the request.
  */
 const char *tidings_request_header(const struct tidings_request *request, const char *name);

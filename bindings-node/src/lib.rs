@@ -8,7 +8,7 @@
 //! would be fatal to the process.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -140,20 +140,12 @@ pub struct RequestInfo {
 }
 
 fn request_info(request: &tidings::Request) -> RequestInfo {
-    let mut query = HashMap::new();
-    for (name, value) in request.query_pairs() {
-        query.entry(name).or_insert(value);
-    }
-    let mut headers: HashMap<String, String> = HashMap::new();
-    for (name, value) in request.headers() {
-        headers
-            .entry(name.to_owned())
-            .and_modify(|earlier| {
-                earlier.push_str(", ");
-                earlier.push_str(&value);
-            })
-            .or_insert_with(|| value.into_owned());
-    }
+    let query: HashMap<String, String> = request.query_first_values().into_iter().collect();
+    let headers: HashMap<String, String> = request
+        .headers_joined()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
     let peer = request.peer_addr();
     RequestInfo {
         method: request.method().to_owned(),
@@ -518,26 +510,12 @@ fn request_hook(
 /// The sending end of one client's stream, used by the JS stream runner.
 #[napi]
 pub struct StreamSink {
-    sender: Mutex<Option<tidings::StreamSender>>,
+    sender: tidings::StreamSender,
 }
 
 impl StreamSink {
     fn new(sender: tidings::StreamSender) -> Self {
-        StreamSink {
-            sender: Mutex::new(Some(sender)),
-        }
-    }
-
-    fn sender(&self) -> Result<tidings::StreamSender, Code> {
-        self.sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| js_error(tidings::Error::Disconnected))
-    }
-
-    fn take(&self) -> Option<tidings::StreamSender> {
-        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take()
+        StreamSink { sender }
     }
 }
 
@@ -546,7 +524,7 @@ impl StreamSink {
     /// Answers 200 with the event stream now.
     #[napi]
     pub fn accept(&self) -> Result<(), Code> {
-        self.sender()?.accept();
+        self.sender.accept();
         Ok(())
     }
 
@@ -555,16 +533,13 @@ impl StreamSink {
     pub fn reject(&self, status: u32, message: String) -> Result<(), Code> {
         let status =
             u16::try_from(status).map_err(|_| js_error(tidings::Error::InvalidStatus(u16::MAX)))?;
-        // Through a clone: an invalid status leaves the stream usable.
-        self.sender()?.reject(status, message).map_err(js_error)?;
-        self.take();
-        Ok(())
+        self.sender.reject(status, message).map_err(js_error)
     }
 
     /// Queues an event if there is room: true if queued, false if full.
     #[napi]
     pub fn try_send(&self, event: EventInit) -> Result<bool, Code> {
-        match self.sender()?.try_send(to_event(event)?) {
+        match self.sender.try_send(to_event(event)?) {
             Ok(()) => Ok(true),
             Err(tidings::Error::QueueFull) => Ok(false),
             Err(err) => Err(js_error(err)),
@@ -574,14 +549,13 @@ impl StreamSink {
     /// Calls `callback(true)` once there is room, `callback(false)` once the client is gone.
     #[napi(ts_args_type = "callback: (hasRoom: boolean) => void")]
     pub fn when_ready(&self, callback: Function<bool, UnknownReturnValue>) -> Result<(), Code> {
-        let sender = self.sender()?;
         let ready: Callback<bool, bool> = callback
             .build_threadsafe_function::<bool>()
             .callee_handled::<false>()
             .weak::<true>()
             .build_callback(|ctx| Ok(ctx.value))
             .map_err(napi_error)?;
-        sender.when_ready(move |has_room| {
+        self.sender.when_ready(move |has_room| {
             ready.call(has_room, ThreadsafeFunctionCallMode::NonBlocking);
         });
         Ok(())
@@ -590,14 +564,13 @@ impl StreamSink {
     /// Calls `callback()` once when the connection ends, for any reason.
     #[napi(ts_args_type = "callback: () => void")]
     pub fn on_close(&self, callback: Function<(), UnknownReturnValue>) -> Result<(), Code> {
-        let sender = self.sender()?;
         let closed: Callback<(), ()> = callback
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
             .weak::<true>()
             .build_callback(|_ctx| Ok(()))
             .map_err(napi_error)?;
-        sender.on_close(move || {
+        self.sender.on_close(move || {
             closed.call((), ThreadsafeFunctionCallMode::NonBlocking);
         });
         Ok(())
@@ -606,34 +579,30 @@ impl StreamSink {
     /// Ends the response normally after the queued events.
     #[napi]
     pub fn close(&self) {
-        self.take();
+        self.sender.close();
     }
 
     /// Ends the response with `event: error` after the queued events.
     #[napi]
     pub fn fail(&self) {
-        if let Some(sender) = self.take() {
-            sender.fail();
-        }
+        self.sender.fail();
     }
 
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        self.sender().map_or(true, |sender| sender.is_closed())
+        self.sender.is_closed()
     }
 }
 
 /// The one-time answer to a request on a route.
 #[napi]
 pub struct Reply {
-    reply: Mutex<Option<tidings::Reply>>,
+    reply: tidings::Reply,
 }
 
 impl Reply {
     fn new(reply: tidings::Reply) -> Self {
-        Reply {
-            reply: Mutex::new(Some(reply)),
-        }
+        Reply { reply }
     }
 }
 
@@ -652,19 +621,10 @@ impl Reply {
             Either::B(bytes) => bytes.to_vec(),
         };
         let status = u16::try_from(status.unwrap_or(200)).unwrap_or(0);
-        let reply = self
-            .reply
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| {
-                Error::new(
-                    Code("ERR_TIDINGS_ALREADY_ANSWERED".into()),
-                    "this request was already answered".to_owned(),
-                )
-            })?;
         let content_type = content_type.unwrap_or_else(|| "text/html; charset=utf-8".to_owned());
-        reply.send(status, &content_type, body).map_err(js_error)
+        self.reply
+            .send(status, &content_type, body)
+            .map_err(js_error)
     }
 }
 

@@ -29,7 +29,9 @@ pub(crate) fn to_py(err: tidings::Error) -> PyErr {
         E::Bind { source, .. } | E::Runtime(source) => {
             PyOSError::new_err((source.raw_os_error().unwrap_or(0), message))
         }
-        E::AlreadyRunning(_) | E::AlreadyAccepted => ServerStateError::new_err(message),
+        E::AlreadyRunning(_) | E::AlreadyAccepted | E::AlreadyAnswered => {
+            ServerStateError::new_err(message)
+        }
         E::Stopped => ServerStoppedError::new_err(message),
         E::Disconnected => ClientDisconnected::new_err(message),
         _ => PyRuntimeError::new_err(message),

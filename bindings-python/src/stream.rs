@@ -1,15 +1,13 @@
 //! What a Python handler receives: the request, the sink of one client's
 //! stream, and the reply of a route.
 
-use std::sync::Mutex;
-
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::convert::stream_item;
 use crate::dispatch::Dispatcher;
-use crate::errors::{ClientDisconnected, IntoPyResult};
+use crate::errors::IntoPyResult;
 
 /// The request that opened a stream or reached a route.
 #[pyclass(module = "tidings._tidings", frozen)]
@@ -47,10 +45,8 @@ impl Request {
     #[getter]
     fn query<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let query = PyDict::new(py);
-        for (name, value) in self.inner.query_pairs() {
-            if !query.contains(&name)? {
-                query.set_item(name, value)?;
-            }
+        for (name, value) in self.inner.query_first_values() {
+            query.set_item(name, value)?;
         }
         Ok(query)
     }
@@ -59,14 +55,8 @@ impl Request {
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let headers = PyDict::new(py);
-        for (name, value) in self.inner.headers() {
-            match headers.get_item(name)? {
-                Some(earlier) => {
-                    let joined = format!("{}, {value}", earlier.extract::<String>()?);
-                    headers.set_item(name, joined)?;
-                }
-                None => headers.set_item(name, value.as_ref())?,
-            }
+        for (name, value) in self.inner.headers_joined() {
+            headers.set_item(name, value)?;
         }
         Ok(headers)
     }
@@ -94,28 +84,13 @@ impl Request {
 /// stream runner; all calls are safe from any thread.
 #[pyclass(module = "tidings._tidings", frozen)]
 pub(crate) struct StreamSink {
-    sender: Mutex<Option<tidings::StreamSender>>,
+    sender: tidings::StreamSender,
     dispatcher: Dispatcher,
 }
 
 impl StreamSink {
     pub(crate) fn new(sender: tidings::StreamSender, dispatcher: Dispatcher) -> Self {
-        StreamSink {
-            sender: Mutex::new(Some(sender)),
-            dispatcher,
-        }
-    }
-
-    fn sender(&self) -> PyResult<tidings::StreamSender> {
-        self.sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| ClientDisconnected::new_err("the stream is closed"))
-    }
-
-    fn take(&self) -> Option<tidings::StreamSender> {
-        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take()
+        StreamSink { sender, dispatcher }
     }
 }
 
@@ -123,24 +98,21 @@ impl StreamSink {
 impl StreamSink {
     /// Starts the `200` event-stream response now.
     fn accept(&self) -> PyResult<()> {
-        self.sender()?.accept();
+        self.sender.accept();
         Ok(())
     }
 
     /// Answers with `status` (400–599) and a plain-text `message` instead of
     /// a stream; only before anything was sent.
     pub(crate) fn reject(&self, status: u16, message: String) -> PyResult<()> {
-        // Through a clone: an invalid status must leave the stream usable.
-        self.sender()?.reject(status, message).py_err()?;
-        self.take();
-        Ok(())
+        self.sender.reject(status, message).py_err()
     }
 
     /// Queues `item` if there is room: True if queued, False if the queue is
     /// full. Raises ClientDisconnected once the client has gone.
     fn try_send(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
         let event = stream_item(item)?;
-        match self.sender()?.try_send(event) {
+        match self.sender.try_send(event) {
             Ok(()) => Ok(true),
             Err(tidings::Error::QueueFull) => Ok(false),
             Err(err) => Err(crate::errors::to_py(err)),
@@ -151,15 +123,14 @@ impl StreamSink {
     /// full, with the GIL released.
     fn send_blocking(&self, py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<()> {
         let event = stream_item(item)?;
-        let sender = self.sender()?;
-        py.detach(|| sender.blocking_send(event)).py_err()
+        py.detach(|| self.sender.blocking_send(event)).py_err()
     }
 
     /// Calls `callback(True)` once the queue has room, or `callback(False)`
     /// once the client has gone; on the server's callback thread.
     fn when_ready(&self, callback: Py<PyAny>) -> PyResult<()> {
         let dispatcher = self.dispatcher.clone();
-        self.sender()?.when_ready(move |has_room| {
+        self.sender.when_ready(move |has_room| {
             dispatcher.submit(move |py| callback.call1(py, (has_room,)).map(drop));
         });
         Ok(())
@@ -168,7 +139,7 @@ impl StreamSink {
     /// Calls `callback()` once when the connection ends, for any reason.
     fn on_close(&self, callback: Py<PyAny>) -> PyResult<()> {
         let dispatcher = self.dispatcher.clone();
-        self.sender()?.on_close(move || {
+        self.sender.on_close(move || {
             dispatcher.submit(move |py| callback.call0(py).map(drop));
         });
         Ok(())
@@ -176,34 +147,30 @@ impl StreamSink {
 
     /// Ends the response normally after the queued events.
     fn close(&self) {
-        self.take();
+        self.sender.close();
     }
 
     /// Ends the response with `event: error` after the queued events.
     fn fail(&self) {
-        if let Some(sender) = self.take() {
-            sender.fail();
-        }
+        self.sender.fail();
     }
 
     /// Whether the client has gone (or the stream was closed).
     #[getter]
     fn closed(&self) -> bool {
-        self.sender().map_or(true, |sender| sender.is_closed())
+        self.sender.is_closed()
     }
 }
 
 /// The one-time answer to a request on a route.
 #[pyclass(module = "tidings._tidings", frozen)]
 pub(crate) struct Reply {
-    reply: Mutex<Option<tidings::Reply>>,
+    reply: tidings::Reply,
 }
 
 impl Reply {
     pub(crate) fn new(reply: tidings::Reply) -> Self {
-        Reply {
-            reply: Mutex::new(Some(reply)),
-        }
+        Reply { reply }
     }
 }
 
@@ -219,14 +186,6 @@ impl Reply {
         } else {
             return Err(PyTypeError::new_err("a reply body must be str or bytes"));
         };
-        let reply = self
-            .reply
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| {
-                crate::errors::ServerStateError::new_err("this request was already answered")
-            })?;
-        reply.send(status, content_type, bytes).py_err()
+        self.reply.send(status, content_type, bytes).py_err()
     }
 }

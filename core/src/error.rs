@@ -82,6 +82,10 @@ pub enum Error {
     #[error("the stream was already accepted; reject it before sending anything")]
     AlreadyAccepted,
 
+    /// A route's reply was already sent; a request is answered once.
+    #[error("this request was already answered")]
+    AlreadyAnswered,
+
     /// An HTTP status outside the range allowed for the call.
     #[error("invalid HTTP status {0} for this response")]
     InvalidStatus(u16),
@@ -113,6 +117,7 @@ impl Error {
             Error::Disconnected => "DISCONNECTED",
             Error::QueueFull => "QUEUE_FULL",
             Error::AlreadyAccepted => "ALREADY_ACCEPTED",
+            Error::AlreadyAnswered => "ALREADY_ANSWERED",
             Error::InvalidStatus(_) => "INVALID_STATUS",
             Error::InvalidContentType(_) => "INVALID_CONTENT_TYPE",
             Error::BlockingInAsync => "WOULD_BLOCK",

@@ -1,6 +1,8 @@
 //! Routes whose response the host computes per request (a page rendered with
 //! a session id, a small JSON answer), from any thread.
 
+use std::sync::Mutex;
+
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::StatusCode;
@@ -34,29 +36,41 @@ pub(crate) struct Page {
     pub(crate) body: Bytes,
 }
 
-/// The one-time answer to a request on a handler route.
+/// The one-time answer to a request on a handler route. Usable from any
+/// thread; the first successful [`send`](Reply::send) answers.
 #[derive(Debug)]
 pub struct Reply {
-    sender: oneshot::Sender<Page>,
+    sender: Mutex<Option<oneshot::Sender<Page>>>,
 }
 
 pub(crate) fn reply_pair() -> (Reply, oneshot::Receiver<Page>) {
     let (sender, receiver) = oneshot::channel();
-    (Reply { sender }, receiver)
+    let reply = Reply {
+        sender: Mutex::new(Some(sender)),
+    };
+    (reply, receiver)
 }
 
 impl Reply {
     /// Sends the response. `status` must be 200–599 and `content_type` a
-    /// valid header value (e.g. `text/html; charset=utf-8`). Fails with
+    /// valid header value (e.g. `text/html; charset=utf-8`); an invalid one
+    /// fails and leaves the reply unanswered. Fails with
+    /// [`Error::AlreadyAnswered`] after a successful send, and with
     /// [`Error::Disconnected`] if the client has gone.
-    pub fn send(self, status: u16, content_type: &str, body: impl Into<Bytes>) -> Result<()> {
+    pub fn send(&self, status: u16, content_type: &str, body: impl Into<Bytes>) -> Result<()> {
         let status = StatusCode::from_u16(status)
             .ok()
             .filter(|s| s.as_u16() >= 200)
             .ok_or(Error::InvalidStatus(status))?;
         let content_type = HeaderValue::from_str(content_type)
             .map_err(|_| Error::InvalidContentType(content_type.to_owned()))?;
-        self.sender
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .ok_or(Error::AlreadyAnswered)?;
+        sender
             .send(Page {
                 status,
                 content_type,

@@ -110,6 +110,47 @@ impl Request {
             .map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes())))
     }
 
+    /// Every header once, lower-case names in the order first seen, with
+    /// repeated ones joined by `", "` (RFC 9110 section 5.3); values that are
+    /// not valid text are given lossily. The one view of headers every
+    /// binding hands its host.
+    pub fn headers_joined(&self) -> Vec<(&str, String)> {
+        let headers = &self.inner.headers;
+        headers
+            .keys()
+            .map(|name| {
+                let values: Vec<Cow<'_, str>> = headers
+                    .get_all(name)
+                    .iter()
+                    .map(|value| String::from_utf8_lossy(value.as_bytes()))
+                    .collect();
+                (name.as_str(), values.join(", "))
+            })
+            .collect()
+    }
+
+    /// The value of header `name` (case-insensitive) as [`headers_joined`](Self::headers_joined)
+    /// gives it: repeated headers joined by `", "`.
+    pub fn header_joined(&self, name: &str) -> Option<String> {
+        let mut values = self.inner.headers.get_all(name).iter().peekable();
+        values.peek()?;
+        let values: Vec<Cow<'_, str>> = values
+            .map(|value| String::from_utf8_lossy(value.as_bytes()))
+            .collect();
+        Some(values.join(", "))
+    }
+
+    /// The first value of each query parameter, decoded, in the order the
+    /// names first appear: the one map of the query every binding hands its
+    /// host.
+    pub fn query_first_values(&self) -> Vec<(String, String)> {
+        let mut seen = std::collections::HashSet::new();
+        query_pairs(&self.inner.query)
+            .filter(|(name, _)| seen.insert(name.clone()))
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect()
+    }
+
     /// The id the client last saw: the `Last-Event-ID` header, else the
     /// `lastEventId` query parameter. Bytes that are not UTF-8 are replaced
     /// (U+FFFD); such an id matches no event.
@@ -197,6 +238,34 @@ mod tests {
         assert_eq!(req.query("missing"), None);
         assert_eq!(req.query_pairs().len(), 5);
         assert_eq!(req.path(), "/p");
+    }
+
+    #[test]
+    fn repeated_headers_are_joined_and_query_names_keep_their_first_value() {
+        let mut map = HeaderMap::new();
+        map.append("accept", "text/html".parse().unwrap());
+        map.append("x-tag", "a".parse().unwrap());
+        map.append("accept", "text/event-stream".parse().unwrap());
+        let req = Request::new(
+            http::Method::GET,
+            &"/p?b=2&a=1&b=3".parse().unwrap(),
+            map,
+            "127.0.0.1:9".parse().unwrap(),
+        );
+        assert_eq!(
+            req.headers_joined(),
+            [
+                ("accept", "text/html, text/event-stream".to_owned()),
+                ("x-tag", "a".to_owned())
+            ]
+        );
+        assert_eq!(
+            req.header_joined("Accept").as_deref(),
+            Some("text/html, text/event-stream")
+        );
+        assert_eq!(req.header_joined("missing"), None);
+        let query = req.query_first_values();
+        assert_eq!(query, [("b".into(), "2".into()), ("a".into(), "1".into())]);
     }
 
     #[test]

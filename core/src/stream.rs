@@ -52,28 +52,39 @@ pub(crate) enum Decision {
     },
 }
 
-/// The pending head decision, shared by the senders only: when the last one
-/// is dropped undecided, the oneshot closes and the response is `204`.
-struct DecisionSlot {
+/// What every clone of one stream's sender shares: the queue's sending end
+/// (taken by `close`, so one call ends the stream for all of them) and the
+/// pending head decision (when the last sender goes undecided, the oneshot
+/// closes and the response is `204`).
+struct Senders {
+    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
     decided: AtomicBool,
-    slot: Mutex<Option<oneshot::Sender<Decision>>>,
+    decision: Mutex<Option<oneshot::Sender<Decision>>>,
 }
 
-impl DecisionSlot {
+impl Senders {
     fn decide(&self, decision: Decision) -> Result<()> {
         // The flag keeps the per-send cost of an accepted stream to one load.
         if self.decided.load(Ordering::Acquire) {
             return Err(Error::AlreadyAccepted);
         }
-        let sender = self
-            .slot
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
+        let sender = lock(&self.decision).take();
+        // Taken without a decision: the stream was closed.
+        let sender = sender.ok_or(Error::Disconnected)?;
         self.decided.store(true, Ordering::Release);
-        let sender = sender.ok_or(Error::AlreadyAccepted)?;
         sender.send(decision).map_err(|_| Error::Disconnected)
     }
+
+    /// The queue's sending end, unless the stream was closed.
+    fn tx(&self) -> Result<mpsc::Sender<Bytes>> {
+        lock(&self.tx).clone().ok_or(Error::Disconnected)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 type CloseHook = Box<dyn FnOnce() + Send>;
@@ -90,9 +101,8 @@ struct StreamState {
 /// several places; it is `Send` and `Sync`.
 #[derive(Clone)]
 pub struct StreamSender {
-    tx: mpsc::Sender<Bytes>,
+    senders: Arc<Senders>,
     state: Arc<StreamState>,
-    decision: Arc<DecisionSlot>,
 }
 
 impl fmt::Debug for StreamSender {
@@ -124,59 +134,58 @@ pub(crate) fn stream_pair(
         state: Arc::clone(&state),
         finished: false,
     };
-    let decision = Arc::new(DecisionSlot {
+    let senders = Arc::new(Senders {
+        tx: Mutex::new(Some(tx)),
         decided: AtomicBool::new(false),
-        slot: Mutex::new(Some(decision_tx)),
+        decision: Mutex::new(Some(decision_tx)),
     });
-    (
-        StreamSender {
-            tx,
-            state,
-            decision,
-        },
-        receiver,
-        decision_rx,
-    )
+    (StreamSender { senders, state }, receiver, decision_rx)
 }
 
 impl StreamSender {
     /// Answers the request with `200` and the event stream now, before any
     /// event is sent. Sending accepts implicitly; calling it again does nothing.
     pub fn accept(&self) {
-        let _ = self.decision.decide(Decision::Accept);
+        let _ = self.senders.decide(Decision::Accept);
     }
 
     /// Answers the request with `status` (400–599) and `message` as plain
-    /// text instead of a stream. Only possible before the stream was accepted:
-    /// fails with [`Error::AlreadyAccepted`] after, with [`Error::Disconnected`]
-    /// if the client has gone, and with [`Error::InvalidStatus`] for a status
-    /// outside 400–599.
-    pub fn reject(self, status: u16, message: impl Into<String>) -> Result<()> {
+    /// text instead of a stream, and closes the stream. Only possible before
+    /// the stream was accepted: fails with [`Error::AlreadyAccepted`] after,
+    /// with [`Error::Disconnected`] if the client has gone or the stream was
+    /// closed, and with [`Error::InvalidStatus`] for a status outside
+    /// 400–599 (the stream is then still usable).
+    pub fn reject(&self, status: u16, message: impl Into<String>) -> Result<()> {
         let status = http::StatusCode::from_u16(status)
             .ok()
             .filter(|s| s.is_client_error() || s.is_server_error())
             .ok_or(Error::InvalidStatus(status))?;
-        self.decision.decide(Decision::Reject {
+        self.senders.decide(Decision::Reject {
             status,
             message: message.into(),
-        })
+        })?;
+        self.close();
+        Ok(())
     }
 
     /// Sends `event`, waiting while the client's queue is full. Fails with
-    /// [`Error::Disconnected`] once the client has gone.
+    /// [`Error::Disconnected`] once the client has gone or the stream was
+    /// closed.
     pub async fn send(&self, event: Event) -> Result<()> {
         self.accept();
-        self.tx
-            .send(event.encode())
+        let tx = self.senders.tx()?;
+        tx.send(event.encode())
             .await
             .map_err(|_| Error::Disconnected)
     }
 
     /// Sends `event` if the queue has room: [`Error::QueueFull`] if not,
-    /// [`Error::Disconnected`] if the client has gone.
+    /// [`Error::Disconnected`] if the client has gone or the stream was closed.
     pub fn try_send(&self, event: Event) -> Result<()> {
         self.accept();
-        self.tx.try_send(event.encode()).map_err(|err| match err {
+        let tx = lock(&self.senders.tx);
+        let tx = tx.as_ref().ok_or(Error::Disconnected)?;
+        tx.try_send(event.encode()).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => Error::QueueFull,
             mpsc::error::TrySendError::Closed(_) => Error::Disconnected,
         })
@@ -192,8 +201,8 @@ impl StreamSender {
     pub fn blocking_send(&self, event: Event) -> Result<()> {
         let send = || {
             self.accept();
-            self.tx
-                .blocking_send(event.encode())
+            let tx = self.senders.tx()?;
+            tx.blocking_send(event.encode())
                 .map_err(|_| Error::Disconnected)
         };
         match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
@@ -206,37 +215,41 @@ impl StreamSender {
     }
 
     /// Calls `ready(true)` on an engine thread once the queue has room, or
-    /// `ready(false)` once the client has gone: backpressure for hosts whose
-    /// producers cannot await Rust futures (an asyncio or Node event loop).
-    /// Then `try_send` succeeds unless another producer took the room first.
+    /// `ready(false)` once the client has gone (or the stream was closed):
+    /// backpressure for hosts whose producers cannot await Rust futures (an
+    /// asyncio or Node event loop). Then `try_send` succeeds unless another
+    /// producer took the room first.
     pub fn when_ready(&self, ready: impl FnOnce(bool) + Send + 'static) {
-        let tx = self.tx.clone();
+        let tx = self.senders.tx().ok();
         self.state.runtime.spawn(async move {
             // The permit is released at once: it only proves there is room.
-            let has_room = tx.reserve().await.is_ok();
+            let has_room = match tx {
+                Some(tx) => tx.reserve().await.is_ok(),
+                None => false,
+            };
             ready(has_room);
         });
     }
 
-    /// Resolves once the client has gone (or the response ended).
+    /// Resolves once the client has gone (or the stream was closed).
     pub async fn closed(&self) {
-        self.tx.closed().await
+        if let Ok(tx) = self.senders.tx() {
+            tx.closed().await
+        }
     }
 
-    /// Whether the client has gone (or the response ended).
+    /// Whether the client has gone (or the stream was closed).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        lock(&self.senders.tx)
+            .as_ref()
+            .is_none_or(mpsc::Sender::is_closed)
     }
 
     /// Runs `hook` once when this stream's connection ends, for whatever
     /// reason; at once if it already has. Runs on an engine thread (or the
     /// caller's, in the latter case).
     pub fn on_close(&self, hook: impl FnOnce() + Send + 'static) {
-        let mut hooks = self
-            .state
-            .close_hooks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut hooks = lock(&self.state.close_hooks);
         match hooks.as_mut() {
             Some(pending) => pending.push(Box::new(hook)),
             None => {
@@ -246,12 +259,22 @@ impl StreamSender {
         }
     }
 
-    /// Ends the response with `event: error` after the events already queued,
-    /// once every other clone of this sender is dropped too. Use it when the
-    /// producer failed; log the cause yourself, it is not sent to the client.
-    pub fn fail(self) {
+    /// Ends the response normally after the events already queued, for this
+    /// sender and every clone of it: later sends fail with
+    /// [`Error::Disconnected`]. Closed before any decision, the response is
+    /// `204 No Content`. Idempotent.
+    pub fn close(&self) {
+        lock(&self.senders.tx).take();
+        lock(&self.senders.decision).take();
+    }
+
+    /// Ends the response with `event: error` after the events already
+    /// queued, like [`close`](Self::close). Use it when the producer failed;
+    /// log the cause yourself, it is not sent to the client.
+    pub fn fail(&self) {
         self.accept();
         self.state.failed.store(true, Ordering::Release);
+        self.close();
     }
 }
 
@@ -304,12 +327,7 @@ impl Drop for StreamReceiver {
     fn drop(&mut self) {
         // Close first so a producer woken by a hook already sees the stream gone.
         self.rx.close();
-        let hooks = self
-            .state
-            .close_hooks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
+        let hooks = lock(&self.state.close_hooks).take();
         for hook in hooks.into_iter().flatten() {
             hook();
         }

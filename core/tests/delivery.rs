@@ -787,6 +787,68 @@ async fn when_ready_signals_room_in_a_full_queue() {
 }
 
 #[tokio::test]
+async fn closing_one_clone_of_a_stream_ends_it_for_all_and_later_sends_fail() {
+    let server = server(Config::default());
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&captured);
+    server
+        .stream_handler("/s", move |_request: Request, stream: StreamSender| {
+            // An invalid status is an error that leaves the stream usable.
+            assert!(matches!(
+                stream.reject(200, "no"),
+                Err(Error::InvalidStatus(200))
+            ));
+            stream.try_send(Event::data("one")).unwrap();
+            let other = stream.clone();
+            keep.lock().unwrap().push(other);
+            stream.close();
+            assert!(matches!(
+                stream.try_send(Event::data("late")),
+                Err(Error::Disconnected)
+            ));
+        })
+        .unwrap();
+    let addr = server.start().unwrap();
+    // Another clone is still held, yet the stream ends after what was queued.
+    let events = get(addr, "/s", &[]).await.events().collect().await;
+    assert_eq!(
+        events.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+        ["one"]
+    );
+    let held = captured.lock().unwrap().pop().unwrap();
+    assert!(held.is_closed());
+    assert!(matches!(
+        held.try_send(Event::data("x")),
+        Err(Error::Disconnected)
+    ));
+    held.close();
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_reply_answers_once_and_an_invalid_status_leaves_it_unanswered() {
+    let server = server(Config::default());
+    server
+        .route("/once", |_request: Request, reply: tidings::Reply| {
+            assert!(matches!(
+                reply.send(99, "text/plain", "x"),
+                Err(Error::InvalidStatus(99))
+            ));
+            reply.send(201, "text/plain", "first").unwrap();
+            assert!(matches!(
+                reply.send(200, "text/plain", "second"),
+                Err(Error::AlreadyAnswered)
+            ));
+        })
+        .unwrap();
+    let addr = server.start().unwrap();
+    let response = get(addr, "/once", &[]).await;
+    assert_eq!(response.status, 201);
+    assert_eq!(response.text().await, "first");
+    server.stop();
+}
+
+#[tokio::test]
 async fn route_handlers_reply_from_any_thread() {
     let server = server(Config::default());
     let visits = Arc::new(AtomicUsize::new(0));

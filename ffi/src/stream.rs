@@ -4,7 +4,6 @@
 
 use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use crate::boundary::{arg_ref, arg_str, fail, fail_with, guard};
 use crate::event::{tidings_event, to_event};
@@ -28,7 +27,7 @@ pub type tidings_stream_close_cb =
 /// `tidings_stream_free`. Safe to use from any thread.
 pub struct tidings_stream {
     id: u64,
-    sender: Mutex<Option<tidings::StreamSender>>,
+    sender: tidings::StreamSender,
 }
 
 /// The request that opened a stream; valid only during `on_open`.
@@ -91,15 +90,13 @@ pub(crate) fn register_stream(
                 last_event_id: request.last_event_id().map(c_string),
                 peer: c_string(&request.peer_addr().to_string()),
                 headers: request
-                    .headers()
+                    .headers_joined()
+                    .into_iter()
                     .map(|(name, value)| (name.to_owned(), c_string(&value)))
                     .collect(),
                 request,
             };
-            let stream = Box::into_raw(Box::new(tidings_stream {
-                id,
-                sender: Mutex::new(Some(sender)),
-            }));
+            let stream = Box::into_raw(Box::new(tidings_stream { id, sender }));
             // SAFETY: `on_open` is the host's callback (non-NULL, checked in
             // tidings_server_stream) with the C signature of
             // tidings_stream_open_cb; `user.0` is its thread-safe `user_data`;
@@ -109,25 +106,6 @@ pub(crate) fn register_stream(
             unsafe { on_open(user.0, &described, stream) };
         },
     )
-}
-
-impl tidings_stream {
-    fn sender(&self) -> Result<tidings::StreamSender, tidings_status> {
-        self.sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| {
-                fail(
-                    tidings_status::TIDINGS_ERR_DISCONNECTED,
-                    "the stream was closed",
-                )
-            })
-    }
-
-    fn take(&self) -> Option<tidings::StreamSender> {
-        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
 }
 
 fn send_with(
@@ -143,10 +121,7 @@ fn send_with(
         Ok(event) => event,
         Err(status) => return status,
     };
-    match stream.sender() {
-        Ok(sender) => send(&sender, event).map_or_else(fail_with, |()| tidings_status::TIDINGS_OK),
-        Err(status) => status,
-    }
+    send(&stream.sender, event).map_or_else(fail_with, |()| tidings_status::TIDINGS_OK)
 }
 
 /// Sends `event`, blocking the calling thread while the stream's queue is
@@ -185,13 +160,14 @@ pub unsafe extern "C" fn tidings_stream_try_send(
 pub unsafe extern "C" fn tidings_stream_accept(stream: *const tidings_stream) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let stream = arg_ref!(stream, "stream");
-        match stream.sender() {
-            Ok(sender) => {
-                sender.accept();
-                tidings_status::TIDINGS_OK
-            }
-            Err(status) => status,
+        if stream.sender.is_closed() {
+            return fail(
+                tidings_status::TIDINGS_ERR_DISCONNECTED,
+                "the stream was closed, or its client has gone",
+            );
         }
+        stream.sender.accept();
+        tidings_status::TIDINGS_OK
     })
 }
 
@@ -213,16 +189,9 @@ pub unsafe extern "C" fn tidings_stream_reject(
             Ok(message) => message.unwrap_or("").to_owned(),
             Err(status) => return status,
         };
-        // Reject through a clone: an invalid status must leave the stream usable.
-        let sender = match stream.sender() {
-            Ok(sender) => sender,
-            Err(status) => return status,
-        };
-        match sender.reject(status, message) {
-            Ok(()) => {
-                stream.take();
-                tidings_status::TIDINGS_OK
-            }
+        // An invalid status leaves the stream usable (the core checks it first).
+        match stream.sender.reject(status, message) {
+            Ok(()) => tidings_status::TIDINGS_OK,
             Err(err) => fail_with(err),
         }
     })
@@ -235,7 +204,7 @@ pub unsafe extern "C" fn tidings_stream_reject(
 pub unsafe extern "C" fn tidings_stream_close(stream: *const tidings_stream) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let stream = arg_ref!(stream, "stream");
-        stream.take();
+        stream.sender.close();
         tidings_status::TIDINGS_OK
     })
 }
@@ -246,9 +215,7 @@ pub unsafe extern "C" fn tidings_stream_close(stream: *const tidings_stream) -> 
 pub unsafe extern "C" fn tidings_stream_fail(stream: *const tidings_stream) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let stream = arg_ref!(stream, "stream");
-        if let Some(sender) = stream.take() {
-            sender.fail();
-        }
+        stream.sender.fail();
         tidings_status::TIDINGS_OK
     })
 }
@@ -259,11 +226,9 @@ pub unsafe extern "C" fn tidings_stream_is_closed(stream: *const tidings_stream)
     guard(true, || {
         // SAFETY: NULL becomes `None` (true, as documented); a non-NULL `stream` is
         // the handle given to `on_open`, not yet freed (caller's contract), so it
-        // is live for this call; `tidings_stream` is `Sync` (its sender sits
-        // behind a `Mutex`), so other threads may use it meanwhile.
-        unsafe { stream.as_ref() }
-            .and_then(|stream| stream.sender.lock().ok()?.as_ref().map(|s| s.is_closed()))
-            .unwrap_or(true)
+        // is live for this call; `tidings_stream` is `Sync` (its sender is),
+        // so other threads may use it meanwhile.
+        unsafe { stream.as_ref() }.is_none_or(|stream| stream.sender.is_closed())
     })
 }
 
@@ -347,7 +312,8 @@ pub unsafe extern "C" fn tidings_request_peer(request: *const tidings_request) -
     })
 }
 
-/// The first value of header `name` (case-insensitive), or NULL if absent;
+/// The value of header `name` (case-insensitive), repeated headers joined
+/// with ", ", or NULL if absent;
 /// borrowed from the request.
 #[no_mangle]
 pub unsafe extern "C" fn tidings_request_header(
