@@ -54,16 +54,19 @@ test-wheel: $(VENV)/.ready ## The abi3 wheel installs and runs in a fresh venv w
 
 test-c: $(VENV)/.ready ## C ABI: gcc/g++ programs, ASan+UBSan, valgrind, make install + pkg-config
 	$(CARGO) build -p tidings-ffi
+	ln -sf libtidings.so target/debug/libtidings.so.0  # the SONAME programs look for
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 header: ## Regenerate include/tidings.h from ffi/src (cbindgen)
 	TIDINGS_UPDATE_HEADER=1 $(CARGO) test -q -p tidings-ffi --test header
 
-install: ## Install libtidings (.so, .a), tidings.h and tidings.pc under PREFIX
+install: ## Install libtidings (.so.VERSION with its SONAME links, .a), tidings.h and tidings.pc under PREFIX
 	$(CARGO) build --release -p tidings-ffi
 	install -d $(PREFIX)/lib/pkgconfig $(PREFIX)/include
 	install -m 644 include/tidings.h $(PREFIX)/include/
-	install -m 755 target/release/libtidings.so $(PREFIX)/lib/
+	install -m 755 target/release/libtidings.so $(PREFIX)/lib/libtidings.so.$(VERSION)
+	ln -sf libtidings.so.$(VERSION) $(PREFIX)/lib/libtidings.so.0
+	ln -sf libtidings.so.0 $(PREFIX)/lib/libtidings.so
 	install -m 644 target/release/libtidings.a $(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ffi/tidings.pc.in > $(PREFIX)/lib/pkgconfig/tidings.pc
 

@@ -29,6 +29,11 @@
 
 
 /**
+ * `tidings_channel_options.keepalive_ms`: use the server's period.
+ */
+#define TIDINGS_KEEPALIVE_SERVER UINT32_MAX
+
+/**
  * The result of every fallible call. On anything but `TIDINGS_OK`,
  * `tidings_last_error()` has the details.
  */
@@ -117,6 +122,10 @@ enum tidings_status
    */
   TIDINGS_ERR_WOULD_BLOCK = 18,
   /**
+   * The route's reply was already sent; a request is answered once.
+   */
+  TIDINGS_ERR_ALREADY_ANSWERED = 19,
+  /**
    * A bug in tidings was caught at the boundary; please report it.
    */
   TIDINGS_ERR_PANIC = 99,
@@ -165,7 +174,14 @@ typedef uint32_t tidings_cors;
 typedef struct tidings_channel tidings_channel;
 
 /**
- * The request that opened a stream; valid only during `on_open`.
+ * The answer to one request, owned by the host from `on_request` until
+ * `tidings_reply_free`. Send it once, from any thread.
+ */
+typedef struct tidings_reply tidings_reply;
+
+/**
+ * The request behind a callback (a stream's `on_open`, a route's
+ * `on_request`, a presence hook); valid only during that call.
  */
 typedef struct tidings_request tidings_request;
 
@@ -183,13 +199,19 @@ typedef struct tidings_stream tidings_stream;
 /**
  * An event to publish or send. Every field is optional: NULL (or 0 for
  * `retry_ms`) leaves it out, so `{ .data = "hello" }` is a complete event.
- * The strings are NUL-terminated UTF-8 and only read during the call.
+ * The strings are UTF-8 and only read during the call; all but `data` are
+ * NUL-terminated.
  */
 typedef struct tidings_event {
   /**
    * The data; may span lines (each becomes one `data:` line).
    */
   const char *data;
+  /**
+   * The length of `data` in bytes, which may then hold NUL bytes and need
+   * no terminator; 0 means `data` is NUL-terminated (or NULL).
+   */
+  size_t data_len;
   /**
    * The event type; must not contain CR or LF.
    */
@@ -207,6 +229,12 @@ typedef struct tidings_event {
    */
   const char *comment;
 } tidings_event;
+
+/**
+ * Called on an engine thread with the request of a subscriber that joined
+ * or left a channel; see `tidings_channel_on_subscribe`.
+ */
+typedef void (*tidings_presence_cb)(void *user_data, const struct tidings_request *request);
 
 /**
  * Server configuration. Start from `tidings_config_default()` and change
@@ -297,7 +325,8 @@ typedef struct tidings_channel_options {
    */
   size_t max_lag;
   /**
-   * Keep-alive period for this channel; 0 uses the server's.
+   * Keep-alive period for this channel: TIDINGS_KEEPALIVE_SERVER (the
+   * default) uses the server's, 0 sends none on this channel.
    */
   uint32_t keepalive_ms;
   /**
@@ -318,6 +347,14 @@ typedef void (*tidings_stream_open_cb)(void *user_data,
  * Called on an engine thread, once per stream, when its connection ends.
  */
 typedef void (*tidings_stream_close_cb)(void *user_data, uint64_t stream_id);
+
+/**
+ * Called on an engine thread for every request to a route; see
+ * `tidings_server_route`.
+ */
+typedef void (*tidings_route_cb)(void *user_data,
+                                 const struct tidings_request *request,
+                                 struct tidings_reply *reply);
 
 #ifdef __cplusplus
 extern "C" {
@@ -352,6 +389,30 @@ tidings_status tidings_channel_publish(const struct tidings_channel *channel,
                                        const struct tidings_event *event);
 
 /**
+ * Calls `hook(user_data, request)` (not NULL) on an engine thread once for
+ * every new subscriber; `request` is valid only during the call. Replaces
+ * an earlier hook. Return quickly: the subscriber's response waits for it.
+ *
+ * `user_data` is passed as is; it must stay valid until the server is
+ * freed, and be safe to use from several threads.
+ */
+tidings_status tidings_channel_on_subscribe(const struct tidings_channel *channel,
+                                            tidings_presence_cb hook,
+                                            void *user_data);
+
+/**
+ * Calls `hook(user_data, request)` (not NULL) on an engine thread once for
+ * every subscriber that leaves, however its connection ended. Replaces an
+ * earlier hook. Register it before clients connect: a subscriber keeps its
+ * request only while the channel has this hook, so one that joined before
+ * is not reported. Same rules for `request` and `user_data` as
+ * `tidings_channel_on_subscribe`.
+ */
+tidings_status tidings_channel_on_unsubscribe(const struct tidings_channel *channel,
+                                              tidings_presence_cb hook,
+                                              void *user_data);
+
+/**
  * The current number of subscribers (0 for NULL).
  */
 size_t tidings_channel_subscribers(const struct tidings_channel *channel);
@@ -369,9 +430,76 @@ void tidings_channel_free(struct tidings_channel *channel);
 struct tidings_config tidings_config_default(void);
 
 /**
- * The default channel options: history 1000, automatic ids, max lag 1024.
+ * The default channel options: history 1000, automatic ids, max lag 1024,
+ * the server's keep-alive period.
  */
 struct tidings_channel_options tidings_channel_options_default(void);
+
+/**
+ * Sends the response: `status` (200-599), `content_type` (e.g.
+ * "text/html; charset=utf-8"; NULL for that default) and `body_len` bytes of
+ * `body` (NULL only when `body_len` is 0). Copies what it needs; safe from
+ * any thread.
+ *
+ * Returns TIDINGS_ERR_INVALID_STATUS or TIDINGS_ERR_INVALID_CONFIG (a bad
+ * content type) without answering, so a second try may still succeed;
+ * TIDINGS_ERR_ALREADY_ANSWERED after a successful send; and
+ * TIDINGS_ERR_DISCONNECTED if the client has gone.
+ */
+tidings_status tidings_reply_send(const struct tidings_reply *reply,
+                                  uint16_t status,
+                                  const char *content_type,
+                                  const uint8_t *body,
+                                  size_t body_len);
+
+/**
+ * Frees a reply handle. A request never answered gets `500`. NULL is ignored.
+ */
+void tidings_reply_free(struct tidings_reply *reply);
+
+/**
+ * The request's path (e.g. "/stream"), as sent. Never NULL for a valid
+ * request; borrowed from it.
+ */
+const char *tidings_request_path(const struct tidings_request *request);
+
+/**
+ * The raw query string without '?' ("" if none); borrowed from the request.
+ */
+const char *tidings_request_query_string(const struct tidings_request *request);
+
+/**
+ * The id the client last saw (Last-Event-ID header, else the lastEventId
+ * query parameter), or NULL; borrowed from the request.
+ */
+const char *tidings_request_last_event_id(const struct tidings_request *request);
+
+/**
+ * The client's address as "ip:port"; borrowed from the request.
+ */
+const char *tidings_request_peer(const struct tidings_request *request);
+
+/**
+ * The value of header `name` (case-insensitive), repeated headers joined
+ * with ", ", or NULL if absent;
+ * borrowed from the request.
+ */
+const char *tidings_request_header(const struct tidings_request *request, const char *name);
+
+/**
+ * Copies the first value of query parameter `name`, decoded, into `buffer`
+ * (NUL-terminated) and its length without the NUL into `*length`.
+ *
+ * Returns TIDINGS_ERR_NOT_FOUND if absent, and TIDINGS_ERR_BUFFER_TOO_SMALL
+ * if `capacity` cannot hold it and its NUL: then `*length` is still set, to
+ * the length needed (so call again with `*length + 1`). `buffer` may be NULL
+ * when `capacity` is 0.
+ */
+tidings_status tidings_request_query(const struct tidings_request *request,
+                                     const char *name,
+                                     char *buffer,
+                                     size_t capacity,
+                                     size_t *length);
 
 /**
  * Creates a server from `config` (NULL for the defaults) and writes it to
@@ -418,6 +546,25 @@ tidings_status tidings_server_stream(const struct tidings_server *server,
                                      tidings_stream_open_cb on_open,
                                      tidings_stream_close_cb on_close,
                                      void *user_data);
+
+/**
+ * Registers a route at `path` whose response the host computes per request
+ * (GET and HEAD): a rendered page, a small JSON answer.
+ *
+ * `on_request(user_data, request, reply)` (not NULL) is called on an engine
+ * thread for every request. `request` is valid only during that call. The
+ * host owns `reply` from then on: answer it with `tidings_reply_send`, at
+ * once or later from any thread, then free it with `tidings_reply_free` (a
+ * reply freed unanswered answers 500). Return quickly: the callback holds up
+ * that engine thread.
+ *
+ * `user_data` is passed as is; it must stay valid until the server is
+ * freed, and be safe to use from several threads.
+ */
+tidings_status tidings_server_route(const struct tidings_server *server,
+                                    const char *path,
+                                    tidings_route_cb on_request,
+                                    void *user_data);
 
 /**
  * Serves the file `file` at `path` (GET and HEAD), read on each request.
@@ -529,50 +676,6 @@ uint64_t tidings_stream_id(const struct tidings_stream *stream);
  * with 204 if it was never accepted). NULL is ignored.
  */
 void tidings_stream_free(struct tidings_stream *stream);
-
-/**
- * The request's path (e.g. "/stream"), as sent. Never NULL for a valid
- * request; borrowed from it.
- */
-const char *tidings_request_path(const struct tidings_request *request);
-
-/**
- * The raw query string without '?' ("" if none); borrowed from the request.
- */
-const char *tidings_request_query_string(const struct tidings_request *request);
-
-/**
- * The id the client last saw (Last-Event-ID header, else the lastEventId
- * query parameter), or NULL; borrowed from the request.
- */
-const char *tidings_request_last_event_id(const struct tidings_request *request);
-
-/**
- * The client's address as "ip:port"; borrowed from the request.
- */
-const char *tidings_request_peer(const struct tidings_request *request);
-
-/**
- * The value of header `name` (case-insensitive), repeated headers joined
- * with ", ", or NULL if absent;
- * borrowed from the request.
- */
-const char *tidings_request_header(const struct tidings_request *request, const char *name);
-
-/**
- * Copies the first value of query parameter `name`, decoded, into `buffer`
- * (NUL-terminated) and its length without the NUL into `*length`.
- *
- * Returns TIDINGS_ERR_NOT_FOUND if absent, and TIDINGS_ERR_BUFFER_TOO_SMALL
- * if `capacity` cannot hold it and its NUL: then `*length` is still set, to
- * the length needed (so call again with `*length + 1`). `buffer` may be NULL
- * when `capacity` is 0.
- */
-tidings_status tidings_request_query(const struct tidings_request *request,
-                                     const char *name,
-                                     char *buffer,
-                                     size_t capacity,
-                                     size_t *length);
 
 #ifdef __cplusplus
 }  // extern "C"

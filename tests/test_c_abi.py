@@ -26,6 +26,9 @@ SANITIZERS = ["-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
 def build(source: Path, output: Path, compiler: list[str] = C_FLAGS, extra: list[str] = ()) -> Path:
     if not (LIBDIR / "libtidings.so").exists():
         pytest.fail("target/debug/libtidings.so is missing: `cargo build -p tidings-ffi` (make test-c does)")
+    soname_link = LIBDIR / "libtidings.so.0"  # what linked programs load (the SONAME)
+    if not soname_link.exists():
+        soname_link.symlink_to("libtidings.so")
     command = [*compiler, *extra, f"-I{INCLUDE}", str(source), f"-L{LIBDIR}", "-ltidings", "-lpthread",
                f"-Wl,-rpath,{LIBDIR}", "-o", str(output)]
     subprocess.run(command, check=True)
@@ -125,6 +128,12 @@ def test_make_install_gives_a_working_pkg_config_setup(tmp_path: Path) -> None:
     subprocess.run(["make", "-s", "install", f"PREFIX={prefix}"], cwd=ROOT, check=True, timeout=900)
     assert (prefix / "include/tidings.h").exists()
     assert (prefix / "lib/libtidings.so").exists() and (prefix / "lib/libtidings.a").exists()
+    # The versioned library, its SONAME link, and the link the linker finds.
+    assert os.readlink(prefix / "lib/libtidings.so") == "libtidings.so.0"
+    assert os.readlink(prefix / "lib/libtidings.so.0").startswith("libtidings.so.0.")
+    dynamic = subprocess.run(["readelf", "-d", str(prefix / "lib/libtidings.so")], check=True,
+                             capture_output=True, text=True).stdout
+    assert "Library soname: [libtidings.so.0]" in dynamic, dynamic
     env = {**os.environ, "PKG_CONFIG_PATH": str(prefix / "lib/pkgconfig")}
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "tidings"], env=env, check=True,
                            capture_output=True, text=True).stdout.split()
@@ -132,5 +141,7 @@ def test_make_install_gives_a_working_pkg_config_setup(tmp_path: Path) -> None:
     subprocess.run(["cc", str(EXAMPLES / "c/counter.c"), *flags, "-lpthread", "-o", str(binary)], check=True)
     run_env = {**os.environ, "LD_LIBRARY_PATH": str(prefix / "lib")}
     command = [str(binary), "--port", "0", "--delay", "0", "--examples", str(EXAMPLES)]
+    needed = subprocess.run(["readelf", "-d", str(binary)], check=True, capture_output=True, text=True).stdout
+    assert "Shared library: [libtidings.so.0]" in needed, needed
     with serving(command, env=run_env) as running:
         assert len(events(f"{running.url}/stream")) == 21

@@ -3,7 +3,7 @@
 //! use, and the reason for a failure is kept for `tidings_last_error`.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 
 use crate::status::tidings_status;
 
@@ -127,4 +127,46 @@ pub(crate) unsafe fn optional_str<'a>(
             format!("`{name}` is not valid UTF-8: {err}"),
         )
     })
+}
+
+/// The host's `user_data`: the host promises it may be used from any thread.
+#[derive(Clone, Copy)]
+pub(crate) struct UserData(pub(crate) *mut c_void);
+// SAFETY: ffi never dereferences the pointer; it only hands it back to the
+// host's callbacks on engine threads, and every function that takes one
+// (tidings_server_stream, tidings_server_route, the presence hooks) says
+// `user_data` must be safe to use from several threads, so sending it is sound.
+unsafe impl Send for UserData {}
+// SAFETY: a shared `&UserData` only lets threads copy the pointer out and pass it
+// to the callbacks concurrently, which the same contract explicitly allows.
+unsafe impl Sync for UserData {}
+
+/// Copies `bytes` and a NUL into `buffer` if they fit; sets `*length` either
+/// way. Records no error (the caller decides).
+///
+/// # Safety
+/// `length` is non-NULL, aligned and writable. `buffer` is NULL (then nothing
+/// is written to it, whatever `capacity`) or writable for `capacity` bytes, and
+/// it does not overlap `bytes`.
+pub(crate) unsafe fn copy_out(
+    bytes: &[u8],
+    buffer: *mut c_char,
+    capacity: usize,
+    length: *mut usize,
+) -> tidings_status {
+    // SAFETY: this function's contract makes `length` non-NULL, aligned and
+    // writable (both callers check it for NULL first).
+    unsafe { *length = bytes.len() };
+    if buffer.is_null() || capacity < bytes.len() + 1 {
+        return tidings_status::TIDINGS_ERR_BUFFER_TOO_SMALL;
+    }
+    // SAFETY: `buffer` is non-NULL and `capacity >= bytes.len() + 1` (checked
+    // just above), and the contract makes it writable for `capacity` bytes, so
+    // the copy and the NUL at `bytes.len()` stay in bounds; `u8` and `c_char`
+    // have the same size and alignment 1, and the contract rules out overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), bytes.len());
+        *buffer.add(bytes.len()) = 0;
+    }
+    tidings_status::TIDINGS_OK
 }

@@ -1,8 +1,11 @@
 //! `tidings_channel`: publish from any thread.
 #![allow(non_camel_case_types)]
 
-use crate::boundary::{arg_ref, fail_with, guard};
+use std::ffi::c_void;
+
+use crate::boundary::{arg_ref, fail, fail_with, guard, UserData};
 use crate::event::{tidings_event, to_event};
+use crate::request::tidings_request;
 use crate::status::tidings_status;
 
 /// A broadcast channel. Get one from `tidings_server_channel`, free it with
@@ -33,6 +36,82 @@ pub unsafe extern "C" fn tidings_channel_publish(
             .inner
             .publish(event)
             .map_or_else(fail_with, |_| tidings_status::TIDINGS_OK)
+    })
+}
+
+/// Called on an engine thread with the request of a subscriber that joined
+/// or left a channel; see `tidings_channel_on_subscribe`.
+pub type tidings_presence_cb =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, request: *const tidings_request)>;
+
+/// Calls `hook(user_data, request)` (not NULL) on an engine thread once for
+/// every new subscriber; `request` is valid only during the call. Replaces
+/// an earlier hook. Return quickly: the subscriber's response waits for it.
+///
+/// `user_data` is passed as is; it must stay valid until the server is
+/// freed, and be safe to use from several threads.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_channel_on_subscribe(
+    channel: *const tidings_channel,
+    hook: tidings_presence_cb,
+    user_data: *mut c_void,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let channel = arg_ref!(channel, "channel");
+        match presence_hook(hook, user_data) {
+            Ok(hook) => {
+                channel.inner.on_subscribe(hook);
+                tidings_status::TIDINGS_OK
+            }
+            Err(status) => status,
+        }
+    })
+}
+
+/// Calls `hook(user_data, request)` (not NULL) on an engine thread once for
+/// every subscriber that leaves, however its connection ended. Replaces an
+/// earlier hook. Register it before clients connect: a subscriber keeps its
+/// request only while the channel has this hook, so one that joined before
+/// is not reported. Same rules for `request` and `user_data` as
+/// `tidings_channel_on_subscribe`.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_channel_on_unsubscribe(
+    channel: *const tidings_channel,
+    hook: tidings_presence_cb,
+    user_data: *mut c_void,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let channel = arg_ref!(channel, "channel");
+        match presence_hook(hook, user_data) {
+            Ok(hook) => {
+                channel.inner.on_unsubscribe(hook);
+                tidings_status::TIDINGS_OK
+            }
+            Err(status) => status,
+        }
+    })
+}
+
+/// The core hook that calls the host's C one.
+fn presence_hook(
+    hook: tidings_presence_cb,
+    user_data: *mut c_void,
+) -> Result<impl Fn(&tidings::Request) + Send + Sync + 'static, tidings_status> {
+    let Some(hook) = hook else {
+        return Err(fail(
+            tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+            "`hook` must not be NULL",
+        ));
+    };
+    let user_data = UserData(user_data);
+    Ok(move |request: &tidings::Request| {
+        let user = user_data;
+        let described = tidings_request::new(request.clone());
+        // SAFETY: `hook` is the host's callback (non-NULL, checked above) with
+        // the C signature of tidings_presence_cb; `user.0` is its thread-safe
+        // `user_data`; `&described` lives until this closure returns, covering
+        // "valid only during the call".
+        unsafe { hook(user.0, &described) };
     })
 }
 

@@ -71,11 +71,15 @@ pub struct tidings_channel_options {
     /// Events a subscriber may fall behind before it is disconnected (its
     /// client then resumes from history). Default 1024.
     pub max_lag: usize,
-    /// Keep-alive period for this channel; 0 uses the server's.
+    /// Keep-alive period for this channel: TIDINGS_KEEPALIVE_SERVER (the
+    /// default) uses the server's, 0 sends none on this channel.
     pub keepalive_ms: u32,
     /// Most subscribers at once (503 beyond); 0 means no limit.
     pub max_subscribers: usize,
 }
+
+/// `tidings_channel_options.keepalive_ms`: use the server's period.
+pub const TIDINGS_KEEPALIVE_SERVER: u32 = u32::MAX;
 
 fn millis(ms: u32) -> Duration {
     Duration::from_millis(ms.into())
@@ -114,7 +118,8 @@ pub extern "C" fn tidings_config_default() -> tidings_config {
     }
 }
 
-/// The default channel options: history 1000, automatic ids, max lag 1024.
+/// The default channel options: history 1000, automatic ids, max lag 1024,
+/// the server's keep-alive period.
 #[no_mangle]
 pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
     let defaults = tidings::ChannelOptions::default();
@@ -122,7 +127,7 @@ pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
         history: defaults.history,
         auto_id: defaults.auto_id,
         max_lag: defaults.max_lag,
-        keepalive_ms: 0,
+        keepalive_ms: TIDINGS_KEEPALIVE_SERVER,
         max_subscribers: 0,
     }
 }
@@ -207,7 +212,9 @@ pub(crate) fn to_channel_options(options: &tidings_channel_options) -> tidings::
         history: options.history,
         auto_id: options.auto_id,
         max_lag: options.max_lag,
-        keepalive: optional_millis(options.keepalive_ms),
+        // 0 is "none on this channel", as in every binding.
+        keepalive: (options.keepalive_ms != TIDINGS_KEEPALIVE_SERVER)
+            .then(|| millis(options.keepalive_ms)),
         max_subscribers: (options.max_subscribers > 0).then_some(options.max_subscribers),
     }
 }

@@ -10,6 +10,8 @@ mod boundary;
 mod channel;
 mod config;
 mod event;
+mod reply;
+mod request;
 mod server;
 mod status;
 mod stream;
@@ -19,6 +21,8 @@ use std::ffi::c_char;
 pub use channel::*;
 pub use config::*;
 pub use event::*;
+pub use reply::*;
+pub use request::*;
 pub use server::*;
 pub use status::*;
 pub use stream::*;
@@ -59,6 +63,6 @@ pub unsafe extern "C" fn tidings_last_error_copy(
         // `buffer` is NULL (then `copy_out` never writes to it) or, as `capacity`
         // promises, writable for `capacity` bytes; it cannot overlap `message`,
         // a Vec allocated just above.
-        unsafe { stream::copy_out(&message, buffer, capacity, length) }
+        unsafe { boundary::copy_out(&message, buffer, capacity, length) }
     })
 }

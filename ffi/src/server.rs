@@ -7,6 +7,7 @@ use crate::boundary::{arg_ref, arg_str, fail_with, guard};
 use crate::channel::tidings_channel;
 use crate::config::{tidings_channel_options, tidings_config, to_channel_options, to_config};
 use crate::event::{tidings_event, to_event};
+use crate::reply::{register_route, tidings_route_cb};
 use crate::status::tidings_status;
 use crate::stream::{register_stream, tidings_stream_close_cb, tidings_stream_open_cb};
 
@@ -134,6 +135,41 @@ pub unsafe extern "C" fn tidings_server_stream(
             );
         };
         match register_stream(&server.inner, path, on_open, on_close, user_data) {
+            Ok(()) => tidings_status::TIDINGS_OK,
+            Err(err) => fail_with(err),
+        }
+    })
+}
+
+/// Registers a route at `path` whose response the host computes per request
+/// (GET and HEAD): a rendered page, a small JSON answer.
+///
+/// `on_request(user_data, request, reply)` (not NULL) is called on an engine
+/// thread for every request. `request` is valid only during that call. The
+/// host owns `reply` from then on: answer it with `tidings_reply_send`, at
+/// once or later from any thread, then free it with `tidings_reply_free` (a
+/// reply freed unanswered answers 500). Return quickly: the callback holds up
+/// that engine thread.
+///
+/// `user_data` is passed as is; it must stay valid until the server is
+/// freed, and be safe to use from several threads.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_route(
+    server: *const tidings_server,
+    path: *const c_char,
+    on_request: tidings_route_cb,
+    user_data: *mut c_void,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let server = arg_ref!(server, "server");
+        let path = arg_str!(path, "path");
+        let Some(on_request) = on_request else {
+            return crate::boundary::fail(
+                tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+                "`on_request` must not be NULL",
+            );
+        };
+        match register_route(&server.inner, path, on_request, user_data) {
             Ok(()) => tidings_status::TIDINGS_OK,
             Err(err) => fail_with(err),
         }

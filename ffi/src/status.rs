@@ -51,6 +51,8 @@ pub enum tidings_status {
     /// The call would block an engine thread (e.g. `tidings_stream_send`
     /// inside a callback); use the non-blocking form there.
     TIDINGS_ERR_WOULD_BLOCK = 18,
+    /// The route's reply was already sent; a request is answered once.
+    TIDINGS_ERR_ALREADY_ANSWERED = 19,
     /// A bug in tidings was caught at the boundary; please report it.
     TIDINGS_ERR_PANIC = 99,
 }
@@ -73,13 +75,14 @@ impl From<&tidings::Error> for tidings_status {
             E::AlreadyAccepted => Self::TIDINGS_ERR_ALREADY_ACCEPTED,
             E::InvalidStatus(_) => Self::TIDINGS_ERR_INVALID_STATUS,
             E::BlockingInAsync => Self::TIDINGS_ERR_WOULD_BLOCK,
+            E::AlreadyAnswered => Self::TIDINGS_ERR_ALREADY_ANSWERED,
             _ => Self::TIDINGS_ERR_RUNTIME,
         }
     }
 }
 
 impl tidings_status {
-    const ALL: [tidings_status; 20] = [
+    const ALL: [tidings_status; 21] = [
         Self::TIDINGS_OK,
         Self::TIDINGS_ERR_NULL_ARGUMENT,
         Self::TIDINGS_ERR_INVALID_UTF8,
@@ -99,6 +102,7 @@ impl tidings_status {
         Self::TIDINGS_ERR_BUFFER_TOO_SMALL,
         Self::TIDINGS_ERR_NOT_FOUND,
         Self::TIDINGS_ERR_WOULD_BLOCK,
+        Self::TIDINGS_ERR_ALREADY_ANSWERED,
         Self::TIDINGS_ERR_PANIC,
     ];
 }
@@ -136,6 +140,7 @@ pub extern "C" fn tidings_status_name(status: u32) -> *const c_char {
         tidings_status::TIDINGS_ERR_BUFFER_TOO_SMALL => c"TIDINGS_ERR_BUFFER_TOO_SMALL",
         tidings_status::TIDINGS_ERR_NOT_FOUND => c"TIDINGS_ERR_NOT_FOUND",
         tidings_status::TIDINGS_ERR_WOULD_BLOCK => c"TIDINGS_ERR_WOULD_BLOCK",
+        tidings_status::TIDINGS_ERR_ALREADY_ANSWERED => c"TIDINGS_ERR_ALREADY_ANSWERED",
         tidings_status::TIDINGS_ERR_PANIC => c"TIDINGS_ERR_PANIC",
     };
     name.as_ptr()

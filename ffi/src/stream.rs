@@ -2,11 +2,12 @@
 //! callbacks a C host registers.
 #![allow(non_camel_case_types)]
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::boundary::{arg_ref, arg_str, fail, fail_with, guard};
+use crate::boundary::{arg_ref, fail, fail_with, guard, UserData};
 use crate::event::{tidings_event, to_event};
+use crate::request::tidings_request;
 use crate::status::tidings_status;
 
 /// Called on an engine thread when a client opens a stream; see
@@ -30,32 +31,7 @@ pub struct tidings_stream {
     sender: tidings::StreamSender,
 }
 
-/// The request that opened a stream; valid only during `on_open`.
-pub struct tidings_request {
-    path: CString,
-    query: CString,
-    last_event_id: Option<CString>,
-    peer: CString,
-    headers: Vec<(String, CString)>,
-    request: tidings::Request,
-}
-
-/// The host's `user_data`: the host promises it may be used from any thread.
-#[derive(Clone, Copy)]
-struct UserData(*mut c_void);
-// SAFETY: ffi never dereferences the pointer; it only hands it back to the
-// host's callbacks on engine threads, and tidings_server_stream's contract says
-// `user_data` must be safe to use from several threads, so sending it is sound.
-unsafe impl Send for UserData {}
-// SAFETY: a shared `&UserData` only lets threads copy the pointer out and pass it
-// to the callbacks concurrently, which the same contract explicitly allows.
-unsafe impl Sync for UserData {}
-
 static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
-
-fn c_string(text: &str) -> CString {
-    CString::new(text.replace('\0', "")).unwrap_or_default()
-}
 
 pub(crate) fn register_stream(
     server: &tidings::Server,
@@ -84,18 +60,7 @@ pub(crate) fn register_stream(
                     unsafe { on_close(user.0, id) };
                 });
             }
-            let described = tidings_request {
-                path: c_string(request.path()),
-                query: c_string(request.query_string()),
-                last_event_id: request.last_event_id().map(c_string),
-                peer: c_string(&request.peer_addr().to_string()),
-                headers: request
-                    .headers_joined()
-                    .into_iter()
-                    .map(|(name, value)| (name.to_owned(), c_string(&value)))
-                    .collect(),
-                request,
-            };
+            let described = tidings_request::new(request);
             let stream = Box::into_raw(Box::new(tidings_stream { id, sender }));
             // SAFETY: `on_open` is the host's callback (non-NULL, checked in
             // tidings_server_stream) with the C signature of
@@ -258,162 +223,4 @@ pub unsafe extern "C" fn tidings_stream_free(stream: *mut tidings_stream) {
             drop(unsafe { Box::from_raw(stream) });
         }
     })
-}
-
-/// The request's path (e.g. "/stream"), as sent. Never NULL for a valid
-/// request; borrowed from it.
-#[no_mangle]
-pub unsafe extern "C" fn tidings_request_path(request: *const tidings_request) -> *const c_char {
-    guard(std::ptr::null(), || {
-        // SAFETY: NULL becomes `None` (NULL back); a non-NULL `request` is the
-        // pointer given to `on_open`, used during that call (tidings.h), so the
-        // `tidings_request` on the engine's stack is live; it is never mutated.
-        unsafe { request.as_ref() }.map_or(std::ptr::null(), |r| r.path.as_ptr())
-    })
-}
-
-/// The raw query string without '?' ("" if none); borrowed from the request.
-#[no_mangle]
-pub unsafe extern "C" fn tidings_request_query_string(
-    request: *const tidings_request,
-) -> *const c_char {
-    guard(std::ptr::null(), || {
-        // SAFETY: NULL becomes `None` (NULL back); a non-NULL `request` is the
-        // pointer given to `on_open`, used during that call (tidings.h), so the
-        // `tidings_request` on the engine's stack is live; it is never mutated.
-        unsafe { request.as_ref() }.map_or(std::ptr::null(), |r| r.query.as_ptr())
-    })
-}
-
-/// The id the client last saw (Last-Event-ID header, else the lastEventId
-/// query parameter), or NULL; borrowed from the request.
-#[no_mangle]
-pub unsafe extern "C" fn tidings_request_last_event_id(
-    request: *const tidings_request,
-) -> *const c_char {
-    guard(std::ptr::null(), || {
-        // SAFETY: NULL becomes `None` (NULL back); a non-NULL `request` is the
-        // pointer given to `on_open`, used during that call (tidings.h), so the
-        // `tidings_request` on the engine's stack is live; it is never mutated.
-        unsafe { request.as_ref() }
-            .and_then(|r| r.last_event_id.as_ref())
-            .map_or(std::ptr::null(), |id| id.as_ptr())
-    })
-}
-
-/// The client's address as "ip:port"; borrowed from the request.
-#[no_mangle]
-pub unsafe extern "C" fn tidings_request_peer(request: *const tidings_request) -> *const c_char {
-    guard(std::ptr::null(), || {
-        // SAFETY: NULL becomes `None` (NULL back); a non-NULL `request` is the
-        // pointer given to `on_open`, used during that call (tidings.h), so the
-        // `tidings_request` on the engine's stack is live; it is never mutated.
-        unsafe { request.as_ref() }.map_or(std::ptr::null(), |r| r.peer.as_ptr())
-    })
-}
-
-/// The value of header `name` (case-insensitive), repeated headers joined
-/// with ", ", or NULL if absent;
-/// borrowed from the request.
-#[no_mangle]
-pub unsafe extern "C" fn tidings_request_header(
-    request: *const tidings_request,
-    name: *const c_char,
-) -> *const c_char {
-    guard(std::ptr::null(), || {
-        // SAFETY (`request.as_ref()`): NULL becomes `None` (NULL back); a non-NULL
-        // `request` is the pointer given to `on_open`, used during that call
-        // (tidings.h), so the `tidings_request` is live and never mutated.
-        // SAFETY (`optional_str`): `name` is NULL (NULL back) or, per tidings.h, a
-        // NUL-terminated string valid during this call; it is only compared here.
-        let (Some(request), Ok(Some(name))) = (unsafe { request.as_ref() }, unsafe {
-            crate::boundary::optional_str(name, "name")
-        }) else {
-            return std::ptr::null();
-        };
-        request
-            .headers
-            .iter()
-            .find(|(header, _)| header.eq_ignore_ascii_case(name))
-            .map_or(std::ptr::null(), |(_, value)| value.as_ptr())
-    })
-}
-
-/// Copies the first value of query parameter `name`, decoded, into `buffer`
-/// (NUL-terminated) and its length without the NUL into `*length`.
-///
-/// Returns TIDINGS_ERR_NOT_FOUND if absent, and TIDINGS_ERR_BUFFER_TOO_SMALL
-/// if `capacity` cannot hold it and its NUL: then `*length` is still set, to
-/// the length needed (so call again with `*length + 1`). `buffer` may be NULL
-/// when `capacity` is 0.
-#[no_mangle]
-pub unsafe extern "C" fn tidings_request_query(
-    request: *const tidings_request,
-    name: *const c_char,
-    buffer: *mut c_char,
-    capacity: usize,
-    length: *mut usize,
-) -> tidings_status {
-    guard(tidings_status::TIDINGS_ERR_PANIC, || {
-        let request = arg_ref!(request, "request");
-        let name = arg_str!(name, "name");
-        if length.is_null() {
-            return fail(
-                tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
-                "`length` must not be NULL",
-            );
-        }
-        let Some(value) = request.request.query(name) else {
-            return fail(
-                tidings_status::TIDINGS_ERR_NOT_FOUND,
-                format!("no query parameter `{name}`"),
-            );
-        };
-        // SAFETY: `length` was checked non-NULL above and the caller passes it
-        // aligned and writable (tidings.h: the length goes into `*length`);
-        // `buffer` is NULL (allowed with capacity 0; `copy_out` never writes
-        // through NULL) or writable for `capacity` bytes, as the caller promises;
-        // it cannot overlap `value`, a `String` just allocated by `query`.
-        let status = unsafe { copy_out(value.as_bytes(), buffer, capacity, length) };
-        if status != tidings_status::TIDINGS_OK {
-            return fail(
-                status,
-                format!(
-                    "the buffer holds {capacity} bytes; {} are needed",
-                    value.len() + 1
-                ),
-            );
-        }
-        status
-    })
-}
-
-/// Copies `bytes` and a NUL into `buffer` if they fit; sets `*length` either
-/// way. Records no error (the caller decides).
-///
-/// # Safety
-/// `length` is non-NULL, aligned and writable. `buffer` is NULL (then nothing
-/// is written to it, whatever `capacity`) or writable for `capacity` bytes, and
-/// it does not overlap `bytes`.
-pub(crate) unsafe fn copy_out(
-    bytes: &[u8],
-    buffer: *mut c_char,
-    capacity: usize,
-    length: *mut usize,
-) -> tidings_status {
-    // SAFETY: this function's contract makes `length` non-NULL, aligned and
-    // writable (both callers check it for NULL first).
-    unsafe { *length = bytes.len() };
-    if buffer.is_null() || capacity < bytes.len() + 1 {
-        return tidings_status::TIDINGS_ERR_BUFFER_TOO_SMALL;
-    }
-    // SAFETY: `buffer` is non-NULL and `capacity >= bytes.len() + 1` (checked
-    // just above), and the contract makes it writable for `capacity` bytes, so
-    // the copy and the NUL at `bytes.len()` stay in bounds; `u8` and `c_char`
-    // have the same size and alignment 1, and the contract rules out overlap.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), bytes.len());
-        *buffer.add(bytes.len()) = 0;
-    }
-    tidings_status::TIDINGS_OK
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +57,11 @@ static int open_get(uint16_t port, const char *path) {
     address.sin_family = AF_INET;
     address.sin_port = htons(port);
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* A read that gets nothing for 5 s fails instead of hanging the test. */
+    struct timeval patience = {5, 0};
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+    }
     if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
         perror("connect");
         exit(1);
@@ -286,10 +292,178 @@ static void test_routes_events_and_lifecycle(void) {
     tidings_server_free(server);
 }
 
+/* Reads from `fd` until `needle` has been seen (or 2 s pass); returns what came. */
+static void read_until(int fd, char *buffer, size_t capacity, const char *needle) {
+    size_t got = 0;
+    buffer[0] = '\0';
+    for (int tries = 0; tries < 200 && !strstr(buffer, needle) && got + 1 < capacity; tries++) {
+        ssize_t n = read(fd, buffer + got, capacity - 1 - got);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        buffer[got] = '\0';
+    }
+}
+
+/* A route whose replies are answered on the engine thread, or kept for later. */
+static tidings_reply *kept_reply = NULL;
+static tidings_status invalid_status = TIDINGS_OK, second_send = TIDINGS_OK, null_body = TIDINGS_OK;
+
+static void on_request(void *user_data, const tidings_request *request, tidings_reply *reply) {
+    (void)user_data;
+    const char *path = tidings_request_path(request);
+    if (strcmp(path, "/later") == 0) {
+        pthread_mutex_lock(&seen_lock);
+        kept_reply = reply;
+        pthread_mutex_unlock(&seen_lock);
+        return;
+    }
+    if (strcmp(path, "/unanswered") == 0) {
+        tidings_reply_free(reply); /* answers 500 */
+        return;
+    }
+    pthread_mutex_lock(&seen_lock);
+    invalid_status = tidings_reply_send(reply, 99, NULL, (const uint8_t *)"x", 1);
+    null_body = tidings_reply_send(reply, 200, NULL, NULL, 5);
+    static const uint8_t body[] = {'m', 'a', 'd', 'e', ' ', 'i', 'n', ' ', 'C'};
+    tidings_reply_send(reply, 201, "text/plain; charset=utf-8", body, sizeof body);
+    second_send = tidings_reply_send(reply, 200, NULL, body, sizeof body);
+    pthread_mutex_unlock(&seen_lock);
+    tidings_reply_free(reply);
+}
+
+/* Presence: counts and the path each hook saw. */
+static int joined = 0, left = 0;
+static char joined_path[32];
+
+static void on_join(void *user_data, const tidings_request *request) {
+    (void)user_data;
+    pthread_mutex_lock(&seen_lock);
+    joined++;
+    snprintf(joined_path, sizeof joined_path, "%s", tidings_request_path(request));
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static void on_leave(void *user_data, const tidings_request *request) {
+    (void)user_data;
+    (void)request;
+    pthread_mutex_lock(&seen_lock);
+    left++;
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static int wait_for_count(int *counter, int expected) {
+    for (int tries = 0; tries < 500; tries++) {
+        pthread_mutex_lock(&seen_lock);
+        int now = *counter;
+        pthread_mutex_unlock(&seen_lock);
+        if (now == expected) {
+            return 1;
+        }
+        pause_ms(10);
+    }
+    return 0;
+}
+
+static void test_route_handlers_presence_hooks_and_sized_data(void) {
+    tidings_channel_options defaults = tidings_channel_options_default();
+    EXPECT(defaults.keepalive_ms == TIDINGS_KEEPALIVE_SERVER);
+
+    tidings_config config = tidings_config_default();
+    config.port = 0;
+    tidings_server *server = NULL;
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_OK);
+    EXPECT_STATUS(tidings_server_route(server, "/r", NULL, NULL), TIDINGS_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(tidings_server_route(server, "/r", on_request, NULL), TIDINGS_OK);
+    EXPECT_STATUS(tidings_server_route(server, "/later", on_request, NULL), TIDINGS_OK);
+    EXPECT_STATUS(tidings_server_route(server, "/unanswered", on_request, NULL), TIDINGS_OK);
+    EXPECT_STATUS(tidings_server_route(server, "/r", on_request, NULL), TIDINGS_ERR_ROUTE_EXISTS);
+    tidings_channel *channel = NULL;
+    tidings_channel_options quiet = tidings_channel_options_default();
+    quiet.keepalive_ms = 0; /* none on this channel */
+    EXPECT_STATUS(tidings_server_channel(server, "/c", &quiet, &channel), TIDINGS_OK);
+    EXPECT_STATUS(tidings_channel_on_subscribe(channel, NULL, NULL), TIDINGS_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(tidings_channel_on_subscribe(NULL, on_join, NULL), TIDINGS_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(tidings_channel_on_subscribe(channel, on_join, NULL), TIDINGS_OK);
+    EXPECT_STATUS(tidings_channel_on_unsubscribe(channel, on_leave, NULL), TIDINGS_OK);
+    uint16_t port = 0;
+    EXPECT_STATUS(tidings_server_start(server, &port), TIDINGS_OK);
+
+    /* A reply answered in the callback: bad status and NULL body refused, then once. */
+    char reply[1024];
+    int client = open_get(port, "/r");
+    read_until(client, reply, sizeof reply, "made in C");
+    EXPECT(strncmp(reply, "HTTP/1.1 201", 12) == 0 && strstr(reply, "\r\n\r\nmade in C") != NULL);
+    pthread_mutex_lock(&seen_lock);
+    EXPECT(invalid_status == TIDINGS_ERR_INVALID_STATUS);
+    EXPECT(null_body == TIDINGS_ERR_NULL_ARGUMENT);
+    EXPECT(second_send == TIDINGS_ERR_ALREADY_ANSWERED);
+    pthread_mutex_unlock(&seen_lock);
+    close(client);
+
+    /* A reply kept and answered later from this thread; one freed unanswered is a 500. */
+    client = open_get(port, "/later");
+    tidings_reply *later = NULL;
+    for (int tries = 0; tries < 500 && later == NULL; tries++) {
+        pthread_mutex_lock(&seen_lock);
+        later = kept_reply;
+        pthread_mutex_unlock(&seen_lock);
+        pause_ms(10);
+    }
+    EXPECT(later != NULL);
+    EXPECT_STATUS(tidings_reply_send(later, 200, "application/json", (const uint8_t *)"{}", 2), TIDINGS_OK);
+    tidings_reply_free(later);
+    read_until(client, reply, sizeof reply, "{}");
+    EXPECT(strncmp(reply, "HTTP/1.1 200", 12) == 0 && strstr(reply, "application/json") != NULL);
+    close(client);
+    client = open_get(port, "/unanswered");
+    read_until(client, reply, sizeof reply, "\r\n\r\n");
+    EXPECT(strncmp(reply, "HTTP/1.1 500", 12) == 0);
+    close(client);
+    EXPECT_STATUS(tidings_reply_send(NULL, 200, NULL, NULL, 0), TIDINGS_ERR_NULL_ARGUMENT);
+    tidings_reply_free(NULL);
+
+    /* Presence hooks fire once per subscriber, with its request. */
+    int subscriber = open_get(port, "/c?who=c");
+    EXPECT(wait_for_count(&joined, 1));
+    pthread_mutex_lock(&seen_lock);
+    EXPECT(strcmp(joined_path, "/c") == 0);
+    pthread_mutex_unlock(&seen_lock);
+
+    /* Data with a length may hold NUL bytes; without one it is NUL-terminated. */
+    tidings_event sized = {.data = "a\0b", .data_len = 3};
+    EXPECT_STATUS(tidings_channel_publish(channel, &sized), TIDINGS_OK);
+    tidings_event no_data = {.data = NULL, .data_len = 4};
+    EXPECT_STATUS(tidings_channel_publish(channel, &no_data), TIDINGS_ERR_NULL_ARGUMENT);
+    tidings_event bad_sized = {.data = "\xc3\x28", .data_len = 2};
+    EXPECT_STATUS(tidings_channel_publish(channel, &bad_sized), TIDINGS_ERR_INVALID_UTF8);
+    char stream_bytes[1024] = {0};
+    size_t got = 0;
+    for (int tries = 0; tries < 200; tries++) {
+        ssize_t n = read(subscriber, stream_bytes + got, sizeof stream_bytes - 1 - got);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        if (got >= 11 && memcmp(stream_bytes + got - 11, "data: a\0b\n\n", 11) == 0) {
+            break;
+        }
+    }
+    EXPECT(got >= 11 && memcmp(stream_bytes + got - 11, "data: a\0b\n\n", 11) == 0);
+    close(subscriber);
+    EXPECT(wait_for_count(&left, 1));
+
+    EXPECT_STATUS(tidings_server_stop(server, NULL), TIDINGS_OK);
+    tidings_channel_free(channel);
+    tidings_server_free(server);
+}
+
 int main(void) {
     test_version_and_status_names();
     test_bad_arguments_and_config();
     test_routes_events_and_lifecycle();
+    test_route_handlers_presence_hooks_and_sized_data();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
