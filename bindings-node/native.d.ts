@@ -51,6 +51,11 @@ export declare class NativeServer {
 export declare class Reply {
   /** Sends the response. */
   send(body: string | Buffer, status?: number | undefined | null, contentType?: string | undefined | null): void
+  /**
+   * Answers a handler that failed: `status` and `reason` (plain text) if
+   * `status` is an HTTP error status (400-599), else 500.
+   */
+  refuse(status: number | undefined | null, reason: string): void
 }
 
 /** The sending end of one client's stream, used by the JS stream runner. */
@@ -59,6 +64,11 @@ export declare class StreamSink {
   accept(): void
   /** Answers `status` (400-599) with a plain-text message instead. */
   reject(status: number, message: string): void
+  /**
+   * Answers a handler that failed before anything was sent: `status` and
+   * `reason` if `status` is an HTTP error status (400-599), else 500.
+   */
+  refuse(status: number | undefined | null, reason: string): void
   /** Queues an event if there is room: true if queued, false if full. */
   trySend(event: EventInit): boolean
   /** Calls `callback(true)` once there is room, `callback(false)` once the client is gone. */

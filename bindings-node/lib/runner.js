@@ -6,9 +6,12 @@
 const { HTTPError } = require('./errors')
 const { toNativeEvent } = require('./events')
 
-function refusal (error) {
-  if (error instanceof HTTPError) return [error.status, error.reason ? `${error.reason}\n` : '']
-  return null
+// The status and reason an error names (an HTTPError's); any other error is
+// reported and names none, and the engine answers 500.
+function failure (server, request, error) {
+  if (error instanceof HTTPError) return [error.status, error.reason ?? '']
+  server._report(error, request)
+  return [undefined, '']
 }
 
 function openStream (server, handler, request, sink) {
@@ -29,13 +32,7 @@ function openStream (server, handler, request, sink) {
 }
 
 function refuse (server, request, sink, error) {
-  const answer = refusal(error)
-  if (answer) {
-    sink.reject(answer[0], answer[1])
-    return
-  }
-  server._report(error, request)
-  sink.reject(500, 'stream handler failed\n')
+  sink.refuse(...failure(server, request, error))
 }
 
 function run (server, request, sink, produced) {
@@ -103,12 +100,7 @@ function openRoute (server, handler, request, reply) {
         throw new TypeError('a route handler returns a string, a Buffer or { body, status, contentType }')
       }
     })
-    .catch((error) => {
-      const answer = refusal(error)
-      if (answer) return reply.send(answer[1], answer[0], 'text/plain; charset=utf-8')
-      server._report(error, request)
-      reply.send('route handler failed\n', 500, 'text/plain; charset=utf-8')
-    })
+    .catch((error) => reply.refuse(...failure(server, request, error)))
     .catch(() => {}) // the client left before the reply
 }
 

@@ -536,6 +536,14 @@ impl StreamSink {
         self.sender.reject(status, message).map_err(js_error)
     }
 
+    /// Answers a handler that failed before anything was sent: `status` and
+    /// `reason` if `status` is an HTTP error status (400-599), else 500.
+    #[napi]
+    pub fn refuse(&self, status: Option<u32>, reason: String) -> Result<(), Code> {
+        let status = status.map(|s| u16::try_from(s).unwrap_or(0));
+        self.sender.refuse(status, &reason).map_err(js_error)
+    }
+
     /// Queues an event if there is room: true if queued, false if full.
     #[napi]
     pub fn try_send(&self, event: EventInit) -> Result<bool, Code> {
@@ -625,6 +633,14 @@ impl Reply {
         self.reply
             .send(status, &content_type, body)
             .map_err(js_error)
+    }
+
+    /// Answers a handler that failed: `status` and `reason` (plain text) if
+    /// `status` is an HTTP error status (400-599), else 500.
+    #[napi]
+    pub fn refuse(&self, status: Option<u32>, reason: String) -> Result<(), Code> {
+        let status = status.map(|s| u16::try_from(s).unwrap_or(0));
+        self.reply.refuse(status, &reason).map_err(js_error)
     }
 }
 

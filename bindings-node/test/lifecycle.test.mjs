@@ -91,6 +91,8 @@ test('routes, pages, files, CORS, presence and stats', async () => {
   server.page('/', path.join(dir, 'index.html'))
   server.files('/static', dir)
   server.route('/hello', async (request) => ({ body: JSON.stringify({ name: request.query.name }), contentType: 'application/json' }))
+  server.route('/teapot', () => { throw new tidings.HTTPError(418, 'short and stout') })
+  server.route('/broken', () => { throw new Error('a bug in the route') })
   const channel = server.channel('/c')
   const joined = []
   const left = []
@@ -102,6 +104,13 @@ test('routes, pages, files, CORS, presence and stats', async () => {
   const hello = await fetch(`${server.url}/hello?name=ada`)
   assert.deepEqual(await hello.json(), { name: 'ada' })
   assert.equal(hello.headers.get('access-control-allow-origin'), '*')
+  const teapot = await fetch(`${server.url}/teapot`)
+  assert.deepEqual([teapot.status, await teapot.text()], [418, 'short and stout\n'])
+  const reported = []
+  server.on('error', (error) => reported.push(error.message))
+  const broken = await fetch(`${server.url}/broken`)
+  assert.deepEqual([broken.status, await broken.text()], [500, 'route handler failed\n'])
+  assert.deepEqual(reported, ['a bug in the route'])
   const reading = sse(`${server.url}/c?who=ada`, { limit: 1 })
   await eventually('subscribed', () => channel.subscribers === 1)
   channel.publish('x')

@@ -108,6 +108,13 @@ impl StreamSink {
         self.sender.reject(status, message).py_err()
     }
 
+    /// Answers a handler that failed before anything was sent: with `status`
+    /// and `reason` if `status` is an HTTP error status (400–599), else 500.
+    #[pyo3(signature = (status, reason))]
+    fn refuse(&self, status: Option<u16>, reason: &str) -> PyResult<()> {
+        self.sender.refuse(status, reason).py_err()
+    }
+
     /// Queues `item` if there is room: True if queued, False if the queue is
     /// full. Raises ClientDisconnected once the client has gone.
     fn try_send(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -187,5 +194,12 @@ impl Reply {
             return Err(PyTypeError::new_err("a reply body must be str or bytes"));
         };
         self.reply.send(status, content_type, bytes).py_err()
+    }
+
+    /// Answers a handler that failed: with `status` and `reason` (plain
+    /// text) if `status` is an HTTP error status (400–599), else 500.
+    #[pyo3(signature = (status, reason))]
+    fn refuse(&self, status: Option<u16>, reason: &str) -> PyResult<()> {
+        self.reply.refuse(status, reason).py_err()
     }
 }

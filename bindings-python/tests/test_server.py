@@ -191,6 +191,10 @@ def test_routes_pages_files_and_cors(tmp_path: Path) -> None:
     def teapot(request):
         raise tidings.HTTPError(418, "short and stout")
 
+    @server.route("/broken")
+    def broken(request):
+        raise RuntimeError("a bug in the route")
+
     server.start()
     try:
         with client() as http:
@@ -206,6 +210,8 @@ def test_routes_pages_files_and_cors(tmp_path: Path) -> None:
             assert (hello.json(), hello.headers["content-type"]) == ({"name": "ada"}, "application/json")
             teapot = http.get(f"{server.url}/teapot")
             assert (teapot.status_code, teapot.text) == (418, "short and stout\n")
+            broken = http.get(f"{server.url}/broken")
+            assert (broken.status_code, broken.text) == (500, "route handler failed\n")
             assert http.get(f"{server.url}/hello").headers["access-control-allow-origin"] == "*"
     finally:
         server.stop()

@@ -79,3 +79,43 @@ impl Reply {
             .map_err(|_| Error::Disconnected)
     }
 }
+
+/// How a host's failure answers a request that has no response yet: a
+/// failure that names an HTTP error status (400–599) answers with it and its
+/// reason as a line of plain text; any other failure (no status, or one
+/// outside that range) answers `500` with `fallback`, and its cause stays in
+/// the host's log.
+pub(crate) fn refusal(status: Option<u16>, reason: &str, fallback: &str) -> (u16, String) {
+    match status {
+        Some(status @ 400..=599) if reason.is_empty() => (status, String::new()),
+        Some(status @ 400..=599) => (status, format!("{reason}\n")),
+        _ => (500, fallback.to_owned()),
+    }
+}
+
+impl Reply {
+    /// Answers a handler that failed: with `status` and `reason` (plain
+    /// text) when its error names an HTTP error status (400–599), else `500
+    /// route handler failed`. Errors as [`send`](Reply::send).
+    pub fn refuse(&self, status: Option<u16>, reason: &str) -> Result<()> {
+        let (status, text) = refusal(status, reason, "route handler failed\n");
+        self.send(status, "text/plain; charset=utf-8", text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_error_statuses_pass_through_a_refusal() {
+        assert_eq!(
+            refusal(Some(418), "teapot", "x\n"),
+            (418, "teapot\n".into())
+        );
+        assert_eq!(refusal(Some(404), "", "x\n"), (404, String::new()));
+        for status in [None, Some(200), Some(302), Some(600), Some(0)] {
+            assert_eq!(refusal(status, "why", "failed\n"), (500, "failed\n".into()));
+        }
+    }
+}

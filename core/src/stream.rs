@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::frame::EventBuf;
+use crate::reply::refusal;
 use crate::request::Request;
 
 /// Called once per client connection on a stream route, on an engine thread.
@@ -166,6 +167,15 @@ impl StreamSender {
         })?;
         self.close();
         Ok(())
+    }
+
+    /// Answers a producer that failed before its stream began: with `status`
+    /// and `reason` (plain text) when its error names an HTTP error status
+    /// (400–599), else `500 stream handler failed`. The cause is for the
+    /// host's log, never the client. Errors as [`reject`](Self::reject).
+    pub fn refuse(&self, status: Option<u16>, reason: &str) -> Result<()> {
+        let (status, text) = refusal(status, reason, "stream handler failed\n");
+        self.reject(status, text)
     }
 
     /// Sends `event`, waiting while the client's queue is full. Fails with

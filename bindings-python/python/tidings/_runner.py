@@ -125,11 +125,17 @@ async def _await_then_run(
 
 def _refuse(request: _tidings.Request, sink: _tidings.StreamSink, error: Exception) -> None:
     """Answers a stream whose handler raised: its HTTPError's status, else 500 (logged)."""
+    status, reason = _failure(request, "stream", error)
+    sink.refuse(status, reason)
+
+
+def _failure(request: _tidings.Request, kind: str, error: Exception) -> tuple[int | None, str]:
+    """The status and reason an exception names (an HTTPError's); any other
+    exception is logged and names none (the engine answers 500)."""
     if isinstance(error, HTTPError):
-        sink.reject(error.status, error.reason + "\n" if error.reason else "")
-        return
-    logger.error("stream handler for %s failed", request.path, exc_info=error)
-    sink.reject(500, "stream handler failed\n")
+        return error.status, error.reason
+    logger.error("%s handler for %s failed", kind, request.path, exc_info=error)
+    return None, ""
 
 
 def _run(
@@ -247,10 +253,7 @@ async def _answer(handler: Callable[[_tidings.Request], Any], request: _tidings.
             reply.send(result)
         else:
             raise TypeError(f"a route handler returns str, bytes or tidings.Response, not {type(result).__name__}")
-    except HTTPError as refusal:
-        reply.send(refusal.reason + "\n", refusal.status, "text/plain; charset=utf-8")
     except ClientDisconnected:
         pass
-    except Exception:
-        logger.exception("route handler for %s failed", request.path)
-        reply.send("route handler failed\n", 500, "text/plain; charset=utf-8")
+    except Exception as error:
+        reply.refuse(*_failure(request, "route", error))
