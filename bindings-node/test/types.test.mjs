@@ -1,5 +1,6 @@
-// The hand-written index.d.ts must describe what index.js exports, and the
-// typed example must compile against it.
+// The hand-written index.d.ts must describe what index.js exports: names,
+// and (through test/types/usage.ts, compiled and run) signatures and the
+// shapes of what calls return.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -22,7 +23,16 @@ test('index.d.ts declares every runtime export and Server method', () => {
   for (const method of methods) assert.match(declarations, new RegExp(`\\n  (readonly )?${method}\\b`), `Server.${method}`)
 })
 
+const tsc = path.join(ROOT, 'bindings-node', 'node_modules', 'typescript', 'bin', 'tsc')
+
 test('the typed example compiles with tsc --noEmit --strict', () => {
-  const tsc = path.join(ROOT, 'bindings-node', 'node_modules', 'typescript', 'bin', 'tsc')
   execFileSync(process.execPath, [tsc, '-p', path.join(ROOT, 'examples', 'node', 'tsconfig.json')], { stdio: 'inherit' })
+})
+
+test('every signature in index.d.ts compiles as used, and the runtime has what it declares', () => {
+  const project = path.join(ROOT, 'bindings-node', 'test', 'types')
+  fs.rmSync(path.join(project, '.build'), { recursive: true, force: true })
+  execFileSync(process.execPath, [tsc, '-p', path.join(project, 'tsconfig.json')], { stdio: 'inherit' })
+  const output = execFileSync(process.execPath, [path.join(project, '.build', 'usage.js')], { encoding: 'utf8' })
+  assert.match(output, /types match the runtime/)
 })
