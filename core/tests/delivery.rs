@@ -606,12 +606,8 @@ async fn a_thread_driven_handler_gets_the_request_and_one_close_callback() {
     server.stop();
 }
 
-#[test]
-fn blocking_send_inside_a_runtime_is_an_error_not_a_stall() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+/// A server whose `/s` accepts each stream and hands its sender to the test.
+fn server_keeping_stream_senders() -> (tidings::Server, Arc<Mutex<Option<StreamSender>>>) {
     let server = server(Config::default());
     let captured = Arc::new(Mutex::new(None));
     struct Capture(Arc<Mutex<Option<StreamSender>>>);
@@ -624,6 +620,16 @@ fn blocking_send_inside_a_runtime_is_an_error_not_a_stall() {
     server
         .stream_handler("/s", Capture(Arc::clone(&captured)))
         .unwrap();
+    (server, captured)
+}
+
+#[test]
+fn blocking_send_inside_a_runtime_is_an_error_not_a_stall() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, captured) = server_keeping_stream_senders();
     let addr = server.start().unwrap();
     runtime.block_on(async {
         let _response = get(addr, "/s", &[]).await;
@@ -644,18 +650,7 @@ fn blocking_send_works_on_blocking_threads_and_multi_thread_workers() {
         .enable_all()
         .build()
         .unwrap();
-    let server = server(Config::default());
-    let captured = Arc::new(Mutex::new(None));
-    struct Capture(Arc<Mutex<Option<StreamSender>>>);
-    impl StreamHandler for Capture {
-        fn open(&self, _request: Request, stream: StreamSender) {
-            stream.accept();
-            *self.0.lock().unwrap() = Some(stream);
-        }
-    }
-    server
-        .stream_handler("/s", Capture(Arc::clone(&captured)))
-        .unwrap();
+    let (server, captured) = server_keeping_stream_senders();
     let addr = server.start().unwrap();
     runtime.block_on(async {
         let mut events = get(addr, "/s", &[]).await.events();

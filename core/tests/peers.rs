@@ -15,13 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// A client with a tiny receive buffer that reads `bytes` every `every`:
 /// it makes progress forever, but no large write ever completes in time.
 async fn trickle_reader(addr: SocketAddr, path: &str, bytes: usize, every: Duration) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut stream = small_buffer_client(addr, path, 4096).await;
     let mut buf = vec![0u8; bytes];
     tokio::spawn(async move {
         loop {

@@ -58,13 +58,7 @@ pub unsafe extern "C" fn tidings_channel_on_subscribe(
 ) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let channel = arg_ref!(channel, "channel");
-        match presence_hook(hook, user_data) {
-            Ok(hook) => {
-                channel.inner.on_subscribe(hook);
-                tidings_status::TIDINGS_OK
-            }
-            Err(status) => status,
-        }
+        set_presence_hook(hook, user_data, |hook| channel.inner.on_subscribe(hook))
     })
 }
 
@@ -82,29 +76,24 @@ pub unsafe extern "C" fn tidings_channel_on_unsubscribe(
 ) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let channel = arg_ref!(channel, "channel");
-        match presence_hook(hook, user_data) {
-            Ok(hook) => {
-                channel.inner.on_unsubscribe(hook);
-                tidings_status::TIDINGS_OK
-            }
-            Err(status) => status,
-        }
+        set_presence_hook(hook, user_data, |hook| channel.inner.on_unsubscribe(hook))
     })
 }
 
-/// The core hook that calls the host's C one.
-fn presence_hook(
+/// Installs, with `install`, a core hook that calls the host's C one.
+fn set_presence_hook(
     hook: tidings_presence_cb,
     user_data: *mut c_void,
-) -> Result<impl Fn(&tidings::Request) + Send + Sync + 'static, tidings_status> {
+    install: impl FnOnce(Box<dyn Fn(&tidings::Request) + Send + Sync>),
+) -> tidings_status {
     let Some(hook) = hook else {
-        return Err(fail(
+        return fail(
             tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
             "`hook` must not be NULL",
-        ));
+        );
     };
     let user_data = UserData(user_data);
-    Ok(move |request: &tidings::Request| {
+    install(Box::new(move |request: &tidings::Request| {
         let user = user_data;
         let described = tidings_request::new(request.clone());
         // SAFETY: `hook` is the host's callback (non-NULL, checked above) with
@@ -112,7 +101,8 @@ fn presence_hook(
         // `user_data`; `&described` lives until this closure returns, covering
         // "valid only during the call".
         unsafe { hook(user.0, &described) };
-    })
+    }));
+    tidings_status::TIDINGS_OK
 }
 
 /// The current number of subscribers (0 for NULL).

@@ -279,17 +279,27 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&reply).into_owned()
 }
 
-/// Connects, subscribes and then never reads; a tiny receive buffer makes the
-/// server's writes stall quickly.
-pub async fn stalled_client(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+/// Connects with a receive buffer of `receive_buffer` bytes and sends a GET
+/// for `path`; what the test reads from it, and when, is up to the test.
+pub async fn small_buffer_client(
+    addr: std::net::SocketAddr,
+    path: &str,
+    receive_buffer: u32,
+) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
+    socket.set_recv_buffer_size(receive_buffer).unwrap();
     let mut stream = socket.connect(addr).await.unwrap();
     stream
         .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
         .await
         .unwrap();
     stream
+}
+
+/// Connects, subscribes and then never reads; a tiny receive buffer makes the
+/// server's writes stall quickly.
+pub async fn stalled_client(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+    small_buffer_client(addr, path, 4096).await
 }
 
 /// Polls `condition` until it holds, for at most PATIENCE.
