@@ -196,14 +196,21 @@ async fn serve_connection(
     let shutdown = &site.bodies.shutdown;
     let prefix = match read_head(&mut socket, &config.limits, shutdown).await {
         Head::Abandoned => return,
-        Head::TooLarge => return answer_and_close(socket, &site, HEAD_TOO_LARGE, false).await,
-        Head::Complete(bytes) => {
-            // Channel subscribers are served directly; the rest goes to hyper.
-            if let Some(stream) = direct::subscribe(&bytes, peer, &site) {
+        // Boxed, like hyper below: this task's future must stay small for
+        // the subscribers it serves for hours.
+        Head::TooLarge => {
+            return Box::pin(answer_and_close(socket, &site, HEAD_TOO_LARGE, false)).await;
+        }
+        Head::Complete(bytes) => match direct::subscribe(&bytes, peer, &site) {
+            // Channel subscribers are served directly (the head's buffer is
+            // given back first: the connection may live for hours); the
+            // rest goes to hyper.
+            Some(stream) => {
+                drop(bytes);
                 return direct::serve(socket, stream).await;
             }
-            bytes
-        }
+            None => bytes,
+        },
     };
     // Boxed: hyper's connection state is large, and this task's future must
     // not carry room for it while it serves a subscriber directly.

@@ -60,7 +60,10 @@ pub(crate) fn subscribe(head: &[u8], peer: SocketAddr, site: &Site) -> Option<Di
 /// client goes away, or a write fails (the write timeout included).
 pub(crate) async fn serve(mut socket: Socket, stream: DirectStream) {
     let DirectStream { mut head, body } = stream;
-    if write_all(&mut socket, &mut head).await.is_ok() {
+    let written = write_all(&mut socket, &mut head).await;
+    // Not kept for the stream's life: idle subscribers are most of a server.
+    drop(head);
+    if written.is_ok() {
         stream_events(socket, body).await;
     }
 }

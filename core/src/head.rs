@@ -46,8 +46,9 @@ async fn read_until_end(socket: &mut Socket, limits: &Limits) -> Head {
     let mut bytes = BytesMut::with_capacity(1024);
     let mut scanned = 0;
     loop {
-        // One byte past the limit proves the head too large.
-        let room = (limit + 1 - bytes.len()).min(4096);
+        // Grow a little at a time (most heads fit the first 1 KiB), and stop
+        // one byte past the limit, which proves the head too large.
+        let room = (limit + 1 - bytes.len()).min(1024);
         bytes.reserve(room);
         let read = poll_fn(|cx| read_some(socket, cx, &mut bytes, room)).await;
         if !matches!(read, Ok(1..)) {
