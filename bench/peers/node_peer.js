@@ -32,9 +32,21 @@ function parse () {
   return args
 }
 
+// Unix time = the monotonic clock + this offset, read the moment Date.now()
+// ticks to a new millisecond, so it is exact to the few microseconds the
+// busy loop takes to see the tick, and never ahead of the system clock the
+// load generator reads. (performance.timeOrigin could be off by more than a
+// whole delivery's latency, which made some latencies read as negative.)
+const EPOCH_OFFSET_NS = (() => {
+  const start = Date.now()
+  let now = start
+  while (now === start) now = Date.now()
+  return BigInt(now) * 1_000_000n - process.hrtime.bigint()
+})()
+
 /** Unix-epoch nanoseconds, finer than a millisecond (Date.now() has only milliseconds). */
 function nowNs () {
-  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6))
+  return process.hrtime.bigint() + EPOCH_OFFSET_NS
 }
 
 /** `<seq> <send time in Unix ns>`, padded with `x` to `size` bytes. */
