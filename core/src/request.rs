@@ -180,32 +180,38 @@ fn first_query_value(query: &str, name: &str) -> Option<String> {
 
 /// The first value of `name`, percent-decoded to bytes (not yet text).
 fn first_raw_query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, [u8]>> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (form_decode(key) == name).then(|| {
-            let spaced = value.replace('+', " ");
-            Cow::Owned(percent_encoding::percent_decode_str(&spaced).collect())
-        })
-    })
+    raw_pairs(query)
+        .find(|(key, _)| form_decode(key) == name)
+        .map(|(_, value)| form_decode_bytes(value))
 }
 
 fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    raw_pairs(query).map(|(key, value)| (form_decode(key), form_decode(value)))
+}
+
+/// The query's `name=value` pairs, not yet decoded.
+fn raw_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (form_decode(key), form_decode(value))
-        })
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component to bytes.
+fn form_decode_bytes(text: &str) -> Cow<'_, [u8]> {
+    if !text.contains(['+', '%']) {
+        return Cow::Borrowed(text.as_bytes());
+    }
+    let spaced = text.replace('+', " ");
+    Cow::Owned(percent_decode_str(&spaced).collect())
 }
 
 /// Decodes one `application/x-www-form-urlencoded` component, lossily.
 fn form_decode(text: &str) -> Cow<'_, str> {
-    if !text.contains(['+', '%']) {
-        return Cow::Borrowed(text);
+    match form_decode_bytes(text) {
+        Cow::Borrowed(_) => Cow::Borrowed(text),
+        Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
     }
-    let spaced = text.replace('+', " ");
-    Cow::Owned(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
 }
 
 #[cfg(test)]
