@@ -129,6 +129,8 @@ pub(crate) struct ChannelInner {
 
 struct Entry {
     id: Option<Bytes>,
+    /// Whether `id` was given by the host (and so is in the index).
+    host_id: bool,
     bytes: Bytes,
 }
 
@@ -158,19 +160,20 @@ impl RingState {
         self.ring.get(usize::try_from(index).ok()?)
     }
 
-    /// Appends an event, dropping the oldest once the ring is full.
-    fn push(&mut self, entry: Entry, capacity: usize, auto_id: bool) {
+    /// Appends an event, dropping the oldest once the ring is full; only
+    /// host-given ids touch the index (automatic ones cost no hashing).
+    fn push(&mut self, entry: Entry, capacity: usize) {
         if self.ring.len() == capacity {
             if let Some(oldest) = self.ring.pop_front() {
                 let oldest_seq = self.next_seq - capacity as u64;
-                if let Some(id) = oldest.id {
+                if let (Some(id), true) = (oldest.id, oldest.host_id) {
                     if self.host_ids.get(&id) == Some(&oldest_seq) {
                         self.host_ids.remove(&id);
                     }
                 }
             }
         }
-        if let (Some(id), false) = (&entry.id, auto_id) {
+        if let (Some(id), true) = (&entry.id, entry.host_id) {
             self.host_ids.insert(id.clone(), self.next_seq);
         }
         self.ring.push_back(entry);
@@ -281,9 +284,10 @@ impl Channel {
             let id = id_range.map(|range| bytes.slice(range));
             let entry = Entry {
                 id: id.clone(),
+                host_id: !automatic,
                 bytes,
             };
-            state.push(entry, inner.capacity, automatic);
+            state.push(entry, inner.capacity);
             (id, state.take_waiting())
         };
         for (_, waker) in waiting {
