@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use crate::app::{AppBody, AppFailed, CloseGuard};
 use crate::channel::{Lagged, Subscription, RESET_EVENT};
 use crate::frame::EventBuf;
 use crate::shutdown::Shutdown;
@@ -38,6 +39,8 @@ pub(crate) enum StreamEnd {
     TooSlow,
     #[error("reading the file failed: {0}")]
     File(#[source] io::Error),
+    #[error(transparent)]
+    App(#[from] AppFailed),
 }
 
 /// Where an event stream's events come from.
@@ -250,6 +253,12 @@ pub(crate) enum ResponseBody {
     Full(Option<Bytes>),
     File(FileBody),
     Events(SseBody),
+    /// A mounted application's response, and the guard that tells the
+    /// application when it is over.
+    App {
+        body: AppBody,
+        _closes: CloseGuard,
+    },
 }
 
 impl ResponseBody {
@@ -281,6 +290,13 @@ impl http_body::Body for ResponseBody {
                 .poll_chunk(cx)
                 .map(|chunk| chunk.map(|chunk| chunk.map(|c| Frame::data(EventBuf::one(c))))),
             ResponseBody::Events(body) => Pin::new(body).poll_frame(cx),
+            ResponseBody::App { body, .. } => Pin::new(body).poll_frame(cx).map(|frame| {
+                frame.map(|frame| {
+                    frame
+                        .map(|frame| frame.map_data(EventBuf::one))
+                        .map_err(StreamEnd::from)
+                })
+            }),
         }
     }
 
@@ -289,6 +305,7 @@ impl http_body::Body for ResponseBody {
             ResponseBody::Full(bytes) => bytes.is_none(),
             ResponseBody::File(file) => file.remaining == 0,
             ResponseBody::Events(body) => body.is_end_stream(),
+            ResponseBody::App { body, .. } => body.is_end_stream(),
         }
     }
 
@@ -299,6 +316,7 @@ impl http_body::Body for ResponseBody {
             }
             ResponseBody::File(file) => SizeHint::with_exact(file.remaining),
             ResponseBody::Events(_) => SizeHint::default(),
+            ResponseBody::App { body, .. } => body.size_hint(),
         }
     }
 }

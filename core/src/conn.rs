@@ -22,6 +22,7 @@ use crate::config::Limits;
 use crate::direct;
 use crate::head::{read_head, Head};
 use crate::http::{self as service, Site};
+use crate::request::Endpoints;
 use crate::socket::{Replay, Socket};
 use crate::stats::Counters;
 
@@ -188,6 +189,11 @@ async fn serve_connection(
     // that vanished mid-write would linger ~15 minutes of retransmissions.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(config.write_timeout));
+    // The listener's address, unless the socket says otherwise (a wildcard bind).
+    let ends = Endpoints {
+        peer,
+        local: stream.local_addr().unwrap_or(peer),
+    };
     let mut socket = Socket::new(
         stream,
         config.write_timeout,
@@ -201,7 +207,7 @@ async fn serve_connection(
         Head::TooLarge => {
             return Box::pin(answer_and_close(socket, &site, HEAD_TOO_LARGE, false)).await;
         }
-        Head::Complete(bytes) => match direct::subscribe(&bytes, peer, &site) {
+        Head::Complete(bytes) => match direct::subscribe(&bytes, ends, &site) {
             // Channel subscribers are served directly (the head's buffer is
             // given back first: the connection may live for hours); the
             // rest goes to hyper.
@@ -216,14 +222,14 @@ async fn serve_connection(
     // not carry room for it while it serves a subscriber directly.
     Box::pin(serve_with_hyper(
         Replay::new(prefix, socket),
-        peer,
+        ends,
         site,
         admission,
     ))
     .await;
 }
 
-async fn serve_with_hyper(io: Replay, peer: SocketAddr, site: Arc<Site>, admission: Admission) {
+async fn serve_with_hyper(io: Replay, ends: Endpoints, site: Arc<Site>, admission: Admission) {
     let io = TokioIo::new(io);
     let config = &site.config;
     let mut builder = http1::Builder::new();
@@ -234,7 +240,7 @@ async fn serve_with_hyper(io: Replay, peer: SocketAddr, site: Arc<Site>, admissi
     let service_site = Arc::clone(&site);
     let service = service_fn(move |request| {
         let site = Arc::clone(&service_site);
-        async move { Ok::<_, std::convert::Infallible>(service::handle(&site, peer, request).await) }
+        async move { service::handle(&site, ends, request).await }
     });
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
@@ -246,7 +252,7 @@ async fn serve_with_hyper(io: Replay, peer: SocketAddr, site: Arc<Site>, admissi
         }
     };
     if let Err(err) = outcome {
-        tracing::debug!(%peer, error = %err, "connection ended with an error");
+        tracing::debug!(peer = %ends.peer, error = %err, "connection ended with an error");
     }
     drop(admission);
 }

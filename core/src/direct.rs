@@ -11,7 +11,6 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::SystemTime;
@@ -23,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::body::{Source, SseBody};
 use crate::http::{event_stream_headers, Site};
-use crate::request::Request;
+use crate::request::{Endpoints, Request};
 use crate::routes::Route;
 use crate::socket::Socket;
 
@@ -38,8 +37,8 @@ pub(crate) struct DirectStream {
 
 /// Subscribes the request in `head` to its channel, if it is a plain `GET`
 /// to a channel that accepts it; `None` leaves the request to hyper.
-pub(crate) fn subscribe(head: &[u8], peer: SocketAddr, site: &Site) -> Option<DirectStream> {
-    let (request, version) = parse(head, peer)?;
+pub(crate) fn subscribe(head: &[u8], ends: Endpoints, site: &Site) -> Option<DirectStream> {
+    let (request, version) = parse(head, ends)?;
     let Some(Route::Channel(channel)) = site.routes().exact(request.path()) else {
         return None;
     };
@@ -70,7 +69,7 @@ pub(crate) async fn serve(mut socket: Socket, stream: DirectStream) {
 
 /// A plain `GET` head with nothing unusual, as a request; `None` sends it to
 /// hyper (other methods, bodies, upgrades, HTTP/0.9, malformed heads).
-fn parse(head: &[u8], peer: SocketAddr) -> Option<(Request, u8)> {
+fn parse(head: &[u8], ends: Endpoints) -> Option<(Request, u8)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(length) = parsed.parse(head).ok()? else {
@@ -93,7 +92,13 @@ fn parse(head: &[u8], peer: SocketAddr) -> Option<(Request, u8)> {
         }
         map.append(name, HeaderValue::from_bytes(header.value).ok()?);
     }
-    Some((Request::new(http::Method::GET, &uri, map, peer), version))
+    let http_version = if version == 0 {
+        http::Version::HTTP_10
+    } else {
+        http::Version::HTTP_11
+    };
+    let request = Request::new(http::Method::GET, &uri, http_version, map, ends);
+    Some((request, version))
 }
 
 fn response_head(version: u8, headers: &HeaderMap) -> BytesMut {

@@ -90,6 +90,23 @@ pub enum Error {
     #[error("invalid HTTP status {0} for this response")]
     InvalidStatus(u16),
 
+    /// A response header's name or value is not valid HTTP.
+    #[error("invalid response header {0:?}")]
+    InvalidHeader(String),
+
+    /// A response body was sent before the response's status and headers.
+    #[error("the response has not started: send its status and headers first")]
+    ResponseNotStarted,
+
+    /// The status and headers were already sent, or the response was
+    /// already handed to a channel or a stream.
+    #[error("the response has already started")]
+    ResponseStarted,
+
+    /// [`Server::mount`](crate::Server::mount) was called twice.
+    #[error("an application is already mounted on this server")]
+    AlreadyMounted,
+
     /// A reply's content type is not a valid header value.
     #[error("invalid content type {0:?}")]
     InvalidContentType(String),
@@ -120,6 +137,10 @@ impl Error {
             Error::AlreadyAnswered => "ALREADY_ANSWERED",
             Error::InvalidStatus(_) => "INVALID_STATUS",
             Error::InvalidContentType(_) => "INVALID_CONTENT_TYPE",
+            Error::InvalidHeader(_) => "INVALID_HEADER",
+            Error::ResponseNotStarted => "RESPONSE_NOT_STARTED",
+            Error::ResponseStarted => "RESPONSE_STARTED",
+            Error::AlreadyMounted => "ALREADY_MOUNTED",
             Error::BlockingInAsync => "WOULD_BLOCK",
         }
     }

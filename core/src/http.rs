@@ -1,19 +1,20 @@
 //! The hyper service: every request that the direct path does not serve is
 //! routed and answered here (methods, CORS, preflights, pages, stream heads).
 
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
+use hyper::body::Incoming;
 
+use crate::app::{self, Answer, AppHandler, ResponseHead};
 use crate::body::{BodyContext, ResponseBody, Source, SseBody};
 use crate::channel::SubscribeError;
 use crate::config::Config;
 use crate::files;
 use crate::reply::reply_pair;
-use crate::request::Request;
+use crate::request::{Endpoints, Request};
 use crate::routes::{Route, Routes, Target};
 use crate::stream::{stream_pair, Decision};
 
@@ -58,30 +59,49 @@ impl Site {
 
 const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 
+/// The application failed after its response started: hyper closes the
+/// connection without finishing the response.
+#[derive(Debug, thiserror::Error)]
+#[error("the application failed after its response started")]
+pub(crate) struct Aborted;
+
 /// Answers one request.
 pub(crate) async fn handle(
     site: &Site,
-    peer: SocketAddr,
-    request: http::Request<hyper::body::Incoming>,
-) -> Response<ResponseBody> {
-    let (parts, _body) = request.into_parts();
+    ends: Endpoints,
+    request: http::Request<Incoming>,
+) -> Result<Response<ResponseBody>, Aborted> {
+    let (parts, body) = request.into_parts();
+    let target = site.routes().find(parts.uri.path());
+    let target = match target {
+        // A file that is not there is the application's to answer.
+        Some(Target::File { dir, relative }) => match files::resolve(&dir, &relative).await {
+            Some(file) => Some(Target::Route(Route::Page(file))),
+            None => site.routes().app().map(Target::App),
+        },
+        target => target,
+    };
+    if let Some(Target::App(app)) = target {
+        // The application owns its headers, CORS included.
+        return answer_app(site, app, parts, body, ends).await;
+    }
     let origin = parts.headers.get(header::ORIGIN).cloned();
-    let mut response = route(site, peer, parts).await;
+    let mut response = match target {
+        Some(target) => route(site, ends, parts, target).await,
+        None => not_found(),
+    };
     site.config
         .cors
         .apply(origin.as_ref(), response.headers_mut());
-    response
+    Ok(response)
 }
 
 async fn route(
     site: &Site,
-    peer: SocketAddr,
+    ends: Endpoints,
     parts: http::request::Parts,
+    target: Target,
 ) -> Response<ResponseBody> {
-    let target = site.routes().find(parts.uri.path());
-    let Some(target) = target else {
-        return not_found();
-    };
     match parts.method {
         Method::OPTIONS => return preflight(&site.cors_allow_headers),
         Method::GET | Method::HEAD => {}
@@ -98,14 +118,10 @@ async fn route(
         Target::Route(Route::Page(file)) => files::respond(&file, head_only)
             .await
             .unwrap_or_else(not_found),
-        Target::File { dir, relative } => match files::resolve(&dir, &relative).await {
-            Some(file) => files::respond(&file, head_only)
-                .await
-                .unwrap_or_else(not_found),
-            None => not_found(),
-        },
+        Target::File { .. } | Target::App(_) => not_found(),
         Target::Route(Route::Handler(handler)) => {
-            let request = Request::new(parts.method, &parts.uri, parts.headers, peer);
+            let request =
+                Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
             let (reply, answer) = reply_pair();
             let handled = catch_unwind(AssertUnwindSafe(|| handler.handle(request, reply)));
             if handled.is_err() {
@@ -135,7 +151,8 @@ async fn route(
         }
         Target::Route(_) if head_only => event_stream(ResponseBody::empty()),
         Target::Route(Route::Channel(channel)) => {
-            let request = Request::new(parts.method, &parts.uri, parts.headers, peer);
+            let request =
+                Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
             match channel.subscribe(request) {
                 Ok(subscription) => {
                     let body = SseBody::new(Source::Channel(subscription), &site.bodies);
@@ -154,7 +171,8 @@ async fn route(
             }
         }
         Target::Route(Route::Stream(handler)) => {
-            let request = Request::new(parts.method, &parts.uri, parts.headers, peer);
+            let request =
+                Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
             let (sender, receiver, decision) = stream_pair(site.config.stream_queue);
             // A panicking handler costs this client a 500, nothing more.
             let opened = catch_unwind(AssertUnwindSafe(|| handler.open(request, sender)));
@@ -178,6 +196,101 @@ async fn route(
             }
         }
     }
+}
+
+/// Hands the request to the mounted application and turns its answer into
+/// the response.
+async fn answer_app(
+    site: &Site,
+    app: Arc<dyn AppHandler>,
+    parts: http::request::Parts,
+    body: Incoming,
+    ends: Endpoints,
+) -> Result<Response<ResponseBody>, Aborted> {
+    let path = parts.uri.path().to_owned();
+    let request = Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
+    let (exchange, answer, guard) =
+        app::exchange(request.clone(), body, tokio::runtime::Handle::current());
+    if catch_unwind(AssertUnwindSafe(|| app.call(exchange))).is_err() {
+        tracing::error!(%path, "application handler panicked");
+        return Ok(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "application failed\n",
+        ));
+    }
+    // Dropped with this future if the client leaves first: the
+    // application then learns it has gone.
+    let answer = answer.await;
+    Ok(match answer {
+        Ok(Answer::Respond { head, body }) => {
+            let mut response = Response::new(ResponseBody::App {
+                body,
+                _closes: guard,
+            });
+            *response.status_mut() = head.status;
+            *response.headers_mut() = head.headers;
+            response
+        }
+        Ok(Answer::Subscribe { head, channel }) => {
+            drop(guard); // the application is done with this request
+            let response = match channel.subscribe(request) {
+                Ok(subscription) => {
+                    let body = SseBody::new(Source::Channel(subscription), &site.bodies);
+                    ResponseBody::Events(body)
+                }
+                Err(SubscribeError::Full) => {
+                    site.bodies
+                        .counters
+                        .subscribers_refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(retry_later(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "channel is full\n",
+                    ));
+                }
+                Err(SubscribeError::Stopped) => {
+                    return Ok(text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server is stopping\n",
+                    ))
+                }
+            };
+            handed_over(head, response)
+        }
+        Ok(Answer::Stream { head, receiver }) => {
+            drop(guard);
+            let body = SseBody::new(Source::Stream(receiver), &site.bodies);
+            handed_over(head, ResponseBody::Events(body))
+        }
+        Ok(Answer::Abort) => return Err(Aborted),
+        Ok(Answer::Failed) | Err(_) => {
+            text(StatusCode::INTERNAL_SERVER_ERROR, "application failed\n")
+        }
+    })
+}
+
+/// The response of a connection handed to a channel or a stream: the event
+/// stream's headers, with the application's status and headers (but not
+/// its framing headers) over them.
+fn handed_over(head: Option<ResponseHead>, body: ResponseBody) -> Response<ResponseBody> {
+    let mut response = event_stream(body);
+    let Some(head) = head else {
+        return response;
+    };
+    *response.status_mut() = head.status;
+    let headers = response.headers_mut();
+    let mut replaced = std::collections::HashSet::new();
+    for (name, value) in &head.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        // The application's values replace the engine's for the same name.
+        if replaced.insert(name.clone()) {
+            headers.remove(name);
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    response
 }
 
 fn event_stream(body: ResponseBody) -> Response<ResponseBody> {

@@ -32,6 +32,9 @@ mod stats;
 mod channel;
 mod reply;
 mod stream;
+// The exchange with a mounted application hands connections to channels and
+// streams, so it sits above them:
+mod app;
 // Responses:
 mod body;
 mod routes;
@@ -45,6 +48,7 @@ mod socket;
 mod conn;
 mod server;
 
+pub use app::{AppHandler, BodyRead, Exchange, WRITE_HIGH_WATER};
 pub use channel::{Channel, ChannelOptions, EventId, PresenceHook};
 pub use config::{duration_from_secs, Config, Cors, Limits, MAX_DURATION};
 pub use error::{Error, Result};

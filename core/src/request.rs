@@ -16,10 +16,11 @@ pub struct Request {
 #[derive(Debug)]
 struct Parts {
     method: http::Method,
+    version: http::Version,
     path: String,
     query: String,
     headers: HeaderMap,
-    peer: SocketAddr,
+    ends: Endpoints,
     /// As text; bytes that are not UTF-8 are shown lossily, and the id then
     /// matches nothing (`last_event_id_is_text` is false).
     last_event_id: Option<String>,
@@ -37,12 +38,20 @@ pub(crate) enum ResumeFrom<'a> {
     Unknown,
 }
 
+/// The two ends of the connection a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Endpoints {
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+}
+
 impl Request {
     pub(crate) fn new(
         method: http::Method,
         uri: &http::Uri,
+        version: http::Version,
         headers: HeaderMap,
-        peer: SocketAddr,
+        ends: Endpoints,
     ) -> Self {
         let query = uri.query().unwrap_or("").to_owned();
         // The header wins; the query form exists for clients (polyfills,
@@ -59,10 +68,11 @@ impl Request {
         Request {
             inner: Arc::new(Parts {
                 method,
+                version,
                 path: uri.path().to_owned(),
                 query,
                 headers,
-                peer,
+                ends,
                 last_event_id,
                 last_event_id_is_text,
             }),
@@ -74,9 +84,26 @@ impl Request {
         self.inner.method.as_str()
     }
 
+    /// The HTTP version as ASGI and CGI name it: `"1.0"`, `"1.1"` or `"2"`.
+    pub fn http_version(&self) -> &'static str {
+        match self.inner.version {
+            http::Version::HTTP_09 => "0.9",
+            http::Version::HTTP_10 => "1.0",
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_3 => "3",
+            _ => "1.1",
+        }
+    }
+
     /// The path, as sent (not percent-decoded).
     pub fn path(&self) -> &str {
         &self.inner.path
+    }
+
+    /// The path percent-decoded, as frameworks route on it; bytes that do
+    /// not decode to UTF-8 are replaced (U+FFFD). `+` stays `+`.
+    pub fn decoded_path(&self) -> Cow<'_, str> {
+        percent_decode_str(&self.inner.path).decode_utf8_lossy()
     }
 
     /// The raw query string without `?`, empty if none.
@@ -108,6 +135,16 @@ impl Request {
             .headers
             .iter()
             .map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes())))
+    }
+
+    /// Every header as (lower-case name, value bytes), repeated names once
+    /// per value: in the order each name was first seen, a name's values in
+    /// the order sent.
+    pub fn header_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.inner
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
     }
 
     /// Every header once, lower-case names in the order first seen, with
@@ -168,7 +205,12 @@ impl Request {
 
     /// The client's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.inner.peer
+        self.inner.ends.peer
+    }
+
+    /// The server's address the request arrived on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.ends.local
     }
 }
 
@@ -218,6 +260,13 @@ fn form_decode(text: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
 
+    fn ends() -> Endpoints {
+        Endpoints {
+            peer: "127.0.0.1:9".parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+        }
+    }
+
     fn request(uri: &str, headers: &[(&str, &str)]) -> Request {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
@@ -229,8 +278,9 @@ mod tests {
         Request::new(
             http::Method::GET,
             &uri.parse().unwrap(),
+            http::Version::HTTP_11,
             map,
-            "127.0.0.1:9".parse().unwrap(),
+            ends(),
         )
     }
 
@@ -255,8 +305,9 @@ mod tests {
         let req = Request::new(
             http::Method::GET,
             &"/p?b=2&a=1&b=3".parse().unwrap(),
+            http::Version::HTTP_11,
             map,
-            "127.0.0.1:9".parse().unwrap(),
+            ends(),
         );
         assert_eq!(
             req.headers_joined(),
@@ -272,6 +323,14 @@ mod tests {
         assert_eq!(req.header_joined("missing"), None);
         let query = req.query_first_values();
         assert_eq!(query, [("b".into(), "2".into()), ("a".into(), "1".into())]);
+    }
+
+    #[test]
+    fn the_decoded_path_is_utf8_and_keeps_plus_signs() {
+        let req = request("/caf%C3%A9/a+b/%2F/%FF", &[]);
+        assert_eq!(req.path(), "/caf%C3%A9/a+b/%2F/%FF");
+        assert_eq!(req.decoded_path(), "/café/a+b///\u{FFFD}");
+        assert_eq!(req.http_version(), "1.1");
     }
 
     #[test]

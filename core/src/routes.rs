@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::app::AppHandler;
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 use crate::reply::RouteHandler;
@@ -18,16 +19,19 @@ pub(crate) enum Route {
     Page(PathBuf),
 }
 
-/// The routing table: exact paths, then directory prefixes (longest first).
+/// The routing table: exact paths, then directory prefixes (longest first),
+/// then the mounted application, if any, for everything else.
 #[derive(Default)]
 pub(crate) struct Routes {
     exact: HashMap<String, Route>,
     directories: Vec<(String, PathBuf)>,
+    app: Option<Arc<dyn AppHandler>>,
 }
 
 pub(crate) enum Target {
     Route(Route),
     File { dir: PathBuf, relative: String },
+    App(Arc<dyn AppHandler>),
 }
 
 impl Routes {
@@ -60,6 +64,19 @@ impl Routes {
         Ok(())
     }
 
+    pub(crate) fn mount(&mut self, app: Arc<dyn AppHandler>) -> Result<()> {
+        if self.app.is_some() {
+            return Err(Error::AlreadyMounted);
+        }
+        self.app = Some(app);
+        Ok(())
+    }
+
+    /// The mounted application, if any.
+    pub(crate) fn app(&self) -> Option<Arc<dyn AppHandler>> {
+        self.app.clone()
+    }
+
     /// The route registered at exactly `path`.
     pub(crate) fn exact(&self, path: &str) -> Option<Route> {
         self.exact.get(path).cloned()
@@ -76,13 +93,16 @@ impl Routes {
         if let Some(route) = self.exact.get(path) {
             return Some(Target::Route(route.clone()));
         }
-        self.directories.iter().find_map(|(prefix, dir)| {
-            path.strip_prefix(prefix.as_str())
-                .map(|relative| Target::File {
-                    dir: dir.clone(),
-                    relative: relative.to_owned(),
-                })
-        })
+        self.directories
+            .iter()
+            .find_map(|(prefix, dir)| {
+                path.strip_prefix(prefix.as_str())
+                    .map(|relative| Target::File {
+                        dir: dir.clone(),
+                        relative: relative.to_owned(),
+                    })
+            })
+            .or_else(|| self.app.clone().map(Target::App))
     }
 }
 

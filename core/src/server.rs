@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::app::AppHandler;
 use crate::body::BodyContext;
 use crate::channel::{Channel, ChannelOptions};
 use crate::config::Config;
@@ -148,6 +149,14 @@ impl Server {
     pub fn files(&self, prefix: &str, dir: impl AsRef<Path>) -> Result<()> {
         let dir = files::checked_dir(dir.as_ref())?;
         self.edit_routes(|routes| routes.insert_directory(prefix, dir))
+    }
+
+    /// Mounts `app` to answer every request that no route serves (any
+    /// method, any path, and files missing from a [`files`](Self::files)
+    /// directory): an ASGI application, a web framework. Routes registered
+    /// on the server win. Fails with [`Error::AlreadyMounted`] the second time.
+    pub fn mount(&self, app: impl AppHandler) -> Result<()> {
+        self.edit_routes(|routes| routes.mount(Arc::new(app)))
     }
 
     fn add_route(&self, path: &str, route: Route) -> Result<()> {
