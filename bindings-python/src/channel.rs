@@ -19,6 +19,11 @@ impl Channel {
         Channel { inner, dispatcher }
     }
 
+    /// The core channel.
+    pub(crate) fn core(&self) -> &tidings::Channel {
+        &self.inner
+    }
+
     fn hook(&self, callback: Py<PyAny>) -> impl Fn(&tidings::Request) + Send + Sync + 'static {
         let dispatcher = self.dispatcher.clone();
         let callback = std::sync::Arc::new(callback);

@@ -21,7 +21,8 @@ pub(crate) fn to_py(err: tidings::Error) -> PyErr {
         | E::InvalidPath { .. }
         | E::RouteExists(_)
         | E::InvalidStatus(_)
-        | E::InvalidContentType(_) => ConfigError::new_err(message),
+        | E::InvalidContentType(_)
+        | E::InvalidHeader(_) => ConfigError::new_err(message),
         E::File { path, source } => {
             let errno = source.raw_os_error().unwrap_or(0);
             PyOSError::new_err((errno, message, path.display().to_string()))
@@ -29,9 +30,12 @@ pub(crate) fn to_py(err: tidings::Error) -> PyErr {
         E::Bind { source, .. } | E::Runtime(source) => {
             PyOSError::new_err((source.raw_os_error().unwrap_or(0), message))
         }
-        E::AlreadyRunning(_) | E::AlreadyAccepted | E::AlreadyAnswered => {
-            ServerStateError::new_err(message)
-        }
+        E::AlreadyRunning(_)
+        | E::AlreadyAccepted
+        | E::AlreadyAnswered
+        | E::ResponseStarted
+        | E::ResponseNotStarted
+        | E::AlreadyMounted => ServerStateError::new_err(message),
         E::Stopped => ServerStoppedError::new_err(message),
         E::Disconnected => ClientDisconnected::new_err(message),
         _ => PyRuntimeError::new_err(message),

@@ -4,6 +4,7 @@
 
 use pyo3::prelude::*;
 
+mod app;
 mod channel;
 mod convert;
 mod dispatch;
@@ -21,6 +22,9 @@ fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::Request>()?;
     m.add_class::<stream::StreamSink>()?;
     m.add_class::<stream::Reply>()?;
+    m.add_class::<app::AppBridge>()?;
+    m.add_class::<app::Exchange>()?;
+    m.add_class::<app::ScopeConfig>()?;
     m.add_function(wrap_pyfunction!(logging::install_log_bridge, m)?)?;
     Ok(())
 }

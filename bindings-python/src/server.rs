@@ -10,6 +10,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::app::{AppBridge, Mailbox};
 use crate::channel::Channel;
 use crate::convert::stream_item;
 use crate::dispatch::Dispatcher;
@@ -23,6 +24,9 @@ pub(crate) struct Server {
     dispatcher: Dispatcher,
     /// A stop started from a callback, for a later `stop()` to wait for.
     stopping: Arc<Mutex<Option<JoinHandle<()>>>>,
+    max_pending_callbacks: usize,
+    /// The mounted application's mailbox, for its counters.
+    mailbox: Mutex<Option<Mailbox>>,
 }
 
 #[pymethods]
@@ -77,6 +81,8 @@ impl Server {
             inner: Arc::new(tidings::Server::new(config).py_err()?),
             dispatcher: Dispatcher::start(max_pending_callbacks)?,
             stopping: Arc::default(),
+            max_pending_callbacks,
+            mailbox: Mutex::default(),
         })
     }
 
@@ -153,6 +159,18 @@ impl Server {
                 },
             )
             .py_err()
+    }
+
+    /// Mounts an application for every request no route serves; returns
+    /// the bridge its asyncio loop drains (see `tidings._asgi`).
+    fn mount(&self) -> PyResult<AppBridge> {
+        let mailbox = Mailbox::new(self.max_pending_callbacks)?;
+        let submit = mailbox.clone();
+        self.inner
+            .mount(move |exchange: tidings::Exchange| submit.submit(exchange))
+            .py_err()?;
+        *self.mailbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(mailbox.clone());
+        Ok(AppBridge::new(mailbox))
     }
 
     /// Serves the file `file` at `path`.
@@ -246,7 +264,13 @@ impl Server {
         out.set_item("bytes_written", stats.bytes_written)?;
         out.set_item("slow_consumer_drops", stats.slow_consumer_drops)?;
         out.set_item("write_timeouts", stats.write_timeouts)?;
-        out.set_item("callbacks_refused", self.dispatcher.refused())?;
+        let app_refused = self
+            .mailbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, Mailbox::refused);
+        out.set_item("callbacks_refused", self.dispatcher.refused() + app_refused)?;
         let channels = PyDict::new(py);
         for channel in &stats.channels {
             let entry = PyDict::new(py);

@@ -337,10 +337,11 @@ impl Exchange {
 
     // The response ----------------------------------------------------------
 
-    /// Sets the response's status (100–599, though 1xx are not sent) and
-    /// headers; they leave with the first [`write`](Self::write). Fails with
+    /// Sets the response's status (200–599) and headers; they leave with
+    /// the first [`write`](Self::write). Fails with
     /// [`Error::ResponseStarted`] if called twice, [`Error::InvalidStatus`]
-    /// or [`Error::InvalidHeader`] for values that are not valid HTTP.
+    /// or [`Error::InvalidHeader`] for values that are not valid HTTP, and
+    /// [`Error::Disconnected`] once the client has gone.
     pub fn start<N, V>(&self, status: u16, headers: impl IntoIterator<Item = (N, V)>) -> Result<()>
     where
         N: AsRef<[u8]>,
@@ -357,6 +358,9 @@ impl Exchange {
             let name = HeaderName::from_bytes(name).map_err(|_| invalid())?;
             let value = HeaderValue::from_bytes(value).map_err(|_| invalid())?;
             map.append(name, value);
+        }
+        if self.is_closed() {
+            return Err(Error::Disconnected);
         }
         let mut outbound = lock(&self.shared().outbound);
         if outbound.head.is_some() || outbound.answer.is_none() {
@@ -380,6 +384,9 @@ impl Exchange {
         let mut outbound = lock(&self.shared().outbound);
         if outbound.finished {
             return Err(Error::AlreadyAnswered);
+        }
+        if self.is_closed() {
+            return Err(Error::Disconnected);
         }
         if let Some(flow) = outbound.flow.clone() {
             let mut flow = lock(&flow);
@@ -476,6 +483,12 @@ impl Exchange {
         outbound.finished = true;
         let head = outbound.head.take();
         sender.send(answer(head)).map_err(|_| Error::Disconnected)
+    }
+
+    /// Whether the response is complete: ended, failed, or handed to a
+    /// channel or a stream.
+    pub fn is_answered(&self) -> bool {
+        lock(&self.shared().outbound).finished
     }
 
     // The connection ---------------------------------------------------------

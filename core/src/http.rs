@@ -208,6 +208,14 @@ async fn answer_app(
     ends: Endpoints,
 ) -> Result<Response<ResponseBody>, Aborted> {
     let path = parts.uri.path().to_owned();
+    if parts.headers.contains_key(header::UPGRADE) {
+        // An exchange has no way to take over the connection (yet).
+        tracing::warn!(%path, "refused a protocol upgrade (WebSocket?): applications cannot take one over yet");
+        return Ok(text(
+            StatusCode::FORBIDDEN,
+            "protocol upgrades (WebSocket) are not supported\n",
+        ));
+    }
     let request = Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
     let (exchange, answer, guard) =
         app::exchange(request.clone(), body, tokio::runtime::Handle::current());

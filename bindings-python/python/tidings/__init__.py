@@ -27,7 +27,9 @@ from ._errors import (
     ServerStoppedError,
     TidingsError,
 )
+from ._asgi import LifespanFailed
 from ._runner import Response
+from ._serve import serve, serve_async
 from ._server import Server
 from ._tidings import Channel, Event, Request
 
@@ -40,6 +42,7 @@ __all__ = [
     "Event",
     "HTTPError",
     "InvalidEventError",
+    "LifespanFailed",
     "Request",
     "Response",
     "Server",
@@ -47,6 +50,8 @@ __all__ = [
     "ServerStoppedError",
     "TidingsError",
     "__version__",
+    "serve",
+    "serve_async",
 ]
 
 # Quiet by default, like any library: the host configures `logging`.

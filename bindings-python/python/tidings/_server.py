@@ -8,7 +8,8 @@ import os
 import threading
 from typing import Any, Callable, TypeVar, Union
 
-from . import _runner, _tidings
+from . import _asgi, _runner, _tidings
+from ._errors import ServerStateError
 from ._tidings import Channel, Event, Request
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
@@ -68,6 +69,7 @@ class Server:
         self._loop_thread: threading.Thread | None = None
         self._sync_streams = _runner.SyncStreams()
         self._drain_timeout = drain_timeout
+        self._mount: _asgi.Mount | None = None
 
     # Routes -----------------------------------------------------------------
 
@@ -121,6 +123,34 @@ class Server:
 
         return register
 
+    def mount(
+        self,
+        app: _asgi.ASGIApp,
+        *,
+        root_path: str = "",
+        lifespan: str = "auto",
+        forwarded_allow_ips: str | None = None,
+    ) -> None:
+        """Serves the ASGI 3.0 application `app` (FastAPI, Starlette, any
+        framework) for every request that no tidings route serves: channels,
+        streams and pages registered on this server win.
+
+        `lifespan` is ``"auto"`` (run it if the app supports it), ``"on"`` or
+        ``"off"``; its startup runs before the server starts serving, its
+        shutdown after it stopped. `forwarded_allow_ips` (``"*"`` or a
+        comma-separated list of addresses) names the proxies whose
+        ``X-Forwarded-For`` and ``X-Forwarded-Proto`` set the scope's
+        ``client`` and ``scheme``. One application per server."""
+        if self._mount is not None:
+            raise ServerStateError("an application is already mounted on this server")
+        self._mount = _asgi.Mount(
+            self._native,
+            app,
+            root_path=root_path,
+            lifespan=lifespan,
+            forwarded_allow_ips=forwarded_allow_ips,
+        )
+
     def page(self, path: str, file: PathLike) -> None:
         """Serves `file` at `path`."""
         self._native.page(path, os.fspath(file))
@@ -138,6 +168,8 @@ class Server:
         if started_loop:
             self._start_loop_thread()
         try:
+            if self._mount is not None and self._loop is not None:
+                asyncio.run_coroutine_threadsafe(self._mount.open(), self._loop).result()
             self._native.start()
         except BaseException:
             if started_loop:  # no thread left behind by a failed start
@@ -157,6 +189,10 @@ class Server:
             return
         self._native.stop(farewell)
         self._sync_streams.join(self._drain_timeout + 1.0)
+        loop = self._loop
+        # The loop tidings runs; `async with` closes the mount on its own.
+        if self._mount is not None and self._loop_thread is not None and loop is not None:
+            asyncio.run_coroutine_threadsafe(self._mount.close(), loop).result()
         self._stop_loop_thread()
 
     def _on_handler_loop(self) -> bool:
@@ -181,12 +217,22 @@ class Server:
 
     async def __aenter__(self) -> Server:
         self._loop = asyncio.get_running_loop()
-        self._native.start()
+        try:
+            if self._mount is not None:
+                await self._mount.open()
+            self._native.start()
+        except BaseException:
+            if self._mount is not None:
+                await self._mount.close()
+            self._loop = None
+            raise
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         # Stopping waits for the engine's threads: keep the loop free meanwhile.
         await asyncio.get_running_loop().run_in_executor(None, self._native.stop)
+        if self._mount is not None:
+            await self._mount.close()
         self._loop = None
 
     def __enter__(self) -> Server:
@@ -215,6 +261,11 @@ class Server:
             return None
         host = self._native.host
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def drain_timeout(self) -> float:
+        """Seconds open responses get to finish when the server stops."""
+        return self._drain_timeout
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,224 @@
+"""Runs an ASGI 3.0 application on the engine.
+
+The engine reads requests and writes responses; this module only turns its
+exchanges into ASGI's ``scope``, ``receive`` and ``send`` on the
+application's asyncio loop. Engine threads never call into Python: they
+queue jobs in a mailbox that the loop drains when its file descriptor turns
+readable (see ``bindings-python/src/app.rs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, MutableMapping
+
+from . import _tidings
+from ._errors import ClientDisconnected
+
+logger = logging.getLogger("tidings")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LIFESPAN_MODES = ("auto", "on", "off")
+
+
+class LifespanFailed(RuntimeError):
+    """The application's lifespan startup failed; the server does not start."""
+
+
+class Mount:
+    """An ASGI application mounted on a server: every request no tidings
+    route serves runs it, on the loop given to :meth:`open`."""
+
+    def __init__(
+        self,
+        native: _tidings.Server,
+        app: ASGIApp,
+        *,
+        root_path: str = "",
+        lifespan: str = "auto",
+        forwarded_allow_ips: str | None = None,
+    ) -> None:
+        if lifespan not in LIFESPAN_MODES:
+            raise ValueError(f"lifespan must be one of {', '.join(LIFESPAN_MODES)}, not {lifespan!r}")
+        self.app = app
+        self._scope_config = _tidings.ScopeConfig(root_path, forwarded_allow_ips)
+        self._bridge = native.mount()
+        self._lifespan = Lifespan(app, lifespan)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opened = False
+        self._closed = False
+
+    async def open(self) -> None:
+        """Runs the lifespan startup, then takes requests on the running loop."""
+        if self._opened:
+            raise RuntimeError("the application was already started; a server starts once")
+        self._opened = True
+        await self._lifespan.startup()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._bridge.fileno(), self._drain)
+
+    async def close(self) -> None:
+        """After the engine stopped: lets the loop see the last jobs, cancels
+        the requests still running, then runs the lifespan shutdown.
+        Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = self._loop
+        if loop is not None:
+            self._drain()
+            loop.remove_reader(self._bridge.fileno())
+            self._loop = None
+        tasks = [task for task in self._tasks if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._lifespan.shutdown()
+
+    def _drain(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        state = self._lifespan.state
+        for exchange in self._bridge.drain():
+            scope = exchange.scope(self._scope_config, state)
+            task = loop.create_task(self._run(exchange, scope))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            exchange.cancel_on_disconnect(task)
+
+    async def _run(self, exchange: _tidings.AppExchange, scope: Scope) -> None:
+        receive, send = _endpoints(exchange, asyncio.get_running_loop())
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            # The client left (nothing to answer), or the server stopped.
+            if not exchange.closed:
+                exchange.fail()
+            return
+        except Exception as error:
+            logger.error("the ASGI application failed on %s %s", exchange.method, exchange.path, exc_info=error)
+            exchange.fail()
+            return
+        if not exchange.answered:
+            logger.error(
+                "the ASGI application returned without completing its response to %s %s",
+                exchange.method,
+                exchange.path,
+            )
+            exchange.fail()
+
+
+def _endpoints(exchange: _tidings.AppExchange, loop: asyncio.AbstractEventLoop) -> tuple[Receive, Send]:
+    """The ``receive`` and ``send`` of one request."""
+
+    async def receive() -> Message:
+        while True:
+            message = exchange.receive_nowait()
+            if message is not None:
+                return message
+            ready: asyncio.Future[bool] = loop.create_future()
+            exchange.wait_receive(ready)
+            await ready
+
+    async def send(message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            if exchange.write(message.get("body", b""), message.get("more_body", False)):
+                room: asyncio.Future[bool] = loop.create_future()
+                exchange.wait_writable(room)
+                if not await room:
+                    raise ClientDisconnected("the client has disconnected")
+        elif kind == "http.response.start":
+            exchange.start(message["status"], message.get("headers", ()))
+        elif kind == "tidings.channel":
+            exchange.subscribe(message["channel"])
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
+
+    return receive, send
+
+
+class Lifespan:
+    """The ASGI lifespan protocol: startup before the first request,
+    shutdown after the last; ``state`` is copied into every request's scope."""
+
+    def __init__(self, app: ASGIApp, mode: str) -> None:
+        self._app = app
+        self._mode = mode
+        self.state: dict[str, Any] | None = {} if mode != "off" else None
+        self._inbox: asyncio.Queue[Message] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started: asyncio.Future[str | None] | None = None
+        self._stopped: asyncio.Future[str | None] | None = None
+        self._unsupported = mode == "off"
+
+    async def startup(self) -> None:
+        if self._unsupported:
+            return
+        loop = asyncio.get_running_loop()
+        self._inbox = asyncio.Queue()
+        self._started = loop.create_future()
+        self._stopped = loop.create_future()
+        self._task = loop.create_task(self._main())
+        await self._inbox.put({"type": "lifespan.startup"})
+        failure = await self._started
+        if failure is not None:
+            raise LifespanFailed(failure)
+
+    async def shutdown(self) -> None:
+        if self._unsupported or self._inbox is None or self._stopped is None:
+            return
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        failure = await self._stopped
+        if failure is not None:
+            logger.error("the application's lifespan shutdown failed: %s", failure)
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _main(self) -> None:
+        assert self._inbox is not None and self._started is not None and self._stopped is not None
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+        try:
+            await self._app(scope, self._inbox.get, self._send)
+        except BaseException as error:
+            if not self._started.done() and self._mode == "auto":
+                logger.info("the application does not support the ASGI lifespan protocol (%r); going on", error)
+                self._unsupported = True
+                self._resolve(self._started, None)
+            else:
+                logger.error("the application's lifespan failed", exc_info=error)
+                self._resolve(self._started, f"{type(error).__name__}: {error}")
+            self._resolve(self._stopped, None)
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                raise
+        finally:
+            self._resolve(self._started, "the application's lifespan ended before its startup completed")
+            self._resolve(self._stopped, None)
+
+    async def _send(self, message: Message) -> None:
+        assert self._started is not None and self._stopped is not None
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
+            self._resolve(self._started, None)
+        elif kind == "lifespan.startup.failed":
+            self._resolve(self._started, message.get("message") or "lifespan startup failed")
+        elif kind == "lifespan.shutdown.complete":
+            self._resolve(self._stopped, None)
+        elif kind == "lifespan.shutdown.failed":
+            self._resolve(self._stopped, message.get("message") or "lifespan shutdown failed")
+        else:
+            raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
+
+    @staticmethod
+    def _resolve(future: asyncio.Future[str | None], value: str | None) -> None:
+        if not future.done():
+            future.set_result(value)

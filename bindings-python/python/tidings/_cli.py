@@ -1,0 +1,172 @@
+"""``tidings run MODULE:APP``: serve an ASGI application, with uvicorn's
+flags where they exist, so that swapping ``uvicorn`` for ``tidings run`` is
+the whole migration."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import shlex
+import sys
+from typing import Any, Sequence
+
+from ._asgi import LIFESPAN_MODES, LifespanFailed
+
+logger = logging.getLogger("tidings")
+
+LOG_LEVELS = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": 5,
+}
+
+# Exit statuses, as uvicorn's: 1 for a bad command line or app, 3 for a
+# failed lifespan startup.
+EXIT_USAGE = 1
+EXIT_STARTUP_FAILED = 3
+
+
+class AppNotFound(Exception):
+    """The ``MODULE:APP`` string names nothing importable."""
+
+
+def import_app(target: str, *, factory: bool = False) -> Any:
+    """The object `target` (``package.module:attribute.path``) names; called
+    with no arguments first if `factory`."""
+    module_name, _, attributes = target.partition(":")
+    if not module_name or not attributes:
+        raise AppNotFound(f'the app must be given as "module:attribute", not {target!r}')
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name and not module_name.startswith(f"{error.name}."):
+            raise  # the module exists; something it imports does not
+        raise AppNotFound(f"could not import module {module_name!r}") from None
+    app: Any = module
+    for attribute in attributes.split("."):
+        try:
+            app = getattr(app, attribute)
+        except AttributeError:
+            raise AppNotFound(f"module {module_name!r} has no attribute {attributes!r}") from None
+    if factory:
+        if not callable(app):
+            raise AppNotFound(f"{target} is not callable, so it cannot be an app factory")
+        app = app()
+    return app
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="tidings", description="tidings: a Server-Sent Events engine with a Rust transport.")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="serve an ASGI application (FastAPI, Starlette, ...)",
+        description="Serve the ASGI application APP (module:attribute), as uvicorn would.",
+    )
+    run.add_argument("app", metavar="APP", help="the application, as module:attribute (e.g. main:app)")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    run.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default: 8000)")
+    run.add_argument("--factory", action="store_true", help="APP is a function that returns the application")
+    run.add_argument("--root-path", default="", help="the ASGI root_path, for an app mounted below a path prefix")
+    run.add_argument("--app-dir", default="", help="directory to import APP from (default: the current directory)")
+    run.add_argument("--log-level", choices=list(LOG_LEVELS), default="info", help="log level (default: info)")
+    run.add_argument("--lifespan", choices=LIFESPAN_MODES, default="auto", help="the ASGI lifespan protocol (default: auto)")
+    run.add_argument(
+        "--timeout-graceful-shutdown",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time open responses get to finish when stopping (default: 5)",
+    )
+    run.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (default: on)",
+    )
+    run.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="proxies trusted with forwarded headers: '*' or a comma-separated list "
+        "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+    )
+    run.add_argument("--reload", action="store_true", help="restart when a file under the reload directories changes")
+    run.add_argument(
+        "--reload-dir",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="directory to watch with --reload (repeatable; default: the app directory)",
+    )
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``tidings`` console script; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    options = parser().parse_args(arguments)
+    logging.basicConfig(
+        level=LOG_LEVELS[options.log_level],
+        format="%(levelname)s:\t%(name)s: %(message)s",
+    )
+    app_dir = os.path.abspath(options.app_dir or os.curdir)
+    if options.reload:
+        return _reload(arguments, options, app_dir)
+    sys.path.insert(0, app_dir)
+    try:
+        app = import_app(options.app, factory=options.factory)
+    except AppNotFound as error:
+        logger.error("cannot load the app: %s", error)
+        return EXIT_USAGE
+    from ._serve import serve
+
+    allowed = options.forwarded_allow_ips or os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    try:
+        serve(
+            app,
+            options.host,
+            options.port,
+            root_path=options.root_path,
+            lifespan=options.lifespan,
+            timeout_graceful_shutdown=options.timeout_graceful_shutdown,
+            proxy_headers=options.proxy_headers,
+            forwarded_allow_ips=allowed,
+            # On stdout, for scripts and tests that start it on port 0.
+            on_ready=lambda server: print(f"tidings: open {server.url}/", flush=True),
+        )
+    except LifespanFailed as error:
+        logger.error("the application's startup failed: %s", error)
+        return EXIT_STARTUP_FAILED
+    except OSError as error:
+        logger.error("%s", error)
+        return EXIT_USAGE
+    return 0
+
+
+def _reload(arguments: list[str], options: argparse.Namespace, app_dir: str) -> int:
+    """Runs the server in a child process, restarted on every change."""
+    try:
+        import watchfiles
+    except ImportError:
+        logger.error("--reload needs the watchfiles package: pip install watchfiles")
+        return EXIT_USAGE
+    child = [sys.executable, "-m", "tidings", *(a for a in arguments if a != "--reload")]
+    directories = [os.path.abspath(d) for d in options.reload_dir or [app_dir]]
+    logger.info("watching %s for changes", ", ".join(directories))
+    watchfiles.run_process(
+        *directories,
+        target=shlex.join(child),
+        target_type="command",
+        watch_filter=watchfiles.PythonFilter(),
+        callback=lambda changes: logger.info("%d file(s) changed; restarting", len(changes)),
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,514 @@
+//! The bridge between a mounted ASGI application and the engine.
+//!
+//! Engine threads never wait for the interpreter: a new request, a request
+//! body chunk that arrived, room in a response's queue, a client that left,
+//! each becomes a job in the mailbox, and the first job after the mailbox
+//! was emptied writes one byte to a socket pair. The application's asyncio
+//! loop watches the other end (`loop.add_reader`) and drains every job
+//! queued by then in one pass, attached to the interpreter once.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use pyo3::exceptions::{PyOSError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::{intern, IntoPyObjectExt};
+
+use crate::channel::Channel;
+use crate::errors::IntoPyResult;
+
+/// A job for the application's loop.
+enum Job {
+    /// A new request, for the loop to run the application on.
+    Request(tidings::Exchange),
+    /// Resolve this future with this value (unless it is done already).
+    Resolve(Py<PyAny>, bool),
+    /// Cancel this task: its client left before its response was complete.
+    Cancel(Py<PyAny>),
+}
+
+struct Inner {
+    jobs: Mutex<Vec<Job>>,
+    /// Written to when a job lands in an empty mailbox.
+    signal: UnixStream,
+    /// Watched by the loop.
+    watched: UnixStream,
+    max_pending: usize,
+    /// Requests queued and not yet drained.
+    pending: AtomicUsize,
+    /// Requests refused because `max_pending` were queued.
+    refused: AtomicU64,
+}
+
+/// The mailbox; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub(crate) struct Mailbox {
+    inner: Arc<Inner>,
+}
+
+impl Mailbox {
+    pub(crate) fn new(max_pending: usize) -> PyResult<Self> {
+        let (signal, watched) =
+            UnixStream::pair().map_err(|err| PyOSError::new_err(err.to_string()))?;
+        for end in [&signal, &watched] {
+            end.set_nonblocking(true)
+                .map_err(|err| PyOSError::new_err(err.to_string()))?;
+        }
+        Ok(Mailbox {
+            inner: Arc::new(Inner {
+                jobs: Mutex::new(Vec::new()),
+                signal,
+                watched,
+                max_pending,
+                pending: AtomicUsize::new(0),
+                refused: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    fn push(&self, job: Job) {
+        let was_empty = {
+            let mut jobs = self
+                .inner
+                .jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let was_empty = jobs.is_empty();
+            jobs.push(job);
+            was_empty
+        };
+        if was_empty {
+            // A full socket buffer means a wake-up is already on its way.
+            let _ = (&self.inner.signal).write(&[1]);
+        }
+    }
+
+    /// Queues a new request, or answers `503` at once if `max_pending` are
+    /// already waiting for the loop.
+    pub(crate) fn submit(&self, exchange: tidings::Exchange) {
+        let inner = &self.inner;
+        if inner.pending.fetch_add(1, Ordering::AcqRel) >= inner.max_pending {
+            inner.pending.fetch_sub(1, Ordering::AcqRel);
+            inner.refused.fetch_add(1, Ordering::Relaxed);
+            let busy = exchange
+                .start(
+                    503,
+                    [
+                        ("content-type", "text/plain; charset=utf-8"),
+                        ("retry-after", "1"),
+                    ],
+                )
+                .and_then(|()| exchange.write(Bytes::from_static(BUSY), false));
+            if let Err(err) = busy {
+                tracing::debug!(error = %err, "could not refuse a request");
+            }
+            return;
+        }
+        self.push(Job::Request(exchange));
+    }
+
+    pub(crate) fn refused(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    /// A hook that resolves `future` with `value` on the loop.
+    fn resolver(&self, future: Py<PyAny>) -> impl FnOnce(bool) + Send + 'static {
+        let mailbox = self.clone();
+        move |value| mailbox.push(Job::Resolve(future, value))
+    }
+}
+
+/// The answer to a request that found too many waiting for the loop.
+const BUSY: &[u8] = b"server busy: too many requests waiting for Python\n";
+
+/// The loop's end of the mailbox (`tidings._tidings.AppBridge`).
+#[pyclass(module = "tidings._tidings", frozen)]
+pub(crate) struct AppBridge {
+    mailbox: Mailbox,
+}
+
+impl AppBridge {
+    pub(crate) fn new(mailbox: Mailbox) -> Self {
+        AppBridge { mailbox }
+    }
+}
+
+#[pymethods]
+impl AppBridge {
+    /// The file descriptor to watch for readability.
+    fn fileno(&self) -> i32 {
+        self.mailbox.inner.watched.as_raw_fd()
+    }
+
+    /// Runs the queued jobs: resolves futures and cancels tasks, and returns
+    /// the new requests for the caller to run the application on.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Exchange>> {
+        let inner = &self.mailbox.inner;
+        // Cleared first: a job queued from here on writes a new byte.
+        let mut sink = [0u8; 256];
+        while matches!((&inner.watched).read(&mut sink), Ok(n) if n > 0) {}
+        let jobs = std::mem::take(&mut *inner.jobs.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut requests = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Request(exchange) => {
+                    inner.pending.fetch_sub(1, Ordering::AcqRel);
+                    requests.push(Exchange::new(exchange, self.mailbox.clone()));
+                }
+                Job::Resolve(future, value) => {
+                    let future = future.bind(py);
+                    if !future.call_method0(intern!(py, "done"))?.is_truthy()? {
+                        future.call_method1(intern!(py, "set_result"), (value,))?;
+                    }
+                }
+                Job::Cancel(task) => {
+                    task.bind(py).call_method0(intern!(py, "cancel"))?;
+                }
+            }
+        }
+        Ok(requests)
+    }
+
+    /// Requests answered `503` because too many were waiting for the loop.
+    #[getter]
+    fn refused(&self) -> u64 {
+        self.mailbox.refused()
+    }
+}
+
+/// Which peers may set the client's address and scheme through
+/// `X-Forwarded-For` / `X-Forwarded-Proto`.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum TrustedProxies {
+    #[default]
+    None,
+    All,
+    Some(Vec<IpAddr>),
+}
+
+impl TrustedProxies {
+    /// Parses uvicorn's `--forwarded-allow-ips`: `*` or a comma-separated
+    /// list of addresses.
+    pub(crate) fn parse(list: &str) -> PyResult<Self> {
+        let mut addresses = Vec::new();
+        for item in list
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            if item == "*" {
+                return Ok(TrustedProxies::All);
+            }
+            let address = item.parse().map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "forwarded_allow_ips: {item:?} is not an IP address or \"*\""
+                ))
+            })?;
+            addresses.push(address);
+        }
+        Ok(TrustedProxies::Some(addresses))
+    }
+
+    fn trusts(&self, peer: IpAddr) -> bool {
+        match self {
+            TrustedProxies::None => false,
+            TrustedProxies::All => true,
+            TrustedProxies::Some(list) => list.contains(&peer),
+        }
+    }
+}
+
+/// One request for the application (`tidings._tidings.AppExchange`): its
+/// scope, and the native halves of its `receive` and `send`.
+#[pyclass(module = "tidings._tidings", frozen, name = "AppExchange")]
+pub(crate) struct Exchange {
+    inner: tidings::Exchange,
+    mailbox: Mailbox,
+    /// Whether the whole request body has been given to the application.
+    body_done: AtomicBool,
+}
+
+impl Exchange {
+    fn new(inner: tidings::Exchange, mailbox: Mailbox) -> Self {
+        Exchange {
+            inner,
+            mailbox,
+            body_done: AtomicBool::new(false),
+        }
+    }
+}
+
+fn address<'py>(py: Python<'py>, addr: SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            addr.ip().to_string().into_bound_py_any(py)?,
+            addr.port().into_bound_py_any(py)?,
+        ],
+    )
+}
+
+fn message<'py>(py: Python<'py>, kind: &str) -> PyResult<Bound<'py, PyDict>> {
+    let message = PyDict::new(py);
+    message.set_item(intern!(py, "type"), PyString::new(py, kind))?;
+    Ok(message)
+}
+
+#[pymethods]
+impl Exchange {
+    /// The request's ASGI HTTP scope; `state` (the lifespan's) is copied in.
+    fn scope<'py>(
+        &self,
+        py: Python<'py>,
+        config: &ScopeConfig,
+        state: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let request = self.inner.request();
+        let scope = PyDict::new(py);
+        let asgi = PyDict::new(py);
+        asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+        asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
+        scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+        scope.set_item(intern!(py, "asgi"), asgi)?;
+        scope.set_item(intern!(py, "http_version"), request.http_version())?;
+        scope.set_item(intern!(py, "method"), request.method())?;
+        let root = config.root_path.as_str();
+        let path = request.decoded_path();
+        scope.set_item(intern!(py, "root_path"), root)?;
+        if root.is_empty() {
+            scope.set_item(intern!(py, "path"), path.as_ref())?;
+            scope.set_item(
+                intern!(py, "raw_path"),
+                PyBytes::new(py, request.path().as_bytes()),
+            )?;
+        } else {
+            scope.set_item(intern!(py, "path"), format!("{root}{path}"))?;
+            let raw = [root.as_bytes(), request.path().as_bytes()].concat();
+            scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, &raw))?;
+        }
+        scope.set_item(
+            intern!(py, "query_string"),
+            PyBytes::new(py, request.query_string().as_bytes()),
+        )?;
+        let headers = PyList::empty(py);
+        let mut forwarded_for = None;
+        let mut forwarded_proto = None;
+        for (name, value) in request.header_bytes() {
+            match name {
+                "x-forwarded-for" => forwarded_for = Some(value),
+                "x-forwarded-proto" => forwarded_proto = Some(value),
+                _ => {}
+            }
+            headers.append((PyBytes::new(py, name.as_bytes()), PyBytes::new(py, value)))?;
+        }
+        scope.set_item(intern!(py, "headers"), headers)?;
+        let peer = request.peer_addr();
+        let mut scheme = "http";
+        let mut client = address(py, peer)?;
+        if config.proxies.trusts(peer.ip()) {
+            if let Some(proto) = forwarded_proto.and_then(|p| std::str::from_utf8(p).ok()) {
+                let proto = proto.trim().to_ascii_lowercase();
+                scheme = if proto == "https" { "https" } else { "http" };
+            }
+            // The nearest address the proxy did not add itself: the last one.
+            let nearest = forwarded_for
+                .and_then(|f| std::str::from_utf8(f).ok())
+                .and_then(|f| f.rsplit(',').next())
+                .map(str::trim)
+                .filter(|host| !host.is_empty());
+            if let Some(host) = nearest {
+                client = PyTuple::new(
+                    py,
+                    [host.into_bound_py_any(py)?, 0u16.into_bound_py_any(py)?],
+                )?;
+            }
+        }
+        scope.set_item(intern!(py, "scheme"), scheme)?;
+        scope.set_item(intern!(py, "client"), client)?;
+        scope.set_item(intern!(py, "server"), address(py, request.local_addr())?)?;
+        if let Some(state) = state {
+            scope.set_item(intern!(py, "state"), state.copy()?)?;
+        }
+        let extensions = PyDict::new(py);
+        extensions.set_item(intern!(py, "tidings.channel"), PyDict::new(py))?;
+        scope.set_item(intern!(py, "extensions"), extensions)?;
+        Ok(scope)
+    }
+
+    /// The next `receive()` message if one is ready, else None (then wait
+    /// with `wait_receive`). After the body: `http.disconnect` once the
+    /// client has gone or the response is complete.
+    fn receive_nowait<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if self.body_done.load(Ordering::Acquire) {
+            return if self.inner.is_closed() {
+                message(py, "http.disconnect").map(Some)
+            } else {
+                Ok(None)
+            };
+        }
+        let (body, more) = match self.inner.try_read() {
+            tidings::BodyRead::Pending => return Ok(None),
+            tidings::BodyRead::Disconnected => {
+                self.body_done.store(true, Ordering::Release);
+                return message(py, "http.disconnect").map(Some);
+            }
+            tidings::BodyRead::End => (Bytes::new(), false),
+            tidings::BodyRead::Chunk { data, last } => (data, !last),
+        };
+        if !more {
+            self.body_done.store(true, Ordering::Release);
+        }
+        let request = message(py, "http.request")?;
+        request.set_item(intern!(py, "body"), PyBytes::new(py, &body))?;
+        request.set_item(intern!(py, "more_body"), more)?;
+        Ok(Some(request))
+    }
+
+    /// Resolves `future` (with True) once `receive_nowait` may have a new
+    /// message.
+    fn wait_receive(&self, future: Py<PyAny>) {
+        let resolve = self.mailbox.resolver(future);
+        if self.body_done.load(Ordering::Acquire) {
+            self.inner.on_close(move || resolve(true));
+        } else {
+            self.inner.when_readable(move || resolve(true));
+        }
+    }
+
+    /// `http.response.start`: the status and `headers` (pairs of bytes).
+    fn start(&self, status: u16, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for pair in headers.try_iter()? {
+            let pair = pair?;
+            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair
+                .extract()
+                .map_err(|_| PyTypeError::new_err("each header must be a (name, value) pair"))?;
+            pairs.push((header_bytes(&name)?, header_bytes(&value)?));
+        }
+        self.inner.start(status, pairs).py_err()
+    }
+
+    /// `http.response.body`: queues `body`; True if the caller must wait
+    /// (`wait_writable`) before sending more.
+    fn write(&self, body: &Bound<'_, PyAny>, more: bool) -> PyResult<bool> {
+        self.inner.write(body_bytes(body)?, more).py_err()
+    }
+
+    /// Resolves `future` with True once the response's queue has room, or
+    /// False once the client has gone.
+    fn wait_writable(&self, future: Py<PyAny>) {
+        self.inner.when_writable(self.mailbox.resolver(future));
+    }
+
+    /// Hands the connection to `channel`, as one of its subscribers.
+    fn subscribe(&self, channel: &Channel) -> PyResult<()> {
+        self.inner.subscribe(channel.core()).py_err()
+    }
+
+    /// The application failed: `500` before its response started, a cut
+    /// connection after. A no-op once the response is complete.
+    fn fail(&self) {
+        self.inner.fail();
+    }
+
+    /// Cancels `task` on the loop if the client leaves before the response
+    /// is complete.
+    fn cancel_on_disconnect(&self, task: Py<PyAny>) {
+        let mailbox = self.mailbox.clone();
+        let exchange = self.inner.clone();
+        self.inner.on_close(move || {
+            if !exchange.is_answered() {
+                mailbox.push(Job::Cancel(task));
+            }
+        });
+    }
+
+    /// Whether the exchange is over: the client has gone, or the response
+    /// was sent in full.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Whether the response is complete (or was handed over).
+    #[getter]
+    fn answered(&self) -> bool {
+        self.inner.is_answered()
+    }
+
+    /// The path, for logs.
+    #[getter]
+    fn path(&self) -> &str {
+        self.inner.request().path()
+    }
+
+    /// The method, for logs.
+    #[getter]
+    fn method(&self) -> &str {
+        self.inner.request().method()
+    }
+}
+
+fn header_bytes(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes().to_vec());
+    }
+    if let Ok(text) = value.cast::<PyString>() {
+        // Lenient where ASGI asks for bytes: header text is Latin-1.
+        return text
+            .to_cow()?
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)))
+            .collect::<Result<_, _>>()
+            .map_err(|_| PyTypeError::new_err("header text must be Latin-1"));
+    }
+    Err(PyTypeError::new_err(format!(
+        "header names and values must be bytes, not {}",
+        value.get_type().name()?
+    )))
+}
+
+fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    if let Ok(bytes) = body.cast::<PyBytes>() {
+        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
+    }
+    if let Ok(bytes) = body.extract::<Vec<u8>>() {
+        if !body.is_instance_of::<PyString>() {
+            return Ok(Bytes::from(bytes));
+        }
+    }
+    Err(PyTypeError::new_err(format!(
+        "a response body must be bytes, not {}",
+        body.get_type().name()?
+    )))
+}
+
+/// How every request's ASGI scope is built, set once per mount
+/// (`tidings._tidings.ScopeConfig`).
+#[pyclass(module = "tidings._tidings", frozen)]
+pub(crate) struct ScopeConfig {
+    root_path: String,
+    proxies: TrustedProxies,
+}
+
+#[pymethods]
+impl ScopeConfig {
+    #[new]
+    #[pyo3(signature = (root_path="", forwarded_allow_ips=None))]
+    fn new(root_path: &str, forwarded_allow_ips: Option<&str>) -> PyResult<Self> {
+        let proxies = match forwarded_allow_ips {
+            None => TrustedProxies::None,
+            Some(list) => TrustedProxies::parse(list)?,
+        };
+        Ok(ScopeConfig {
+            root_path: root_path.trim_end_matches('/').to_owned(),
+            proxies,
+        })
+    }
+}
