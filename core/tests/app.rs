@@ -266,7 +266,7 @@ async fn an_idle_application_learns_at_once_that_its_client_left() {
 }
 
 #[tokio::test]
-async fn a_client_that_leaves_before_the_answer_is_noticed_and_writes_then_fail() {
+async fn a_client_that_leaves_before_the_answer_is_noticed_and_a_late_start_fails() {
     let server = server(Config::default());
     let (report, mut reports) = mpsc::unbounded_channel();
     mount(&server, move |exchange| {
@@ -277,25 +277,22 @@ async fn a_client_that_leaves_before_the_answer_is_noticed_and_writes_then_fail(
                 let _ = closed.send(());
             });
             on_close.await.unwrap();
-            exchange.start(200, Vec::<(&str, &str)>::new()).unwrap();
-            let _ = report.send((
-                exchange.is_closed(),
-                exchange.write(Bytes::from("late"), false),
-            ));
+            let start = exchange.start(200, Vec::<(&str, &str)>::new());
+            let _ = report.send((exchange.is_closed(), start));
         }
     });
     let addr = server.start().unwrap();
     let conn = RawConn::open(addr, b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n").await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     drop(conn);
-    let (closed, write) = tokio::time::timeout(PATIENCE, reports.recv())
+    let (closed, start) = tokio::time::timeout(PATIENCE, reports.recv())
         .await
         .unwrap()
         .unwrap();
     assert!(closed);
     assert!(
-        matches!(write, Err(tidings::Error::Disconnected)),
-        "{write:?}"
+        matches!(start, Err(tidings::Error::Disconnected)),
+        "{start:?}"
     );
     server.stop();
 }
