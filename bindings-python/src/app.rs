@@ -411,6 +411,16 @@ impl Exchange {
         self.inner.subscribe(channel.core()).py_err()
     }
 
+    /// Hands the connection to an event stream fed through the returned
+    /// `AppStream` (`queue` events deep), with keep-alives and disconnect
+    /// detection done by the engine.
+    fn stream(&self, queue: usize) -> PyResult<AppStream> {
+        Ok(AppStream {
+            sender: self.inner.stream(queue).py_err()?,
+            mailbox: self.mailbox.clone(),
+        })
+    }
+
     /// The application failed: `500` before its response started, a cut
     /// connection after. A no-op once the response is complete.
     fn fail(&self) {
@@ -510,5 +520,55 @@ impl ScopeConfig {
             root_path: root_path.trim_end_matches('/').to_owned(),
             proxies,
         })
+    }
+}
+
+/// The sending end of a connection handed to an event stream
+/// (`tidings._tidings.AppStream`); its wake-ups come through the mailbox.
+#[pyclass(module = "tidings._tidings", frozen)]
+pub(crate) struct AppStream {
+    sender: tidings::StreamSender,
+    mailbox: Mailbox,
+}
+
+#[pymethods]
+impl AppStream {
+    /// Queues one item (str, bytes, dict of fields or `Event`); False if
+    /// the queue is full (wait with `wait_ready`). Raises
+    /// `ClientDisconnected` once the client has gone.
+    fn try_send(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match self.sender.try_send(crate::convert::stream_item(item)?) {
+            Ok(()) => Ok(true),
+            Err(tidings::Error::QueueFull) => Ok(false),
+            Err(err) => Err(crate::errors::to_py(err)),
+        }
+    }
+
+    /// Resolves `future` with True once there is room, False once the
+    /// client has gone.
+    fn wait_ready(&self, future: Py<PyAny>) {
+        self.sender.when_ready(self.mailbox.resolver(future));
+    }
+
+    /// Resolves `future` (with True) once the client has gone.
+    fn wait_closed(&self, future: Py<PyAny>) {
+        let resolve = self.mailbox.resolver(future);
+        self.sender.on_close(move || resolve(true));
+    }
+
+    /// Ends the stream after what was queued.
+    fn close(&self) {
+        self.sender.close();
+    }
+
+    /// Ends the stream with `event: error` after what was queued.
+    fn fail(&self) {
+        self.sender.fail();
+    }
+
+    /// Whether the client has gone (or the stream was closed).
+    #[getter]
+    fn closed(&self) -> bool {
+        self.sender.is_closed()
     }
 }

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use crate::convert::{build, Event};
 use crate::dispatch::Dispatcher;
 use crate::errors::{ConfigError, IntoPyResult};
+use crate::listen::Listener;
 use crate::stream::Request;
 
 /// A broadcast channel: every `publish` reaches every current subscriber.
@@ -37,6 +38,13 @@ impl Channel {
 
 #[pymethods]
 impl Channel {
+    /// Subscribes from Python: a `Listener` of the events after
+    /// `last_event_id` (or of new events only).
+    #[pyo3(signature = (last_event_id=None))]
+    fn listen(&self, last_event_id: Option<&str>) -> PyResult<Listener> {
+        Listener::open(&self.inner, last_event_id)
+    }
+
     /// Publishes one event to every subscriber and into the history; returns
     /// the id it was sent with (its own or an automatic one), or None.
     ///

@@ -37,6 +37,7 @@ pub(crate) fn to_py(err: tidings::Error) -> PyErr {
         | E::ResponseNotStarted
         | E::AlreadyMounted => ServerStateError::new_err(message),
         E::Stopped => ServerStoppedError::new_err(message),
+        E::ChannelFull => ServerStateError::new_err(message),
         E::Disconnected => ClientDisconnected::new_err(message),
         _ => PyRuntimeError::new_err(message),
     }

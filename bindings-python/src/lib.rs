@@ -9,6 +9,7 @@ mod channel;
 mod convert;
 mod dispatch;
 mod errors;
+mod listen;
 mod logging;
 mod server;
 mod stream;
@@ -25,6 +26,8 @@ fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<app::AppBridge>()?;
     m.add_class::<app::Exchange>()?;
     m.add_class::<app::ScopeConfig>()?;
+    m.add_class::<app::AppStream>()?;
+    m.add_class::<listen::Listener>()?;
     m.add_function(wrap_pyfunction!(logging::install_log_bridge, m)?)?;
     Ok(())
 }

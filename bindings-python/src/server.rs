@@ -238,10 +238,22 @@ impl Server {
         self.inner.local_addr().map(|addr| addr.port())
     }
 
-    /// The configured host.
+    /// The host it listens (or will listen) on.
     #[getter]
-    fn host(&self) -> &str {
-        &self.inner.config().host
+    fn host(&self) -> String {
+        self.inner.host()
+    }
+
+    /// Changes where it will listen, and how long its stop drains, until it
+    /// starts.
+    #[pyo3(signature = (host, port, drain_timeout=None))]
+    fn set_start_options(&self, host: &str, port: u16, drain_timeout: Option<f64>) -> PyResult<()> {
+        let drain_timeout = drain_timeout
+            .map(|s| seconds("drain_timeout", s))
+            .transpose()?;
+        self.inner
+            .set_start_options(host, port, drain_timeout)
+            .py_err()
     }
 
     /// Whether the server is running.

@@ -471,7 +471,8 @@ impl Exchange {
     /// returned sender, with keep-alives and disconnect detection done by
     /// the engine. Errors as [`subscribe`](Self::subscribe).
     pub fn stream(&self, queue: usize) -> Result<StreamSender> {
-        let (sender, receiver, _decision) = stream_pair(queue.max(1));
+        let runtime = self.shared().runtime.clone();
+        let (sender, receiver, _decision) = stream_pair(queue.max(1), runtime);
         sender.accept();
         self.hand_over(|head| Answer::Stream { head, receiver })?;
         Ok(sender)

@@ -103,6 +103,10 @@ pub enum Error {
     #[error("the response has already started")]
     ResponseStarted,
 
+    /// The channel already has its `max_subscribers`.
+    #[error("the channel is full: it has its max_subscribers")]
+    ChannelFull,
+
     /// [`Server::mount`](crate::Server::mount) was called twice.
     #[error("an application is already mounted on this server")]
     AlreadyMounted,
@@ -141,6 +145,7 @@ impl Error {
             Error::ResponseNotStarted => "RESPONSE_NOT_STARTED",
             Error::ResponseStarted => "RESPONSE_STARTED",
             Error::AlreadyMounted => "ALREADY_MOUNTED",
+            Error::ChannelFull => "CHANNEL_FULL",
             Error::BlockingInAsync => "WOULD_BLOCK",
         }
     }

@@ -173,7 +173,8 @@ async fn route(
         Target::Route(Route::Stream(handler)) => {
             let request =
                 Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
-            let (sender, receiver, decision) = stream_pair(site.config.stream_queue);
+            let (sender, receiver, decision) =
+                stream_pair(site.config.stream_queue, tokio::runtime::Handle::current());
             // A panicking handler costs this client a 500, nothing more.
             let opened = catch_unwind(AssertUnwindSafe(|| handler.open(request, sender)));
             if opened.is_err() {

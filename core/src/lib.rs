@@ -32,6 +32,8 @@ mod stats;
 mod channel;
 mod reply;
 mod stream;
+// In-process subscribers of channels:
+mod listener;
 // The exchange with a mounted application hands connections to channels and
 // streams, so it sits above them:
 mod app;
@@ -53,6 +55,7 @@ pub use channel::{Channel, ChannelOptions, EventId, PresenceHook};
 pub use config::{duration_from_secs, Config, Cors, Limits, MAX_DURATION};
 pub use error::{Error, Result};
 pub use event::Event;
+pub use listener::{Listener, Received};
 pub use reply::{Reply, RouteHandler};
 pub use request::Request;
 pub use server::Server;

@@ -67,12 +67,22 @@ pub struct Server {
     /// The thread finishing a stop that was started from an engine thread,
     /// for a later `stop` from elsewhere to wait for.
     stopper: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Where to listen and how long to drain: the configuration's, unless
+    /// changed before the start.
+    settings: Mutex<StartSettings>,
+}
+
+#[derive(Clone)]
+struct StartSettings {
+    host: String,
+    port: u16,
+    drain_timeout: Duration,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("host", &self.site.config.host)
+            .field("host", &lock(&self.settings).host)
             .field("local_addr", &self.local_addr())
             .finish()
     }
@@ -91,16 +101,61 @@ impl Server {
             shutdown: Arc::default(),
             keepalive: config.keepalive,
         };
+        let settings = StartSettings {
+            host: config.host.clone(),
+            port: config.port,
+            drain_timeout: config.drain_timeout,
+        };
         Ok(Server {
             site: Arc::new(Site::new(config, bodies)),
             lifecycle: Mutex::new(Lifecycle::Ready),
             stopper: Mutex::new(None),
+            settings: Mutex::new(settings),
         })
     }
 
-    /// The configuration the server was created with.
+    /// The configuration the server was created with (see
+    /// [`host`](Self::host) for the address it listens on).
     pub fn config(&self) -> &Config {
         &self.site.config
+    }
+
+    /// The host it listens (or will listen) on.
+    pub fn host(&self) -> String {
+        lock(&self.settings).host.clone()
+    }
+
+    /// Changes where the server will listen and how long its stop drains,
+    /// until it starts: a server declared when a program is imported, with
+    /// its channels, can be started by whatever runs the program (`tidings
+    /// run`). Fails with [`Error::AlreadyRunning`] once started,
+    /// [`Error::Stopped`] once stopped, [`Error::InvalidConfig`] for a
+    /// drain timeout out of range.
+    pub fn set_start_options(
+        &self,
+        host: &str,
+        port: u16,
+        drain_timeout: Option<Duration>,
+    ) -> Result<()> {
+        if let Some(timeout) = drain_timeout {
+            Config {
+                drain_timeout: timeout,
+                ..Config::default()
+            }
+            .validate()?;
+        }
+        match &*lock(&self.lifecycle) {
+            Lifecycle::Running(running) => return Err(Error::AlreadyRunning(running.addr)),
+            Lifecycle::Stopped => return Err(Error::Stopped),
+            Lifecycle::Ready => {}
+        }
+        let mut settings = lock(&self.settings);
+        settings.host = host.to_owned();
+        settings.port = port;
+        if let Some(timeout) = drain_timeout {
+            settings.drain_timeout = timeout;
+        }
+        Ok(())
     }
 
     /// Registers a broadcast channel at `path` and returns its handle.
@@ -199,7 +254,8 @@ impl Server {
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
-        let listener = bind(&config.host, config.port)?;
+        let settings = lock(&self.settings).clone();
+        let listener = bind(&settings.host, settings.port)?;
         let addr = listener.local_addr().map_err(Error::Runtime)?;
         let listener = {
             let _context = runtime.enter();
@@ -271,7 +327,7 @@ impl Server {
         let Lifecycle::Running(running) = previous else {
             return;
         };
-        let drain = self.site.config.drain_timeout;
+        let drain = lock(&self.settings).drain_timeout;
         // A dedicated thread owns the runtime's shutdown: that is legal from
         // any caller, including one inside another runtime.
         let stopper = std::thread::Builder::new()

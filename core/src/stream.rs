@@ -119,16 +119,18 @@ impl fmt::Debug for StreamSender {
 pub(crate) const ERROR_EVENT: &[u8] = b"event: error\ndata: stream failed\n\n";
 
 /// Creates the two ends of a stream whose queue holds `capacity` events, and
-/// the receiver of the handler's head decision. Must run on the engine's runtime.
+/// the receiver of the handler's head decision; waits start on `runtime`
+/// (the engine's).
 pub(crate) fn stream_pair(
     capacity: usize,
+    runtime: tokio::runtime::Handle,
 ) -> (StreamSender, StreamReceiver, oneshot::Receiver<Decision>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let (decision_tx, decision_rx) = oneshot::channel();
     let state = Arc::new(StreamState {
         close_hooks: Mutex::new(Some(Vec::new())),
         failed: AtomicBool::new(false),
-        runtime: tokio::runtime::Handle::current(),
+        runtime,
     });
     let receiver = StreamReceiver {
         rx,

@@ -507,8 +507,12 @@ async fn a_connection_handed_to_a_stream_gets_the_hosts_events() {
     let kept = Arc::clone(&senders);
     server
         .mount(move |exchange: Exchange| {
-            let sender = exchange.stream(8).unwrap();
-            kept.lock().unwrap().push(sender);
+            // From a host's own thread, not the engine's.
+            let kept = Arc::clone(&kept);
+            std::thread::spawn(move || {
+                let sender = exchange.stream(8).unwrap();
+                kept.lock().unwrap().push(sender);
+            });
         })
         .unwrap();
     let addr = server.start().unwrap();
@@ -516,6 +520,7 @@ async fn a_connection_handed_to_a_stream_gets_the_hosts_events() {
     assert_eq!(response.status, 200);
     let mut events = response.events();
     let sender = senders.lock().unwrap().pop().unwrap();
+    assert!(!sender.is_closed());
     sender
         .try_send(Event::data("one").event("tick").unwrap())
         .unwrap();

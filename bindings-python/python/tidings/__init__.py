@@ -28,6 +28,7 @@ from ._errors import (
     TidingsError,
 )
 from ._asgi import LifespanFailed
+from ._default import channel, configure, default_server
 from ._runner import Response
 from ._serve import serve, serve_async
 from ._server import Server
@@ -50,6 +51,9 @@ __all__ = [
     "ServerStoppedError",
     "TidingsError",
     "__version__",
+    "channel",
+    "configure",
+    "default_server",
     "serve",
     "serve_async",
 ]

@@ -26,6 +26,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LIFESPAN_MODES = ("auto", "on", "off")
 
+# The scope extension that says the engine can take the connection.
+EXTENSION = "tidings.channel"
+
+
+def served_by_tidings(scope: Scope) -> bool:
+    """Whether the engine serves this request (and can take its connection)."""
+    return EXTENSION in scope.get("extensions", {})
+
 
 class LifespanFailed(RuntimeError):
     """The application's lifespan startup failed; the server does not start."""
@@ -141,6 +149,9 @@ def _endpoints(exchange: _tidings.AppExchange, loop: asyncio.AbstractEventLoop) 
             exchange.start(message["status"], message.get("headers", ()))
         elif kind == "tidings.channel":
             exchange.subscribe(message["channel"])
+        elif kind == "tidings.stream":
+            # Handed back in the message: ASGI's send returns nothing.
+            message["stream"] = exchange.stream(message.get("queue", 32))
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 

@@ -9,6 +9,8 @@ import signal
 from typing import Any, Callable
 
 from ._asgi import ASGIApp
+from ._default import existing_default_server
+from ._errors import ServerStateError
 from ._server import Server
 
 logger = logging.getLogger("tidings")
@@ -33,6 +35,8 @@ def serve(
     shutdown runs. Runs on uvloop when it is installed.
 
     `options` are :class:`Server`'s (``cors``, ``max_connections``, ...).
+    If the app declared channels with :func:`tidings.channel`, it is served
+    on that default server (configure it with :func:`tidings.configure`).
     `on_ready(server)` is called once it serves, e.g. to learn the port of
     ``port=0``. Raises :class:`LifespanFailed` if the app's startup fails."""
     main = serve_async(
@@ -69,9 +73,17 @@ async def serve_async(
     **options: Any,
 ) -> None:
     """:func:`serve` on the running loop."""
-    if timeout_graceful_shutdown is not None:
-        options["drain_timeout"] = timeout_graceful_shutdown
-    server = Server(host, port, **options)
+    server = existing_default_server()
+    if server is None:
+        if timeout_graceful_shutdown is not None:
+            options["drain_timeout"] = timeout_graceful_shutdown
+        server = Server(host, port, **options)
+    elif options:
+        raise ServerStateError(
+            "the app's channels live on the default server: give its options to tidings.configure(), not serve()"
+        )
+    else:
+        server.set_start_options(host, port, timeout_graceful_shutdown)
     server.mount(
         app,
         root_path=root_path,

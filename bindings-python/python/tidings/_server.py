@@ -262,6 +262,15 @@ class Server:
         host = self._native.host
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
+    def set_start_options(self, host: str, port: int, drain_timeout: float | None = None) -> None:
+        """Changes where the server will listen, and how long its stop
+        drains, until it starts: a server declared when a program is
+        imported (with its channels) can be started by whatever runs the
+        program, as ``tidings run`` does."""
+        self._native.set_start_options(host, port, drain_timeout)
+        if drain_timeout is not None:
+            self._drain_timeout = drain_timeout
+
     @property
     def drain_timeout(self) -> float:
         """Seconds open responses get to finish when the server stops."""

@@ -1,0 +1,48 @@
+"""The process's default server: where channels declared at module level
+(``tidings.channel("/scores")``) live, and what ``tidings run`` serves the
+application on, so that an endpoint and the engine share them."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ._errors import ServerStateError
+from ._server import Server
+from ._tidings import Channel
+
+_lock = threading.Lock()
+_default: Server | None = None
+
+
+def configure(**options: Any) -> Server:
+    """Creates the default server with :class:`Server`'s options (``cors``,
+    ``keepalive``, limits, ...); call it before the first
+    :func:`channel`. ``tidings run`` still chooses the host and port."""
+    global _default
+    with _lock:
+        if _default is not None:
+            raise ServerStateError("the default server exists already: call tidings.configure() before tidings.channel()")
+        _default = Server(**options)
+        return _default
+
+
+def default_server() -> Server:
+    """The default server, created with default options on first use."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = Server()
+        return _default
+
+
+def existing_default_server() -> Server | None:
+    """The default server if something created it."""
+    return _default
+
+
+def channel(path: str, **options: Any) -> Channel:
+    """Registers a channel at `path` on the default server (see
+    :meth:`Server.channel` for the options); publish to it from any
+    endpoint or thread, hand connections to it with ``ChannelResponse``."""
+    return default_server().channel(path, **options)
