@@ -141,10 +141,13 @@ def test_root_path_and_trusted_proxy_headers(serve: Any) -> None:
 
 def test_bad_forwarded_allow_ips_are_refused() -> None:
     server = tidings.Server("127.0.0.1", 0)
-    with pytest.raises(ValueError, match="not an IP address"):
-        server.mount(lambda *a: None, forwarded_allow_ips="localhost")
-    with pytest.raises(ValueError, match="lifespan"):
-        server.mount(lambda *a: None, lifespan="sometimes")
+    try:
+        with pytest.raises(ValueError, match="not an IP address"):
+            server.mount(lambda *a: None, forwarded_allow_ips="localhost")
+        with pytest.raises(ValueError, match="lifespan"):
+            server.mount(lambda *a: None, lifespan="sometimes")
+    finally:
+        server.stop()
 
 
 # Request bodies -------------------------------------------------------------
@@ -508,6 +511,7 @@ def test_a_failed_startup_stops_the_start() -> None:
     with pytest.raises(tidings.LifespanFailed, match="startup broke"):
         server.start()
     assert not server.running
+    server.stop()
 
 
 def test_lifespan_on_fails_for_an_app_without_it_and_auto_goes_on() -> None:
@@ -519,6 +523,7 @@ def test_lifespan_on_fails_for_an_app_without_it_and_auto_goes_on() -> None:
     strict.mount(http_only, lifespan="on")
     with pytest.raises(tidings.LifespanFailed):
         strict.start()
+    strict.stop()
     relaxed = started(http_only)
     try:
         with client() as http:

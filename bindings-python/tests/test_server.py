@@ -50,7 +50,7 @@ def test_start_stop_leaves_no_threads_behind() -> None:
     assert engine_threads()
     server.stop()
     assert not server.running and server.port is None
-    assert engine_threads() == []
+    wait_until(lambda: engine_threads() == [], "every tidings thread ended")
     assert not [t for t in threading.enumerate() if t.name == "tidings-asyncio"]
 
 
@@ -114,7 +114,7 @@ def test_async_with_runs_handlers_on_the_running_loop() -> None:
             return data
 
     assert asyncio.run(main()) == ["from the caller's loop"]
-    assert engine_threads() == []
+    wait_until(lambda: engine_threads() == [], "every tidings thread ended")
 
 
 def test_run_stops_cleanly_on_sigint(tmp_path: Path) -> None:
@@ -327,7 +327,7 @@ def test_stop_from_a_callback_starts_the_stop_and_returns(where: str) -> None:
         assert returned.wait(PATIENCE), "stop() called from a callback did not return"
         wait_until(lambda: not server.running, "the server stopped")
         server.stop()  # from here: waits for what the callback started
-        assert engine_threads() == []
+        wait_until(lambda: engine_threads() == [], "every tidings thread ended")
     finally:
         sys.unraisablehook = previous_hook
     assert unraisable == []

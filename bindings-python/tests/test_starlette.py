@@ -24,8 +24,14 @@ from helpers import PATIENCE, client, events
 from tidings.starlette import ChannelResponse, EventSourceResponse, served_by_tidings
 
 finished = threading.Event()
-news_server = tidings.Server("127.0.0.1", 0)
-news = news_server.channel("/internal/news", history=10)
+
+
+class News:
+    """The channel the app hands connections to; its server lives for this
+    module's tests only (made at import, it would outlive every other test)."""
+
+    server: tidings.Server
+    channel: tidings.Channel
 
 
 async def mixed(request: Request) -> EventSourceResponse:
@@ -67,7 +73,7 @@ async def where(request: Request) -> EventSourceResponse:
 
 
 async def channel(request: Request) -> ChannelResponse:
-    return ChannelResponse(news, headers={"x-app": "yes"})
+    return ChannelResponse(News.channel, headers={"x-app": "yes"})
 
 
 app = Starlette(
@@ -115,6 +121,14 @@ def under_uvicorn() -> Iterator[str]:
 SERVERS = {"tidings": under_tidings, "uvicorn": under_uvicorn}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def news_channel() -> Iterator[None]:
+    News.server = tidings.Server("127.0.0.1", 0)  # never started: the channel is all it is for
+    News.channel = News.server.channel("/internal/news", history=10)
+    yield
+    News.server.stop()
+
+
 @pytest.mark.parametrize("kind", SERVERS)
 def test_items_of_every_kind_are_encoded_alike(kind: str) -> None:
     with SERVERS[kind]() as url:
@@ -157,6 +171,7 @@ def test_a_generator_that_raises_ends_the_stream_with_an_error_event() -> None:
 
 @pytest.mark.parametrize("kind", SERVERS)
 def test_a_channel_response_delivers_history_and_live_events(kind: str) -> None:
+    news = News.channel
     first = news.publish("one")
     news.publish("two")
     with SERVERS[kind]() as url:
