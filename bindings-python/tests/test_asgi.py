@@ -531,6 +531,19 @@ def test_lifespan_on_fails_for_an_app_without_it_and_auto_goes_on() -> None:
     finally:
         relaxed.stop()
 
+    async def ignores_lifespan(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return  # neither raises nor starts: as uvicorn, it is served
+        await respond(send, 200, b"ok")
+
+    for mode in ("auto", "on"):
+        quiet = started(ignores_lifespan, lifespan=mode)
+        try:
+            with client() as http:
+                assert http.get(f"{quiet.url}/").text == "ok"
+        finally:
+            quiet.stop()
+
 
 # Beside tidings routes --------------------------------------------------------
 

@@ -41,7 +41,11 @@ class LifespanFailed(RuntimeError):
 
 class Mount:
     """An ASGI application mounted on a server: every request no tidings
-    route serves runs it, on the loop given to :meth:`open`."""
+    route serves runs it, on the loop given to :meth:`open`.
+
+    A request's task is cancelled when its client leaves before the
+    response is complete (a request whose client left while it waited for
+    the loop is not run at all): nobody is left to answer."""
 
     def __init__(
         self,
@@ -97,6 +101,10 @@ class Mount:
             return
         state = self._lifespan.state
         for exchange in self._bridge.drain():
+            if exchange.closed:
+                # The client left while its request waited for the loop.
+                logger.debug("%s %s: the client left before the app ran", exchange.method, exchange.path)
+                continue
             scope = exchange.scope(self._scope_config, state)
             task = loop.create_task(self._run(exchange, scope))
             self._tasks.add(task)
@@ -113,7 +121,11 @@ class Mount:
                 exchange.fail()
             return
         except Exception as error:
-            logger.error("the ASGI application failed on %s %s", exchange.method, exchange.path, exc_info=error)
+            if exchange.closed and not exchange.answered:
+                # Most likely the client's leaving (a send raised): not the app's fault.
+                logger.debug("%s %s ended as its client left: %r", exchange.method, exchange.path, error)
+            else:
+                logger.error("the ASGI application failed on %s %s", exchange.method, exchange.path, exc_info=error)
             exchange.fail()
             return
         if not exchange.answered:
@@ -211,8 +223,14 @@ class Lifespan:
             self._resolve(self._stopped, None)
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
+        else:
+            if not self._started.done():
+                # Returned without a word (an app that ignores lifespan
+                # scopes): nothing to start or stop, as uvicorn sees it.
+                logger.debug("the application returned from its lifespan without starting; going on")
+                self._unsupported = True
         finally:
-            self._resolve(self._started, "the application's lifespan ended before its startup completed")
+            self._resolve(self._started, None)
             self._resolve(self._stopped, None)
 
     async def _send(self, message: Message) -> None:
