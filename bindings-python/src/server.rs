@@ -86,8 +86,10 @@ impl Server {
         })
     }
 
-    /// Registers a broadcast channel at `path`.
-    #[pyo3(signature = (path, *, history=1000, auto_id=true, max_lag=1024, keepalive=None, max_subscribers=None))]
+    /// Registers a broadcast channel at `path` (served there unless
+    /// `route` is false: then only hand-overs and listeners reach it).
+    #[pyo3(signature = (path, *, history=1000, auto_id=true, max_lag=1024, keepalive=None, max_subscribers=None, route=true))]
+    #[allow(clippy::too_many_arguments)]
     fn channel(
         &self,
         path: &str,
@@ -96,6 +98,7 @@ impl Server {
         max_lag: usize,
         keepalive: Option<f64>,
         max_subscribers: Option<usize>,
+        route: bool,
     ) -> PyResult<Channel> {
         let options = tidings::ChannelOptions {
             history,
@@ -104,7 +107,12 @@ impl Server {
             keepalive: keepalive.map(|s| seconds("keepalive", s)).transpose()?,
             max_subscribers,
         };
-        let channel = self.inner.channel(path, options).py_err()?;
+        let channel = if route {
+            self.inner.channel(path, options)
+        } else {
+            self.inner.unrouted_channel(path, options)
+        }
+        .py_err()?;
         Ok(Channel::new(channel, self.dispatcher.clone()))
     }
 

@@ -155,6 +155,8 @@ def test_channel_response_runs_after_the_dependency_that_guards_it() -> None:
         refused = http.get(f"{running.url}/livescore")
         assert refused.status_code == 401
         assert refused.json() == {"detail": "a valid token is required"}
+        # The channel has no route of its own: its name is no way around the check.
+        assert http.get(f"{running.url}/internal/livescore").status_code == 404
         allowed = first_events(f"{running.url}/livescore?token=s3cret", 1)
         assert json.loads(allowed[0].data)["teams"]["home"] == "Riverside Rovers"
 

@@ -26,6 +26,8 @@ pub(crate) struct Routes {
     exact: HashMap<String, Route>,
     directories: Vec<(String, PathBuf)>,
     app: Option<Arc<dyn AppHandler>>,
+    /// Channels no path serves: reached only by hand-over and listeners.
+    unrouted: HashMap<String, Channel>,
 }
 
 pub(crate) enum Target {
@@ -37,7 +39,7 @@ pub(crate) enum Target {
 impl Routes {
     pub(crate) fn insert(&mut self, path: &str, route: Route) -> Result<()> {
         check_path(path)?;
-        if self.exact.contains_key(path) {
+        if self.exact.contains_key(path) || self.unrouted.contains_key(path) {
             return Err(Error::RouteExists(path.to_owned()));
         }
         self.exact.insert(path.to_owned(), route);
@@ -64,6 +66,17 @@ impl Routes {
         Ok(())
     }
 
+    /// Keeps `channel` (named `name`, a path that is not served) with the
+    /// others, for stats and shutdown.
+    pub(crate) fn insert_unrouted(&mut self, name: &str, channel: Channel) -> Result<()> {
+        check_path(name)?;
+        if self.exact.contains_key(name) || self.unrouted.contains_key(name) {
+            return Err(Error::RouteExists(name.to_owned()));
+        }
+        self.unrouted.insert(name.to_owned(), channel);
+        Ok(())
+    }
+
     pub(crate) fn mount(&mut self, app: Arc<dyn AppHandler>) -> Result<()> {
         if self.app.is_some() {
             return Err(Error::AlreadyMounted);
@@ -82,11 +95,15 @@ impl Routes {
         self.exact.get(path).cloned()
     }
 
+    /// Every channel, routed or not.
     pub(crate) fn channels(&self) -> impl Iterator<Item = &Channel> {
-        self.exact.values().filter_map(|route| match route {
-            Route::Channel(channel) => Some(channel),
-            _ => None,
-        })
+        self.exact
+            .values()
+            .filter_map(|route| match route {
+                Route::Channel(channel) => Some(channel),
+                _ => None,
+            })
+            .chain(self.unrouted.values())
     }
 
     pub(crate) fn find(&self, path: &str) -> Option<Target> {

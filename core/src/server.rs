@@ -167,6 +167,19 @@ impl Server {
         Ok(channel)
     }
 
+    /// Registers a broadcast channel that no path serves: clients reach it
+    /// only when a mounted application hands them over
+    /// ([`Exchange::subscribe`](crate::Exchange::subscribe)), after its own
+    /// checks, and the host reads it with [`Channel::listen`]. `name` is
+    /// path-shaped and unique among the server's routes; stats list it.
+    pub fn unrouted_channel(&self, name: &str, options: ChannelOptions) -> Result<Channel> {
+        options.validate()?;
+        let counters = Arc::clone(&self.site.bodies.counters);
+        let channel = Channel::new(name.to_owned(), options, counters);
+        self.edit_routes(|routes| routes.insert_unrouted(name, channel.clone()))?;
+        Ok(channel)
+    }
+
     /// Registers a per-connection stream at `path` driven by an async
     /// function: it runs on the engine's runtime once per client, sends that
     /// client's events, and is dropped (cancelled) as soon as the client

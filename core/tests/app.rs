@@ -444,7 +444,7 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
 async fn a_connection_handed_to_a_channel_is_a_subscriber_that_resumes() {
     let server = server(Config::default());
     let scores = server
-        .channel("/internal/scores", ChannelOptions::default())
+        .unrouted_channel("/internal/scores", ChannelOptions::default())
         .unwrap();
     let handed = scores.clone();
     server
@@ -465,6 +465,13 @@ async fn a_connection_handed_to_a_channel_is_a_subscriber_that_resumes() {
         .unwrap();
     let addr = server.start().unwrap();
     assert_eq!(get(addr, "/scores", &[]).await.status, 401);
+    // The channel's own name is no way around the application's check.
+    assert_eq!(get(addr, "/internal/scores", &[]).await.status, 401);
+    assert!(server
+        .stats()
+        .channels
+        .iter()
+        .any(|c| c.path == "/internal/scores"));
 
     let auth = [("authorization", "Bearer ok")];
     let response = get(addr, "/scores", &auth).await;

@@ -107,3 +107,26 @@ fn a_listener_that_falls_behind_is_dropped() {
     assert_eq!(listener.try_next(), Received::TooSlow);
     assert_eq!(listener.try_next(), Received::Closed);
 }
+
+#[test]
+fn an_unrouted_channel_is_listed_and_closed_with_the_server() {
+    let server = server(Config::default());
+    let hidden = server
+        .unrouted_channel("/hidden", ChannelOptions::default())
+        .unwrap();
+    assert!(matches!(
+        server.channel("/hidden", ChannelOptions::default()),
+        Err(tidings::Error::RouteExists(_))
+    ));
+    let mut listener = hidden.listen(None, || {}).unwrap();
+    hidden.publish(Event::data("x")).unwrap();
+    assert!(frames(listener.try_next()).contains("data: x"));
+    let stats = server.stats();
+    assert!(stats
+        .channels
+        .iter()
+        .any(|c| c.path == "/hidden" && c.subscribers == 1));
+    server.start().unwrap();
+    server.stop();
+    assert_eq!(listener.try_next(), Received::Closed);
+}

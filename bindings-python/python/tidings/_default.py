@@ -41,8 +41,12 @@ def existing_default_server() -> Server | None:
     return _default
 
 
-def channel(path: str, **options: Any) -> Channel:
-    """Registers a channel at `path` on the default server (see
-    :meth:`Server.channel` for the options); publish to it from any
-    endpoint or thread, hand connections to it with ``ChannelResponse``."""
-    return default_server().channel(path, **options)
+def channel(name: str, *, route: bool = False, **options: Any) -> Channel:
+    """Registers a channel on the default server (see :meth:`Server.channel`
+    for the options); publish to it from any endpoint or thread, hand
+    connections to it with ``ChannelResponse``.
+
+    Unlike :meth:`Server.channel`, no path serves it unless ``route=True``:
+    clients reach it through your endpoints, after their dependencies (auth)
+    ran, and `name` only names it."""
+    return default_server().channel(name, route=route, **options)

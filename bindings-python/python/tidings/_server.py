@@ -82,8 +82,13 @@ class Server:
         max_lag: int = 1024,
         keepalive: float | None = None,
         max_subscribers: int | None = None,
+        route: bool = True,
     ) -> Channel:
-        """Registers a broadcast channel at `path`; publish to it from any thread."""
+        """Registers a broadcast channel at `path`; publish to it from any thread.
+
+        With ``route=False`` no path serves it: clients reach it only through
+        an endpoint that returns ``ChannelResponse(channel)`` after its own
+        checks (`path` then just names it, e.g. in ``stats()``)."""
         return self._native.channel(
             path,
             history=history,
@@ -91,6 +96,7 @@ class Server:
             max_lag=max_lag,
             keepalive=keepalive,
             max_subscribers=max_subscribers,
+            route=route,
         )
 
     def stream(self, path: str) -> Callable[[Handler], Handler]:
