@@ -104,6 +104,38 @@ impl Socket {
     }
 }
 
+/// A vectored write that never raises `SIGPIPE`: `writev` has no flag to
+/// suppress it, and a C or Node host that keeps the default disposition
+/// would die the first time a client resets its connection mid-write
+/// (plain writes are `send` with `MSG_NOSIGNAL` already, in std).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn poll_send_vectored(
+    stream: &mut TcpStream,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let stream = &*stream;
+    loop {
+        std::task::ready!(stream.poll_write_ready(cx))?;
+        let sent = stream.try_io(tokio::io::Interest::WRITABLE, || {
+            socket2::SockRef::from(stream).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+        });
+        match sent {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return Poll::Ready(other),
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn poll_send_vectored(
+    stream: &mut TcpStream,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    Pin::new(stream).poll_write_vectored(cx, bufs)
+}
+
 impl AsyncRead for Socket {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -135,7 +167,7 @@ impl AsyncWrite for Socket {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let result = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        let result = poll_send_vectored(&mut this.stream, cx, bufs);
         let offered = bufs.iter().map(|buf| buf.len()).sum();
         this.account(cx, offered, result)
     }
@@ -214,5 +246,40 @@ impl AsyncWrite for Replay {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Writing twice to a connection its peer reset: the first write gets
+    /// `ECONNRESET`, the second `EPIPE`, and with `writev` the kernel would
+    /// also raise `SIGPIPE`, which kills a host that kept its default.
+    #[tokio::test]
+    async fn a_vectored_write_to_a_reset_connection_fails_without_sigpipe() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client); // a reset, not a FIN
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut socket = Socket::new(accepted, Duration::from_secs(5), Arc::default());
+        // SAFETY: `signal` only swaps this signal's disposition; the previous
+        // one is put back below, and no other test in this binary writes to
+        // a reset socket.
+        let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        let slices = [IoSlice::new(b"event: a\n"), IoSlice::new(b"data: b\n\n")];
+        let first = socket.write_vectored(&slices).await;
+        let second = socket.write_vectored(&slices).await;
+        // SAFETY: as above; restores what was there before.
+        unsafe { libc::signal(libc::SIGPIPE, previous) };
+        assert!(first.is_err() || second.is_err(), "{first:?} {second:?}");
+        assert_eq!(second.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
     }
 }
