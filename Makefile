@@ -90,12 +90,13 @@ test-node-install: node ## `npm install ./bindings-node` and `npm pack` both giv
 
 test-bench: python node ## Benchmarks' own tests: every peer follows the protocol, the report renders
 	bench/setup.sh
-	$(PY) -m mypy --strict bench/run.py bench/report.py bench/peers bench/tests
+	$(PY) -m mypy --strict bench/run.py bench/report.py bench/asgi.py bench/peers bench/tests
 	$(PY) -m pytest -q -p no:cacheprovider bench/tests
 
 bench: python node ## Benchmarks, quick profile (~10 min): every peer side by side -> docs/benchmarks.md
 	bench/setup.sh
 	$(PY) bench/run.py --profile quick
+	$(PY) bench/asgi.py
 
 bench-full: python node ## Benchmarks, full profile (longer runs, 10k fan-out, 50k/100k idle for every peer)
 	bench/setup.sh

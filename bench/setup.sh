@@ -12,6 +12,7 @@ gcc -O2 -std=c11 -Wall -Wextra -Werror bench/peers/c_peer.c -Iinclude \
 
 packages=()
 command -v taskset >/dev/null || packages+=(util-linux)
+command -v wrk >/dev/null || packages+=(wrk)  # bench/asgi.py's load generator
 [ -x /usr/sbin/nginx ] || packages+=(nginx)
 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || packages+=(libnginx-mod-nchan)
 if [ ${#packages[@]} -gt 0 ]; then
