@@ -93,6 +93,11 @@ PEERS = [
          "uvicorn + sse-starlette, the idiomatic broadcast (an asyncio queue per subscriber)", slow=True),
     Peer("fastapi", (str(VENV_PYTHON), str(PEER_SCRIPTS / "python_peer.py"), "--impl", "fastapi"),
          "uvicorn + FastAPI `StreamingResponse`, as in the classic demos, same broadcast", slow=True),
+    Peer("fastapi-on-tidings", (str(VENV_PYTHON), str(PEER_SCRIPTS / "python_peer.py"), "--impl", "fastapi-on-tidings"),
+         "the fastapi peer's app, unchanged, under `tidings run`'s ASGI server instead of uvicorn", slow=True),
+    Peer("fastapi-channel", (str(VENV_PYTHON), str(PEER_SCRIPTS / "python_peer.py"), "--impl", "fastapi-channel"),
+         "a FastAPI endpoint returning `ChannelResponse` (streams: tidings' `EventSourceResponse`): "
+         "Python decides, Rust serves"),
 ]
 FAST = ("ceiling", "tidings", "tidings-c", "tidings-python", "tidings-node", "axum")
 RUST = ("ceiling", "tidings", "axum")

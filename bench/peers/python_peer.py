@@ -7,6 +7,11 @@
   preformatted "data: ...\\n\\n" strings as the classic FastAPI SSE demos do.
 - tidings: the tidings binding; the transport runs in Rust and Python only
   publishes, from a plain thread.
+- fastapi-on-tidings: the fastapi app above, unchanged, served by tidings'
+  ASGI server (`tidings run`'s) instead of uvicorn.
+- fastapi-channel: the same FastAPI route returning `ChannelResponse` (an
+  unrouted channel) for broadcasts and tidings' `EventSourceResponse` for
+  streams: the endpoint runs in Python, the connection is then served in Rust.
 
 The first two are the code a Python developer typically writes, served by
 uvicorn (uvloop, httptools) in this process; nothing is tuned beyond turning
@@ -32,7 +37,7 @@ import tidings
 import uvicorn
 import uvloop
 from fastapi import FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -120,6 +125,48 @@ async def serve_asgi(args: argparse.Namespace) -> None:
     await asyncio.gather(serving, publish_on_schedule_async(args, lambda: len(hub.queues), hub.publish))
 
 
+async def serve_fastapi_on_tidings(args: argparse.Namespace) -> None:
+    """The fastapi app, unchanged, on tidings' ASGI server; the publisher is a
+    task on the app's loop, as under uvicorn."""
+    hub = Hub()
+    server = tidings.Server("127.0.0.1", args.port, keepalive=None, worker_threads=args.threads)
+    server.mount(fastapi_app(args, hub), lifespan="off")
+    async with server:
+        assert server.port is not None, "a started server has a port"
+        announce(server.port)
+        if args.mode == "broadcast":
+            await publish_on_schedule_async(args, lambda: len(hub.queues), hub.publish)
+        await asyncio.get_running_loop().create_future()
+
+
+def serve_fastapi_channel(args: argparse.Namespace) -> None:
+    """A FastAPI endpoint that hands each connection to the engine; publishing
+    from a plain thread, as the tidings peer does."""
+    from tidings.starlette import ChannelResponse, EventSourceResponse
+
+    server = tidings.Server("127.0.0.1", args.port, keepalive=None, worker_threads=args.threads)
+    channel = server.channel("/internal/sse", history=0, max_lag=max(args.events, 1024), route=False)
+    app = FastAPI()
+
+    async def own_stream() -> AsyncIterator[str]:
+        for seq in range(args.events):
+            yield payload(seq, args.size)
+
+    @app.get("/sse")
+    async def sse() -> Response:
+        if args.mode == "broadcast":
+            return ChannelResponse(channel)
+        return EventSourceResponse(own_stream())
+
+    server.mount(app, lifespan="off")
+    server.start()
+    assert server.port is not None, "a started server has a port"
+    announce(server.port)
+    if args.mode == "broadcast":
+        publish_on_schedule(args, lambda: channel.subscribers, channel.publish)
+    threading.Event().wait()
+
+
 def serve_tidings(args: argparse.Namespace) -> None:
     """Serves with the tidings binding: its own engine threads, publishing here."""
     server = tidings.Server("127.0.0.1", args.port, keepalive=None, worker_threads=args.threads)
@@ -143,12 +190,17 @@ def serve_tidings(args: argparse.Namespace) -> None:
 
 def main() -> None:
     cli = parser(__doc__.split("\n\n")[0])
-    cli.add_argument("--impl", choices=("sse-starlette", "fastapi", "tidings"), required=True)
+    impls = ("sse-starlette", "fastapi", "tidings", "fastapi-on-tidings", "fastapi-channel")
+    cli.add_argument("--impl", choices=impls, required=True)
     args = cli.parse_args()
     logging.basicConfig(level=logging.WARNING)
     raise_fd_limit()
     if args.impl == "tidings":
         serve_tidings(args)
+    elif args.impl == "fastapi-channel":
+        serve_fastapi_channel(args)
+    elif args.impl == "fastapi-on-tidings":
+        uvloop.run(serve_fastapi_on_tidings(args))
     else:
         # uvicorn's loop="uvloop" applies only to Server.run(); serve() runs on ours.
         uvloop.run(serve_asgi(args))

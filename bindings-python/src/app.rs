@@ -382,16 +382,32 @@ impl Exchange {
     }
 
     /// `http.response.start`: the status and `headers` (pairs of bytes).
-    fn start(&self, status: u16, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Returns whether the response has no `Content-Length` (so it may
+    /// stream, and its head should go out without waiting for a body:
+    /// `flush_head`).
+    fn start(&self, status: u16, headers: &Bound<'_, PyAny>) -> PyResult<bool> {
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut sized = false;
         for pair in headers.try_iter()? {
             let pair = pair?;
             let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair
                 .extract()
                 .map_err(|_| PyTypeError::new_err("each header must be a (name, value) pair"))?;
-            pairs.push((header_bytes(&name)?, header_bytes(&value)?));
+            let name = header_bytes(&name)?;
+            sized |= name.eq_ignore_ascii_case(b"content-length");
+            pairs.push((name, header_bytes(&value)?));
         }
-        self.inner.start(status, pairs).py_err()
+        self.inner.start(status, pairs).py_err()?;
+        Ok(!sized)
+    }
+
+    /// Sends the head now unless a body was written since `start`.
+    fn flush_head(&self) -> PyResult<()> {
+        match self.inner.flush_head() {
+            // The client left: the app learns it at its next send.
+            Ok(()) | Err(tidings::Error::Disconnected) => Ok(()),
+            Err(err) => Err(crate::errors::to_py(err)),
+        }
     }
 
     /// `http.response.body`: queues `body`; True if the caller must wait

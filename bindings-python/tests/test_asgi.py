@@ -261,6 +261,23 @@ def test_a_streamed_response_arrives_chunk_by_chunk(serve: Any) -> None:
     assert lines == ["part 0", "part 1", "part 2"]
 
 
+def test_a_streaming_head_leaves_before_its_first_chunk(serve: Any) -> None:
+    sending = threading.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await asyncio.sleep(0.3)  # an event stream idle before its first event
+        sending.set()
+        await send({"type": "http.response.body", "body": b"data: first\n\n"})
+
+    server = serve(app, lifespan="off")
+    with client() as http, http.stream("GET", f"{server.url}/") as response:
+        # The head arrived while the app had sent no body yet, as under uvicorn.
+        assert not sending.is_set()
+        assert response.status_code == 200
+        assert response.read() == b"data: first\n\n"
+
+
 def test_a_slow_reader_holds_the_application_back(serve: Any) -> None:
     progress: list[int] = []
 

@@ -420,6 +420,29 @@ impl Exchange {
         Ok(must_wait)
     }
 
+    /// Sends the status and headers given to [`start`](Self::start) now,
+    /// before any body, as a streamed response (no `Content-Length` unless
+    /// the headers carry one): a stream that may stay idle for a while (an
+    /// event stream) is then open for its client at once. Does nothing
+    /// unless the response has started and nothing was written yet.
+    pub fn flush_head(&self) -> Result<()> {
+        let mut outbound = lock(&self.shared().outbound);
+        if outbound.head.is_none() || outbound.answer.is_none() || outbound.flow.is_some() {
+            return Ok(());
+        }
+        let (Some(head), Some(answer)) = (outbound.head.take(), outbound.answer.take()) else {
+            return Ok(());
+        };
+        let flow = Arc::new(Mutex::new(Flow::default()));
+        outbound.flow = Some(Arc::clone(&flow));
+        answer
+            .send(Answer::Respond {
+                head,
+                body: AppBody { flow },
+            })
+            .map_err(|_| Error::Disconnected)
+    }
+
     /// Calls `ready(true)` once the response's queue is below
     /// [`WRITE_HIGH_WATER`], or `ready(false)` once the client has gone: at
     /// once if either holds already, else on an engine thread.

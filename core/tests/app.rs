@@ -537,3 +537,32 @@ async fn a_connection_handed_to_a_stream_gets_the_hosts_events() {
     eventually("the stream sees its client leave", || sender.is_closed()).await;
     server.stop();
 }
+
+#[tokio::test]
+async fn a_flushed_head_reaches_the_client_before_any_body() {
+    let server = server(Config::default());
+    let (go, wait) = oneshot::channel::<()>();
+    let wait = Arc::new(Mutex::new(Some(wait)));
+    mount(&server, move |exchange| {
+        let wait = wait.lock().unwrap().take();
+        async move {
+            exchange
+                .start(200, [("content-type", "text/event-stream")])
+                .unwrap();
+            exchange.flush_head().unwrap();
+            exchange.flush_head().unwrap(); // a second flush does nothing
+            if let Some(wait) = wait {
+                let _ = wait.await;
+            }
+            write(&exchange, b"data: late\n\n", false).await.unwrap();
+        }
+    });
+    let addr = server.start().unwrap();
+    let mut conn = RawConn::open(addr, b"GET /events HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    let head = conn.head().await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    go.send(()).unwrap();
+    conn.read_until("data: late").await;
+    server.stop();
+}

@@ -88,6 +88,9 @@ async fn read_stream(
 ) -> Seen {
     let mut seen = Seen {
         latencies_us: Vec::with_capacity(events),
+        // What came with the head counts too (a server may send the head
+        // and its first events in one write).
+        bytes: carry.len(),
         ..Seen::default()
     };
     let mut buffer = vec![0u8; buffer_size.max(carry.len() * 2)];

@@ -158,7 +158,12 @@ def _endpoints(exchange: _tidings.AppExchange, loop: asyncio.AbstractEventLoop) 
                 if not await room:
                     raise ClientDisconnected("the client has disconnected")
         elif kind == "http.response.start":
-            exchange.start(message["status"], message.get("headers", ()))
+            if exchange.start(message["status"], message.get("headers", ())):
+                # No length: it may stream. Its head leaves by the next loop
+                # turn even if the body waits (an idle event stream is open
+                # for its client at once, as under uvicorn); a body sent
+                # right away still goes out with the head in one write.
+                loop.call_soon(exchange.flush_head)
         elif kind == "tidings.channel":
             exchange.subscribe(message["channel"])
         elif kind == "tidings.stream":
