@@ -270,17 +270,15 @@ impl Exchange {
         state: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let request = self.inner.request();
-        let scope = PyDict::new(py);
-        let asgi = PyDict::new(py);
-        asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
-        asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
-        scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
-        scope.set_item(intern!(py, "asgi"), asgi)?;
+        // What every scope of this mount shares, copied; then this request's.
+        let scope = config.template.bind(py).copy()?;
+        let extensions = PyDict::new(py);
+        extensions.set_item(intern!(py, "tidings.channel"), config.extension.bind(py))?;
+        scope.set_item(intern!(py, "extensions"), extensions)?;
         scope.set_item(intern!(py, "http_version"), request.http_version())?;
         scope.set_item(intern!(py, "method"), request.method())?;
         let root = config.root_path.as_str();
         let path = request.decoded_path();
-        scope.set_item(intern!(py, "root_path"), root)?;
         if root.is_empty() {
             scope.set_item(intern!(py, "path"), path.as_ref())?;
             scope.set_item(
@@ -335,9 +333,6 @@ impl Exchange {
         if let Some(state) = state {
             scope.set_item(intern!(py, "state"), state.copy()?)?;
         }
-        let extensions = PyDict::new(py);
-        extensions.set_item(intern!(py, "tidings.channel"), PyDict::new(py))?;
-        scope.set_item(intern!(py, "extensions"), extensions)?;
         Ok(scope)
     }
 
@@ -521,20 +516,35 @@ fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
 pub(crate) struct ScopeConfig {
     root_path: String,
     proxies: TrustedProxies,
+    /// The keys every scope has with the same value (`type`, `asgi`,
+    /// `root_path`); each scope starts as a copy of it.
+    template: Py<PyDict>,
+    /// The value of the `tidings.channel` extension (an empty dict).
+    extension: Py<PyDict>,
 }
 
 #[pymethods]
 impl ScopeConfig {
     #[new]
     #[pyo3(signature = (root_path="", forwarded_allow_ips=None))]
-    fn new(root_path: &str, forwarded_allow_ips: Option<&str>) -> PyResult<Self> {
+    fn new(py: Python<'_>, root_path: &str, forwarded_allow_ips: Option<&str>) -> PyResult<Self> {
         let proxies = match forwarded_allow_ips {
             None => TrustedProxies::None,
             Some(list) => TrustedProxies::parse(list)?,
         };
+        let root_path = root_path.trim_end_matches('/').to_owned();
+        let asgi = PyDict::new(py);
+        asgi.set_item("version", "3.0")?;
+        asgi.set_item("spec_version", "2.4")?;
+        let template = PyDict::new(py);
+        template.set_item("type", "http")?;
+        template.set_item("asgi", asgi)?;
+        template.set_item("root_path", &root_path)?;
         Ok(ScopeConfig {
-            root_path: root_path.trim_end_matches('/').to_owned(),
+            root_path,
             proxies,
+            template: template.unbind(),
+            extension: PyDict::new(py).unbind(),
         })
     }
 }

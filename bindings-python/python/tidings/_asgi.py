@@ -26,6 +26,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LIFESPAN_MODES = ("auto", "on", "off")
 
+# Requests' tasks are kept in a set pruned of finished ones past this size.
+PRUNE_AT = 1024
+
 # The scope extension that says the engine can take the connection.
 EXTENSION = "tidings.channel"
 
@@ -66,6 +69,7 @@ class Mount:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opened = False
         self._closed = False
+        self._prune_at = PRUNE_AT
 
     async def open(self) -> None:
         """Runs the lifespan startup, then takes requests on the running loop."""
@@ -100,19 +104,24 @@ class Mount:
         if loop is None:
             return
         state = self._lifespan.state
+        tasks = self._tasks
         for exchange in self._bridge.drain():
             if exchange.closed:
                 # The client left while its request waited for the loop.
                 logger.debug("%s %s: the client left before the app ran", exchange.method, exchange.path)
                 continue
             scope = exchange.scope(self._scope_config, state)
-            task = loop.create_task(self._run(exchange, scope))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task = loop.create_task(self._run(exchange, scope, loop))
             exchange.cancel_on_disconnect(task)
+            tasks.add(task)
+        # Kept for `close()`; pruned in bulk rather than by a done callback
+        # per request.
+        if len(tasks) > self._prune_at:
+            self._tasks = tasks = {task for task in tasks if not task.done()}
+            self._prune_at = max(PRUNE_AT, 2 * len(tasks))
 
-    async def _run(self, exchange: _tidings.AppExchange, scope: Scope) -> None:
-        receive, send = _endpoints(exchange, asyncio.get_running_loop())
+    async def _run(self, exchange: _tidings.AppExchange, scope: Scope, loop: asyncio.AbstractEventLoop) -> None:
+        receive, send = _endpoints(exchange, loop)
         try:
             await self.app(scope, receive, send)
         except asyncio.CancelledError:
