@@ -225,6 +225,16 @@ def targets(scenarios: Json) -> list[str]:
     calls = get("publish-0", "tidings-python", "calls_per_s")
     if calls is not None:
         row("Python `publish` ≥ 500k calls/s, one thread, no subscribers", f"{calls:,.0f}/s", calls >= 500_000)
+    # FastAPI on tidings (issue 12): the same StreamingResponse app as
+    # uvicorn's, and a ChannelResponse against the channel it hands over to.
+    for mine_peer, their_peer, wanted, label in (
+        ("fastapi-on-tidings", "fastapi", 1.0, "FastAPI `StreamingResponse` under tidings ≥ 1.0× under uvicorn"),
+        ("fastapi-channel", "tidings-python", 0.8, "FastAPI `ChannelResponse` ≥ 0.8× a native channel (Python)"),
+    ):
+        a = get("throughput-1k-100B", mine_peer, "deliveries_per_s")
+        b = get("throughput-1k-100B", their_peer, "deliveries_per_s")
+        if a and b:
+            row(f"{label} (1k × 100 B burst, deliveries/s)", f"{a:,.0f} vs {b:,.0f} = {a / b:.2f}×", a / b >= wanted)
     burst_mine = get("throughput-1k-100B", "tidings", "deliveries_per_s")
     burst_axum = get("throughput-1k-100B", "axum", "deliveries_per_s")
     if burst_mine and burst_axum:
