@@ -1,8 +1,8 @@
 """Numbers: the Starlette EventSourceResponse demo, written for uvicorn.
 
-(Not `numbers.py`: that name would shadow the standard library's `numbers`.)
-
     tidings run numbers_app:app      # or: uvicorn numbers_app:app
+
+(Not `numbers.py`: that name would shadow the standard library's `numbers`.)
 
 `GET /` and `GET /numbers` stream `data: 1` to `data: 5`, 0.9 s apart
 (DEMO_DELAY overrides), then end.
