@@ -77,8 +77,8 @@ class App:
 
 
 BENCH_APPS = [
-    App("raw ASGI hello", "hello:app", "a raw ASGI callable answering 13 bytes", 1.2),
-    App("FastAPI JSON", "fastapi_json:app", "a FastAPI route returning a small JSON object", 1.0),
+    App("raw ASGI hello", "hello:app", "A raw ASGI callable answering 13 bytes", 1.2),
+    App("FastAPI JSON", "fastapi_json:app", "A FastAPI route returning a small JSON object", 1.0),
 ]
 
 
