@@ -8,7 +8,7 @@ connections, on 127.0.0.1 only; each run is bounded by wrk's duration.
 Every (app, server) pair is repeated and reported as the median with
 min-max, with tidings ÷ peer ratios against the issue's goals.
 
-Usage: bench/asgi.py [--duration SECONDS] [--repeat N] [--out DIR]
+Usage: bench/asgi.py [--duration SECONDS] [--repeat N] [--out DIR] [--render-only]
 """
 
 from __future__ import annotations
@@ -177,7 +177,40 @@ def measure(duration: float, repeat: int) -> dict[str, object]:
     }
 
 
-def render(data: dict[str, object]) -> str:
+PLOT = "img/bench-asgi.png"
+
+
+def draw(data: dict[str, object], docs: Path) -> bool:
+    """Draws requests/s per app and server (error bars: min-max) into
+    docs/img/; False if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    results = data["results"]
+    assert isinstance(results, dict)
+    figure, axes = plt.subplots(1, len(BENCH_APPS), figsize=(9, 3.6))
+    for axis, app in zip(axes, BENCH_APPS):
+        row = results.get(app.name, {})
+        names = [server.name for server in SERVERS if server.name in row]
+        medians = [row[name]["median"] for name in names]
+        below = [row[name]["median"] - row[name]["min"] for name in names]
+        above = [row[name]["max"] - row[name]["median"] for name in names]
+        axis.bar(names, medians, yerr=[below, above], capsize=4, color=["#2a7", "#888", "#48c"][: len(names)])
+        axis.set_title(app.name)
+        axis.set_ylabel("requests/s")
+        axis.grid(True, axis="y", alpha=0.3)
+    figure.tight_layout()
+    (docs / PLOT).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(docs / PLOT, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def render(data: dict[str, object], plot: bool = False) -> str:
     results = data["results"]
     assert isinstance(results, dict)
     lines = [
@@ -191,6 +224,8 @@ def render(data: dict[str, object]) -> str:
     for server in SERVERS:
         lines.append(f"- **{server.name}**: {server.about}")
     lines.append("")
+    if plot:
+        lines += [f"![requests/s per server]({PLOT})", ""]
     for app in BENCH_APPS:
         row = results.get(app.name, {})
         lines += [f"## {app.name}", "", app.about + ".", ""]
@@ -224,17 +259,22 @@ def main() -> None:
     cli.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run (default 8)")
     cli.add_argument("--repeat", type=int, default=3, help="runs per (app, server) pair (default 3)")
     cli.add_argument("--out", type=Path, default=ROOT, help="where bench/results and docs go (default: the repo)")
+    cli.add_argument("--render-only", action="store_true", help="redraw the page from bench/results/asgi.json")
     args = cli.parse_args()
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            sys.exit(f"bench/asgi.py needs {tool} (bench/setup.sh installs it)")
-    data = measure(args.duration, args.repeat)
     results_dir = args.out / "bench" / "results"
     docs_dir = args.out / "docs"
-    results_dir.mkdir(parents=True, exist_ok=True)
+    if args.render_only:
+        data = json.loads((results_dir / "asgi.json").read_text())
+    else:
+        for tool in ("wrk", "taskset"):
+            if shutil.which(tool) is None:
+                sys.exit(f"bench/asgi.py needs {tool} (bench/setup.sh installs it)")
+        data = measure(args.duration, args.repeat)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        (results_dir / "asgi.json").write_text(json.dumps(data, indent=2) + "\n")
     docs_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "asgi.json").write_text(json.dumps(data, indent=2) + "\n")
-    (docs_dir / "benchmarks-asgi.md").write_text(render(data) + "\n")
+    plotted = draw(data, docs_dir)
+    (docs_dir / "benchmarks-asgi.md").write_text(render(data, plot=plotted) + "\n")
     print(f"wrote {docs_dir / 'benchmarks-asgi.md'}", file=sys.stderr)
 
 

@@ -4,6 +4,8 @@ none. Real servers on 127.0.0.1; no timing is asserted."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -21,13 +23,16 @@ def test_every_server_answers_every_app(server: asgi.Server, app: asgi.App) -> N
             assert answer.text in ('Hello, world!', '{"message":"Hello World"}')
 
 
-def test_the_page_states_every_ratio_and_goal() -> None:
+def test_the_page_states_every_ratio_and_goal(tmp_path: Path) -> None:
     figures = {"median": 100.0, "min": 90.0, "max": 110.0, "p99_ms": 1.5, "errors": 0.0}
     data = {
         "date": "2026-12-01", "machine": "test", "python": "3", "duration_s": 1, "repeat": 1, "connections": 64,
         "results": {app.name: {server.name: figures for server in asgi.SERVERS} for app in asgi.BENCH_APPS},
     }
-    page = asgi.render(data)
+    assert asgi.draw(data, tmp_path)
+    assert (tmp_path / asgi.PLOT).stat().st_size > 0
+    page = asgi.render(data, plot=True)
+    assert f"({asgi.PLOT})" in page
     for app in asgi.BENCH_APPS:
         assert f"## {app.name}" in page
     assert page.count("tidings ÷ granian: **1.00×**") == len(asgi.BENCH_APPS)
