@@ -153,21 +153,9 @@ async fn route(
         Target::Route(Route::Channel(channel)) => {
             let request =
                 Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
-            match channel.subscribe(request) {
-                Ok(subscription) => {
-                    let body = SseBody::new(Source::Channel(subscription), &site.bodies);
-                    event_stream(ResponseBody::Events(body))
-                }
-                Err(SubscribeError::Full) => {
-                    site.bodies
-                        .counters
-                        .subscribers_refused
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    retry_later(StatusCode::SERVICE_UNAVAILABLE, "channel is full\n")
-                }
-                Err(SubscribeError::Stopped) => {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "server is stopping\n")
-                }
+            match subscriber_body(site, &channel, request) {
+                Ok(body) => event_stream(body),
+                Err(refusal) => refusal,
             }
         }
         Target::Route(Route::Stream(handler)) => {
@@ -242,29 +230,10 @@ async fn answer_app(
         }
         Ok(Answer::Subscribe { head, channel }) => {
             drop(guard); // the application is done with this request
-            let response = match channel.subscribe(request) {
-                Ok(subscription) => {
-                    let body = SseBody::new(Source::Channel(subscription), &site.bodies);
-                    ResponseBody::Events(body)
-                }
-                Err(SubscribeError::Full) => {
-                    site.bodies
-                        .counters
-                        .subscribers_refused
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return Ok(retry_later(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "channel is full\n",
-                    ));
-                }
-                Err(SubscribeError::Stopped) => {
-                    return Ok(text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "server is stopping\n",
-                    ))
-                }
-            };
-            handed_over(head, response)
+            match subscriber_body(site, &channel, request) {
+                Ok(body) => handed_over(head, body),
+                Err(refusal) => refusal,
+            }
         }
         Ok(Answer::Stream { head, receiver }) => {
             drop(guard);
@@ -276,6 +245,35 @@ async fn answer_app(
             text(StatusCode::INTERNAL_SERVER_ERROR, "application failed\n")
         }
     })
+}
+
+/// The event-stream body of a new subscriber of `channel`, or the refusal
+/// to answer instead (the channel is full, or the server is stopping).
+fn subscriber_body(
+    site: &Site,
+    channel: &crate::channel::Channel,
+    request: Request,
+) -> Result<ResponseBody, Response<ResponseBody>> {
+    match channel.subscribe(request) {
+        Ok(subscription) => Ok(ResponseBody::Events(SseBody::new(
+            Source::Channel(subscription),
+            &site.bodies,
+        ))),
+        Err(SubscribeError::Full) => {
+            site.bodies
+                .counters
+                .subscribers_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "channel is full\n",
+            ))
+        }
+        Err(SubscribeError::Stopped) => Err(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is stopping\n",
+        )),
+    }
 }
 
 /// The response of a connection handed to a channel or a stream: the event
