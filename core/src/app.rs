@@ -143,6 +143,24 @@ struct Outbound {
     finished: bool,
 }
 
+impl Outbound {
+    /// Answers with the head given to `start` and a body streamed from
+    /// `flow`, which later writes go on filling. Only once a head is set
+    /// and nothing has answered yet.
+    fn respond(&mut self, flow: Flow) -> Result<()> {
+        let head = self.head.take().ok_or(Error::ResponseNotStarted)?;
+        let answer = self.answer.take().ok_or(Error::ResponseStarted)?;
+        let flow = Arc::new(Mutex::new(flow));
+        self.flow = Some(Arc::clone(&flow));
+        answer
+            .send(Answer::Respond {
+                head,
+                body: AppBody { flow },
+            })
+            .map_err(|_| Error::Disconnected)
+    }
+}
+
 /// How the application answered.
 pub(crate) enum Answer {
     /// A response whose body is the `AppBody`.
@@ -400,8 +418,11 @@ impl Exchange {
             flow.push(data);
             return Ok(flow.queued >= WRITE_HIGH_WATER);
         }
-        let head = outbound.head.take().ok_or(Error::ResponseNotStarted)?;
-        let answer = outbound.answer.take().ok_or(Error::ResponseStarted)?;
+        if outbound.head.is_none() {
+            return Err(Error::ResponseNotStarted);
+        }
+        // Filled before it is sent: a response that ends with this write
+        // then goes out with its length.
         let mut flow = Flow::default();
         flow.push(data);
         if !more {
@@ -409,14 +430,7 @@ impl Exchange {
             flow.end = Some(FlowEnd::Finished);
         }
         let must_wait = flow.queued >= WRITE_HIGH_WATER;
-        let flow = Arc::new(Mutex::new(flow));
-        outbound.flow = Some(Arc::clone(&flow));
-        answer
-            .send(Answer::Respond {
-                head,
-                body: AppBody { flow },
-            })
-            .map_err(|_| Error::Disconnected)?;
+        outbound.respond(flow)?;
         Ok(must_wait)
     }
 
@@ -427,20 +441,10 @@ impl Exchange {
     /// unless the response has started and nothing was written yet.
     pub fn flush_head(&self) -> Result<()> {
         let mut outbound = lock(&self.shared().outbound);
-        if outbound.head.is_none() || outbound.answer.is_none() || outbound.flow.is_some() {
+        if outbound.head.is_none() || outbound.answer.is_none() {
             return Ok(());
         }
-        let (Some(head), Some(answer)) = (outbound.head.take(), outbound.answer.take()) else {
-            return Ok(());
-        };
-        let flow = Arc::new(Mutex::new(Flow::default()));
-        outbound.flow = Some(Arc::clone(&flow));
-        answer
-            .send(Answer::Respond {
-                head,
-                body: AppBody { flow },
-            })
-            .map_err(|_| Error::Disconnected)
+        outbound.respond(Flow::default())
     }
 
     /// Calls `ready(true)` once the response's queue is below
