@@ -38,11 +38,17 @@ pub(crate) enum Target {
 
 impl Routes {
     pub(crate) fn insert(&mut self, path: &str, route: Route) -> Result<()> {
-        check_path(path)?;
-        if self.exact.contains_key(path) || self.unrouted.contains_key(path) {
-            return Err(Error::RouteExists(path.to_owned()));
-        }
+        self.check_free(path)?;
         self.exact.insert(path.to_owned(), route);
+        Ok(())
+    }
+
+    /// Whether `name` is a valid path that no route or channel has taken.
+    fn check_free(&self, name: &str) -> Result<()> {
+        check_path(name)?;
+        if self.exact.contains_key(name) || self.unrouted.contains_key(name) {
+            return Err(Error::RouteExists(name.to_owned()));
+        }
         Ok(())
     }
 
@@ -69,10 +75,7 @@ impl Routes {
     /// Keeps `channel` (named `name`, a path that is not served) with the
     /// others, for stats and shutdown.
     pub(crate) fn insert_unrouted(&mut self, name: &str, channel: Channel) -> Result<()> {
-        check_path(name)?;
-        if self.exact.contains_key(name) || self.unrouted.contains_key(name) {
-            return Err(Error::RouteExists(name.to_owned()));
-        }
+        self.check_free(name)?;
         self.unrouted.insert(name.to_owned(), channel);
         Ok(())
     }
