@@ -29,14 +29,18 @@ use crate::stats::Counters;
 /// What the accept loop and its connections share.
 pub(crate) struct Connections {
     pub(crate) site: Arc<Site>,
+    /// The listening address: every connection's local address, unless it
+    /// is a wildcard (then each connection asks its socket).
+    listening: SocketAddr,
     /// Open connections per client, keyed by [`client_key`].
     per_client: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Connections {
-    pub(crate) fn new(site: Arc<Site>) -> Self {
+    pub(crate) fn new(site: Arc<Site>, listening: SocketAddr) -> Self {
         Connections {
             site,
+            listening,
             per_client: Mutex::default(),
         }
     }
@@ -189,11 +193,14 @@ async fn serve_connection(
     // that vanished mid-write would linger ~15 minutes of retransmissions.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(config.write_timeout));
-    // The listener's address, unless the socket says otherwise (a wildcard bind).
-    let ends = Endpoints {
-        peer,
-        local: stream.local_addr().unwrap_or(peer),
+    let local = if admission.connections.listening.ip().is_unspecified() {
+        stream
+            .local_addr()
+            .unwrap_or(admission.connections.listening)
+    } else {
+        admission.connections.listening
     };
+    let ends = Endpoints { peer, local };
     let mut socket = Socket::new(
         stream,
         config.write_timeout,

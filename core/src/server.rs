@@ -277,7 +277,7 @@ impl Server {
         let connections = TaskTracker::new();
         runtime.spawn(accept_loop(
             listener,
-            Arc::new(Connections::new(Arc::clone(&self.site))),
+            Arc::new(Connections::new(Arc::clone(&self.site), addr)),
             connections.clone(),
         ));
         tracing::info!(%addr, workers, "tidings listening");

@@ -566,3 +566,28 @@ async fn a_flushed_head_reaches_the_client_before_any_body() {
     conn.read_until("data: late").await;
     server.stop();
 }
+
+#[tokio::test]
+async fn the_local_address_is_the_connections_own_even_behind_a_wildcard_bind() {
+    for host in ["127.0.0.1", "0.0.0.0"] {
+        let server = tidings::Server::new(Config {
+            host: host.into(),
+            port: 0,
+            ..Config::default()
+        })
+        .unwrap();
+        mount(&server, |exchange| async move {
+            let local = exchange.request().local_addr().to_string();
+            exchange.start(200, Vec::<(&str, &str)>::new()).unwrap();
+            write(&exchange, local.as_bytes(), false).await.unwrap();
+        });
+        let port = server.start().unwrap().port();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        assert_eq!(
+            get(addr, "/", &[]).await.text().await,
+            addr.to_string(),
+            "{host}"
+        );
+        server.stop();
+    }
+}
