@@ -153,10 +153,7 @@ async fn route(
         Target::Route(Route::Channel(channel)) => {
             let request =
                 Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
-            match subscriber_body(site, &channel, request) {
-                Ok(body) => event_stream(body),
-                Err(refusal) => refusal,
-            }
+            subscribe_or_refuse(site, &channel, request, event_stream)
         }
         Target::Route(Route::Stream(handler)) => {
             let request =
@@ -230,10 +227,7 @@ async fn answer_app(
         }
         Ok(Answer::Subscribe { head, channel }) => {
             drop(guard); // the application is done with this request
-            match subscriber_body(site, &channel, request) {
-                Ok(body) => handed_over(head, body),
-                Err(refusal) => refusal,
-            }
+            subscribe_or_refuse(site, &channel, request, |body| handed_over(head, body))
         }
         Ok(Answer::Stream { head, receiver }) => {
             drop(guard);
@@ -247,15 +241,17 @@ async fn answer_app(
     })
 }
 
-/// The event-stream body of a new subscriber of `channel`, or the refusal
-/// to answer instead (the channel is full, or the server is stopping).
-fn subscriber_body(
+/// The response of a new subscriber of `channel`, made by `respond` from
+/// its event-stream body, or the refusal to answer instead (the channel is
+/// full, or the server is stopping).
+fn subscribe_or_refuse(
     site: &Site,
     channel: &crate::channel::Channel,
     request: Request,
-) -> Result<ResponseBody, Response<ResponseBody>> {
+    respond: impl FnOnce(ResponseBody) -> Response<ResponseBody>,
+) -> Response<ResponseBody> {
     match channel.subscribe(request) {
-        Ok(subscription) => Ok(ResponseBody::Events(SseBody::new(
+        Ok(subscription) => respond(ResponseBody::Events(SseBody::new(
             Source::Channel(subscription),
             &site.bodies,
         ))),
@@ -264,15 +260,11 @@ fn subscriber_body(
                 .counters
                 .subscribers_refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Err(retry_later(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "channel is full\n",
-            ))
+            retry_later(StatusCode::SERVICE_UNAVAILABLE, "channel is full\n")
         }
-        Err(SubscribeError::Stopped) => Err(text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server is stopping\n",
-        )),
+        Err(SubscribeError::Stopped) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "server is stopping\n")
+        }
     }
 }
 
