@@ -7,21 +7,19 @@
 //! loop watches the other end (`loop.add_reader`) and drains every job
 //! queued by then in one pass, attached to the interpreter once.
 
-use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use pyo3::exceptions::{PyOSError, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
 
 use crate::channel::Channel;
 use crate::errors::IntoPyResult;
+use crate::wakeup::Wakeup;
 
 /// A job for the application's loop.
 enum Job {
@@ -35,10 +33,8 @@ enum Job {
 
 struct Inner {
     jobs: Mutex<Vec<Job>>,
-    /// Written to when a job lands in an empty mailbox.
-    signal: UnixStream,
-    /// Watched by the loop.
-    watched: UnixStream,
+    /// Woken when a job lands in an empty mailbox.
+    wakeup: Wakeup,
     max_pending: usize,
     /// Requests queued and not yet drained.
     pending: AtomicUsize,
@@ -54,17 +50,10 @@ pub(crate) struct Mailbox {
 
 impl Mailbox {
     pub(crate) fn new(max_pending: usize) -> PyResult<Self> {
-        let (signal, watched) =
-            UnixStream::pair().map_err(|err| PyOSError::new_err(err.to_string()))?;
-        for end in [&signal, &watched] {
-            end.set_nonblocking(true)
-                .map_err(|err| PyOSError::new_err(err.to_string()))?;
-        }
         Ok(Mailbox {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(Vec::new()),
-                signal,
-                watched,
+                wakeup: Wakeup::new()?,
                 max_pending,
                 pending: AtomicUsize::new(0),
                 refused: AtomicU64::new(0),
@@ -84,8 +73,7 @@ impl Mailbox {
             was_empty
         };
         if was_empty {
-            // A full socket buffer means a wake-up is already on its way.
-            let _ = (&self.inner.signal).write(&[1]);
+            self.inner.wakeup.wake();
         }
     }
 
@@ -143,16 +131,15 @@ impl AppBridge {
 impl AppBridge {
     /// The file descriptor to watch for readability.
     fn fileno(&self) -> i32 {
-        self.mailbox.inner.watched.as_raw_fd()
+        self.mailbox.inner.wakeup.fileno()
     }
 
     /// Runs the queued jobs: resolves futures and cancels tasks, and returns
     /// the new requests for the caller to run the application on.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Exchange>> {
         let inner = &self.mailbox.inner;
-        // Cleared first: a job queued from here on writes a new byte.
-        let mut sink = [0u8; 256];
-        while matches!((&inner.watched).read(&mut sink), Ok(n) if n > 0) {}
+        // Cleared first: a job queued from here on wakes the loop again.
+        inner.wakeup.clear();
         let jobs = std::mem::take(&mut *inner.jobs.lock().unwrap_or_else(PoisonError::into_inner));
         let mut requests = Vec::new();
         for job in jobs {
@@ -563,11 +550,7 @@ impl AppStream {
     /// the queue is full (wait with `wait_ready`). Raises
     /// `ClientDisconnected` once the client has gone.
     fn try_send(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
-        match self.sender.try_send(crate::convert::stream_item(item)?) {
-            Ok(()) => Ok(true),
-            Err(tidings::Error::QueueFull) => Ok(false),
-            Err(err) => Err(crate::errors::to_py(err)),
-        }
+        crate::stream::try_send_item(&self.sender, item)
     }
 
     /// Resolves `future` with True once there is room, False once the

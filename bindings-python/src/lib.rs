@@ -13,6 +13,7 @@ mod listen;
 mod logging;
 mod server;
 mod stream;
+mod wakeup;
 
 #[pymodule]
 fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {

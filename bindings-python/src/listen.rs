@@ -1,43 +1,34 @@
 //! `tidings._tidings.Listener`: a channel read from Python, for responses
 //! the engine does not serve (a `ChannelResponse` under another ASGI
-//! server). A publish writes one byte to a socket pair whose other end the
-//! asyncio loop watches, so no thread waits for the interpreter.
+//! server). A publish wakes the asyncio loop through a `Wakeup`, so no
+//! thread waits for the interpreter.
 
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::IntoPyResult;
+use crate::wakeup::Wakeup;
 
 /// An in-process subscriber of a channel.
 #[pyclass(module = "tidings._tidings", frozen)]
 pub(crate) struct Listener {
     /// `None` once closed.
     inner: Mutex<Option<tidings::Listener>>,
-    watched: UnixStream,
+    wakeup: Arc<Wakeup>,
 }
 
 impl Listener {
     pub(crate) fn open(channel: &tidings::Channel, last_event_id: Option<&str>) -> PyResult<Self> {
-        let os_error = |err: std::io::Error| PyOSError::new_err(err.to_string());
-        let (signal, watched) = UnixStream::pair().map_err(os_error)?;
-        signal.set_nonblocking(true).map_err(os_error)?;
-        watched.set_nonblocking(true).map_err(os_error)?;
-        let signal = Arc::new(signal);
+        let wakeup = Arc::new(Wakeup::new()?);
+        let woken = Arc::clone(&wakeup);
         let inner = channel
-            .listen(last_event_id, move || {
-                // A full buffer means a wake-up is already pending.
-                let _ = (&*signal).write(&[1]);
-            })
+            .listen(last_event_id, move || woken.wake())
             .py_err()?;
         Ok(Listener {
             inner: Mutex::new(Some(inner)),
-            watched,
+            wakeup,
         })
     }
 }
@@ -46,14 +37,13 @@ impl Listener {
 impl Listener {
     /// The file descriptor that turns readable when there may be events.
     fn fileno(&self) -> i32 {
-        self.watched.as_raw_fd()
+        self.wakeup.fileno()
     }
 
     /// The next encoded events; None if there are none yet, b"" once the
     /// listener has ended (the channel closed, or it fell too far behind).
     fn next_frames<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        let mut sink = [0u8; 64];
-        while matches!((&self.watched).read(&mut sink), Ok(n) if n > 0) {}
+        self.wakeup.clear();
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(listener) = inner.as_mut() else {
             return Some(PyBytes::new(py, b""));

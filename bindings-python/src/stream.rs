@@ -118,12 +118,7 @@ impl StreamSink {
     /// Queues `item` if there is room: True if queued, False if the queue is
     /// full. Raises ClientDisconnected once the client has gone.
     fn try_send(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let event = stream_item(item)?;
-        match self.sender.try_send(event) {
-            Ok(()) => Ok(true),
-            Err(tidings::Error::QueueFull) => Ok(false),
-            Err(err) => Err(crate::errors::to_py(err)),
-        }
+        try_send_item(&self.sender, item)
     }
 
     /// Queues `item`, blocking this (non-asyncio) thread while the queue is
@@ -166,6 +161,19 @@ impl StreamSink {
     #[getter]
     fn closed(&self) -> bool {
         self.sender.is_closed()
+    }
+}
+
+/// Queues `item` on `sender` if there is room: true if queued, false if the
+/// queue is full; `ClientDisconnected` once the client has gone.
+pub(crate) fn try_send_item(
+    sender: &tidings::StreamSender,
+    item: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    match sender.try_send(stream_item(item)?) {
+        Ok(()) => Ok(true),
+        Err(tidings::Error::QueueFull) => Ok(false),
+        Err(err) => Err(crate::errors::to_py(err)),
     }
 }
 
