@@ -526,6 +526,11 @@ async fn a_connection_handed_to_a_stream_gets_the_hosts_events() {
     let response = get(addr, "/mine", &[]).await;
     assert_eq!(response.status, 200);
     let mut events = response.events();
+    // The head can reach the client before the host's thread stores the sender.
+    eventually("the host holds its sender", || {
+        !senders.lock().unwrap().is_empty()
+    })
+    .await;
     let sender = senders.lock().unwrap().pop().unwrap();
     assert!(!sender.is_closed());
     sender
