@@ -5,8 +5,10 @@ granian, side by side in one run, and docs/benchmarks-asgi.md from it.
 Each server runs one process pinned to core 0 (the engine's threads and
 the app's loop share it), wrk runs pinned to core 1 with 1 thread and 64
 connections, on 127.0.0.1 only; each run is bounded by wrk's duration.
-Every (app, server) pair is repeated and reported as the median with
-min-max, with tidings ÷ peer ratios against the issue's goals.
+Every (app, server) pair is repeated, the servers taking turns round by
+round so that a slower stretch of a shared machine hits them alike, and
+reported as the median with min-max, with tidings ÷ peer ratios against
+the issue's goals.
 
 Usage: bench/asgi.py [--duration SECONDS] [--repeat N] [--out DIR] [--render-only]
 """
@@ -144,28 +146,38 @@ def wrk(port: int, duration: float) -> dict[str, float]:
     }
 
 
+def measured_run(server: Server, target: str, duration: float) -> dict[str, float]:
+    """One wrk run against a fresh `server`."""
+    with serving(server, target) as port:
+        wrk(port, 1)  # warm-up: imports, caches, connections
+        return wrk(port, duration)
+
+
 def measure(duration: float, repeat: int) -> dict[str, object]:
     results: dict[str, dict[str, object]] = {}
+    servers = []
+    for server in SERVERS:
+        why = server.missing()
+        if why is None:
+            servers.append(server)
+        else:
+            print(f"skip {server.name}: {why}", file=sys.stderr)
     for app in BENCH_APPS:
-        for server in SERVERS:
-            why = server.missing()
-            if why is not None:
-                print(f"skip {server.name}: {why}", file=sys.stderr)
-                continue
-            runs = []
-            for _ in range(repeat):
-                with serving(server, app.target) as port:
-                    wrk(port, 1)  # warm-up: imports, caches, connections
-                    runs.append(wrk(port, duration))
-            rates = [run["requests_per_s"] for run in runs]
-            results.setdefault(app.name, {})[server.name] = {
+        runs: dict[str, list[dict[str, float]]] = {server.name: [] for server in servers}
+        for _ in range(repeat):
+            for server in servers:  # one run each per round
+                runs[server.name].append(measured_run(server, app.target, duration))
+        for server in servers:
+            rates = [run["requests_per_s"] for run in runs[server.name]]
+            figures = {
                 "median": statistics.median(rates),
                 "min": min(rates),
                 "max": max(rates),
-                "p99_ms": statistics.median(run["p99_ms"] for run in runs),
-                "errors": sum(run["non_2xx"] + run["socket_errors"] for run in runs),
+                "p99_ms": statistics.median(run["p99_ms"] for run in runs[server.name]),
+                "errors": sum(run["non_2xx"] + run["socket_errors"] for run in runs[server.name]),
             }
-            print(f"{app.name:16} {server.name:8} {statistics.median(rates):>10.0f} req/s", file=sys.stderr)
+            results.setdefault(app.name, {})[server.name] = figures
+            print(f"{app.name:16} {server.name:8} {figures['median']:>10.0f} req/s", file=sys.stderr)
     return {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
