@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use pyo3::exceptions::PyTypeError;
@@ -231,16 +231,6 @@ impl Exchange {
     }
 }
 
-fn address<'py>(py: Python<'py>, addr: SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(
-        py,
-        [
-            addr.ip().to_string().into_bound_py_any(py)?,
-            addr.port().into_bound_py_any(py)?,
-        ],
-    )
-}
-
 fn message<'py>(py: Python<'py>, kind: &str) -> PyResult<Bound<'py, PyDict>> {
     let message = PyDict::new(py);
     message.set_item(intern!(py, "type"), PyString::new(py, kind))?;
@@ -295,7 +285,7 @@ impl Exchange {
         scope.set_item(intern!(py, "headers"), headers)?;
         let peer = request.peer_addr();
         let mut scheme = "http";
-        let mut client = address(py, peer)?;
+        let mut client = config.client(py, peer)?;
         if config.proxies.trusts(peer.ip()) {
             if let Some(proto) = forwarded_proto.and_then(|p| std::str::from_utf8(p).ok()) {
                 let proto = proto.trim().to_ascii_lowercase();
@@ -316,7 +306,10 @@ impl Exchange {
         }
         scope.set_item(intern!(py, "scheme"), scheme)?;
         scope.set_item(intern!(py, "client"), client)?;
-        scope.set_item(intern!(py, "server"), address(py, request.local_addr())?)?;
+        scope.set_item(
+            intern!(py, "server"),
+            config.server(py, request.local_addr())?,
+        )?;
         if let Some(state) = state {
             scope.set_item(intern!(py, "state"), state.copy()?)?;
         }
@@ -508,6 +501,66 @@ pub(crate) struct ScopeConfig {
     template: Py<PyDict>,
     /// The value of the `tidings.channel` extension (an empty dict).
     extension: Py<PyDict>,
+    /// The last addresses turned into Python objects. Requests come from
+    /// few peers and reach one listening address, and formatting an
+    /// address costs more than the scope's other fields together.
+    addresses: Mutex<AddressCache>,
+}
+
+#[derive(Default)]
+struct AddressCache {
+    client_host: Option<(IpAddr, Py<PyString>)>,
+    server: Option<(SocketAddr, Py<PyTuple>)>,
+}
+
+impl ScopeConfig {
+    fn addresses(&self) -> MutexGuard<'_, AddressCache> {
+        self.addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `client`: `(host, port)`.
+    fn client<'py>(&self, py: Python<'py>, peer: SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
+        let host = {
+            let mut cache = self.addresses();
+            match &cache.client_host {
+                Some((ip, host)) if *ip == peer.ip() => host.clone_ref(py),
+                _ => {
+                    let host = PyString::new(py, &peer.ip().to_string()).unbind();
+                    cache.client_host = Some((peer.ip(), host.clone_ref(py)));
+                    host
+                }
+            }
+        };
+        PyTuple::new(
+            py,
+            [
+                host.into_bound(py).into_any(),
+                peer.port().into_bound_py_any(py)?,
+            ],
+        )
+    }
+
+    /// `server`: `(host, port)`, the same object for every request to it
+    /// (tuples are immutable).
+    fn server<'py>(&self, py: Python<'py>, local: SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
+        let mut cache = self.addresses();
+        if let Some((addr, server)) = &cache.server {
+            if *addr == local {
+                return Ok(server.bind(py).clone());
+            }
+        }
+        let server = PyTuple::new(
+            py,
+            [
+                local.ip().to_string().into_bound_py_any(py)?,
+                local.port().into_bound_py_any(py)?,
+            ],
+        )?;
+        cache.server = Some((local, server.clone().unbind()));
+        Ok(server)
+    }
 }
 
 #[pymethods]
@@ -532,6 +585,7 @@ impl ScopeConfig {
             proxies,
             template: template.unbind(),
             extension: PyDict::new(py).unbind(),
+            addresses: Mutex::default(),
         })
     }
 }
