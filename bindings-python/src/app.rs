@@ -73,7 +73,11 @@ impl Mailbox {
             was_empty
         };
         if was_empty {
-            self.inner.wakeup.wake();
+            // From an engine thread, once the connections ready now have
+            // queued their requests too: the loop then takes them in one
+            // pass rather than being woken for each.
+            let inner = Arc::clone(&self.inner);
+            tidings::after_ready_tasks(move || inner.wakeup.wake());
         }
     }
 
@@ -136,7 +140,12 @@ impl AppBridge {
 
     /// Runs the queued jobs: resolves futures and cancels tasks, and returns
     /// the new requests for the caller to run the application on.
+    ///
+    /// Also holds this thread's wake-ups of the engine until
+    /// `release_wakes`: the responses the loop gives meanwhile leave
+    /// together, instead of handing the core to the engine after each.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Exchange>> {
+        tidings::hold_wakes();
         let inner = &self.mailbox.inner;
         // Cleared first: a job queued from here on wakes the loop again.
         inner.wakeup.clear();
@@ -160,6 +169,12 @@ impl AppBridge {
             }
         }
         Ok(requests)
+    }
+
+    /// Sends the responses given since `drain`; call it once the loop has
+    /// run what the drain made ready (schedule it with `call_soon`).
+    fn release_wakes(&self) {
+        tidings::release_wakes();
     }
 
     /// Requests answered `503` because too many were waiting for the loop.

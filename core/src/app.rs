@@ -20,6 +20,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
+use crate::batch;
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 use crate::request::Request;
@@ -147,17 +148,24 @@ impl Outbound {
     /// Answers with the head given to `start` and a body streamed from
     /// `flow`, which later writes go on filling. Only once a head is set
     /// and nothing has answered yet.
-    fn respond(&mut self, flow: Flow) -> Result<()> {
+    fn respond(&mut self, flow: Flow, runtime: &tokio::runtime::Handle) -> Result<()> {
         let head = self.head.take().ok_or(Error::ResponseNotStarted)?;
         let answer = self.answer.take().ok_or(Error::ResponseStarted)?;
+        if answer.is_closed() {
+            return Err(Error::Disconnected);
+        }
         let flow = Arc::new(Mutex::new(flow));
         self.flow = Some(Arc::clone(&flow));
-        answer
-            .send(Answer::Respond {
+        // Held until the thread's batch ends, if it holds its wake-ups. A
+        // client that leaves before then is a client that left after the
+        // answer.
+        batch::wake_now_or_held(Some(runtime), move || {
+            let _ = answer.send(Answer::Respond {
                 head,
                 body: AppBody { flow },
-            })
-            .map_err(|_| Error::Disconnected)
+            });
+        });
+        Ok(())
     }
 }
 
@@ -430,7 +438,7 @@ impl Exchange {
             flow.end = Some(FlowEnd::Finished);
         }
         let must_wait = flow.queued >= WRITE_HIGH_WATER;
-        outbound.respond(flow)?;
+        outbound.respond(flow, &self.shared().runtime)?;
         Ok(must_wait)
     }
 
@@ -444,7 +452,7 @@ impl Exchange {
         if outbound.head.is_none() || outbound.answer.is_none() {
             return Ok(());
         }
-        outbound.respond(Flow::default())
+        outbound.respond(Flow::default(), &self.shared().runtime)
     }
 
     /// Calls `ready(true)` once the response's queue is below
@@ -575,7 +583,7 @@ impl Flow {
 
     fn wake(&mut self) {
         if let Some(waker) = self.waker.take() {
-            waker.wake();
+            batch::wake_now_or_held(None, move || waker.wake());
         }
     }
 }

@@ -21,6 +21,7 @@
 
 // Layers, lowest first; a module imports only from the layers below it.
 // Leaves:
+mod batch;
 mod config;
 mod error;
 mod event;
@@ -51,6 +52,7 @@ mod conn;
 mod server;
 
 pub use app::{AppHandler, BodyRead, Exchange, WRITE_HIGH_WATER};
+pub use batch::{after_ready_tasks, hold_wakes, release_wakes};
 pub use channel::{Channel, ChannelOptions, EventId, PresenceHook};
 pub use config::{duration_from_secs, Config, Cors, Limits, MAX_DURATION};
 pub use error::{Error, Result};

@@ -544,6 +544,50 @@ async fn a_connection_handed_to_a_stream_gets_the_hosts_events() {
 }
 
 #[tokio::test]
+async fn answers_given_while_a_thread_holds_its_wakes_leave_when_it_releases() {
+    let server = server(Config::default());
+    let (exchanges, arrived) = std::sync::mpsc::channel::<Exchange>();
+    let exchanges = Mutex::new(exchanges);
+    server
+        .mount(move |exchange: Exchange| exchanges.lock().unwrap().send(exchange).unwrap())
+        .unwrap();
+    let addr = server.start().unwrap();
+    let (answered, was_answered) = oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    // The host's loop thread: two requests answered in one batch.
+    let host = std::thread::spawn(move || {
+        let batch: Vec<Exchange> = (0..2).map(|_| arrived.recv().unwrap()).collect();
+        tidings::hold_wakes();
+        for (n, exchange) in batch.iter().enumerate() {
+            exchange
+                .start(200, [("content-type", "text/plain")])
+                .unwrap();
+            exchange
+                .write(Bytes::from(format!("answer {n}")), false)
+                .unwrap();
+        }
+        answered.send(()).unwrap();
+        released.recv().unwrap();
+        tidings::release_wakes();
+    });
+    let first = tokio::spawn(get(addr, "/one", &[]));
+    let second = tokio::spawn(get(addr, "/two", &[]));
+    was_answered.await.unwrap();
+    // Held: neither answer has left, however long the host takes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!first.is_finished() && !second.is_finished());
+    release.send(()).unwrap();
+    let mut texts = vec![
+        first.await.unwrap().text().await,
+        second.await.unwrap().text().await,
+    ];
+    texts.sort();
+    assert_eq!(texts, ["answer 0", "answer 1"]);
+    host.join().unwrap();
+    server.stop();
+}
+
+#[tokio::test]
 async fn a_flushed_head_reaches_the_client_before_any_body() {
     let server = server(Config::default());
     let (go, wait) = oneshot::channel::<()>();

@@ -90,6 +90,7 @@ class Mount:
         loop = self._loop
         if loop is not None:
             self._drain()
+            self._bridge.release_wakes()
             loop.remove_reader(self._bridge.fileno())
             self._loop = None
         tasks = [task for task in self._tasks if not task.done()]
@@ -105,15 +106,20 @@ class Mount:
             return
         state = self._lifespan.state
         tasks = self._tasks
-        for exchange in self._bridge.drain():
-            if exchange.closed:
-                # The client left while its request waited for the loop.
-                logger.debug("%s %s: the client left before the app ran", exchange.method, exchange.path)
-                continue
-            scope = exchange.scope(self._scope_config, state)
-            task = loop.create_task(self._run(exchange, scope, loop))
-            exchange.cancel_on_disconnect(task)
-            tasks.add(task)
+        try:
+            for exchange in self._bridge.drain():
+                if exchange.closed:
+                    # The client left while its request waited for the loop.
+                    logger.debug("%s %s: the client left before the app ran", exchange.method, exchange.path)
+                    continue
+                scope = exchange.scope(self._scope_config, state)
+                task = loop.create_task(self._run(exchange, scope, loop))
+                exchange.cancel_on_disconnect(task)
+                tasks.add(task)
+        finally:
+            # The drain holds the responses given on this thread; they leave
+            # together once the tasks it started have taken their first step.
+            loop.call_soon(self._bridge.release_wakes)
         # Kept for `close()`; pruned in bulk rather than by a done callback
         # per request.
         if len(tasks) > self._prune_at:
