@@ -9,7 +9,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::ThreadId;
 
 use bytes::Bytes;
 use pyo3::exceptions::PyTypeError;
@@ -40,6 +41,9 @@ struct Inner {
     pending: AtomicUsize,
     /// Requests refused because `max_pending` were queued.
     refused: AtomicU64,
+    /// The loop's thread, and what schedules `release_wakes` on it behind
+    /// the callbacks ready now (see `AppBridge.attach`).
+    loop_turn: OnceLock<(ThreadId, Py<PyAny>)>,
 }
 
 /// The mailbox; cheap to clone, usable from any thread.
@@ -57,6 +61,7 @@ impl Mailbox {
                 max_pending,
                 pending: AtomicUsize::new(0),
                 refused: AtomicU64::new(0),
+                loop_turn: OnceLock::new(),
             }),
         })
     }
@@ -105,6 +110,24 @@ impl Mailbox {
         self.push(Job::Request(exchange));
     }
 
+    /// On the loop's thread, holds the engine wake-ups this thread's
+    /// answers cause until the loop has run the callbacks ready now: the
+    /// responses a loop turn gives leave together, instead of handing the
+    /// core to the engine after each. Elsewhere, or before a loop is
+    /// attached, does nothing.
+    fn hold_for_this_turn(&self, py: Python<'_>) -> PyResult<()> {
+        let Some((thread, schedule_release)) = self.inner.loop_turn.get() else {
+            return Ok(());
+        };
+        if *thread == std::thread::current().id() && tidings::hold_wakes() {
+            if let Err(err) = schedule_release.call0(py) {
+                tidings::release_wakes();
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn refused(&self) -> u64 {
         self.inner.refused.load(Ordering::Relaxed)
     }
@@ -138,14 +161,23 @@ impl AppBridge {
         self.mailbox.inner.wakeup.fileno()
     }
 
+    /// Runs on `loop`'s thread from now on: `schedule_release()` must
+    /// schedule `release_wakes` behind the callbacks ready now (`call_soon`).
+    /// Once only.
+    fn attach(&self, schedule_release: Py<PyAny>) -> PyResult<()> {
+        let thread = std::thread::current().id();
+        self.mailbox
+            .inner
+            .loop_turn
+            .set((thread, schedule_release))
+            .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("a loop is attached already"))
+    }
+
     /// Runs the queued jobs: resolves futures and cancels tasks, and returns
-    /// the new requests for the caller to run the application on.
-    ///
-    /// Also holds this thread's wake-ups of the engine until
-    /// `release_wakes`: the responses the loop gives meanwhile leave
-    /// together, instead of handing the core to the engine after each.
+    /// the new requests for the caller to run the application on (their
+    /// first responses leave together: see `Mailbox::hold_for_this_turn`).
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Exchange>> {
-        tidings::hold_wakes();
+        self.mailbox.hold_for_this_turn(py)?;
         let inner = &self.mailbox.inner;
         // Cleared first: a job queued from here on wakes the loop again.
         inner.wakeup.clear();
@@ -171,8 +203,7 @@ impl AppBridge {
         Ok(requests)
     }
 
-    /// Sends the responses given since `drain`; call it once the loop has
-    /// run what the drain made ready (schedule it with `call_soon`).
+    /// Sends the responses held since the hold began (see `attach`).
     fn release_wakes(&self) {
         tidings::release_wakes();
     }
@@ -403,6 +434,7 @@ impl Exchange {
     /// `http.response.body`: queues `body`; True if the caller must wait
     /// (`wait_writable`) before sending more.
     fn write(&self, body: &Bound<'_, PyAny>, more: bool) -> PyResult<bool> {
+        self.mailbox.hold_for_this_turn(body.py())?;
         self.inner.write(body_bytes(body)?, more).py_err()
     }
 
@@ -422,7 +454,7 @@ impl Exchange {
     /// detection done by the engine.
     fn stream(&self, queue: usize) -> PyResult<AppStream> {
         Ok(AppStream {
-            sender: self.inner.stream(queue).py_err()?,
+            inner: self.inner.stream(queue).py_err()?,
             mailbox: self.mailbox.clone(),
         })
     }
@@ -609,7 +641,7 @@ impl ScopeConfig {
 /// (`tidings._tidings.AppStream`); its wake-ups come through the mailbox.
 #[pyclass(module = "tidings._tidings", frozen)]
 pub(crate) struct AppStream {
-    sender: tidings::StreamSender,
+    inner: tidings::StreamSender,
     mailbox: Mailbox,
 }
 
@@ -619,34 +651,34 @@ impl AppStream {
     /// the queue is full (wait with `wait_ready`). Raises
     /// `ClientDisconnected` once the client has gone.
     fn try_send(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
-        crate::stream::try_send_item(&self.sender, item)
+        crate::stream::try_send_item(&self.inner, item)
     }
 
     /// Resolves `future` with True once there is room, False once the
     /// client has gone.
     fn wait_ready(&self, future: Py<PyAny>) {
-        self.sender.when_ready(self.mailbox.resolver(future));
+        self.inner.when_ready(self.mailbox.resolver(future));
     }
 
     /// Resolves `future` (with True) once the client has gone.
     fn wait_closed(&self, future: Py<PyAny>) {
         let resolve = self.mailbox.resolver(future);
-        self.sender.on_close(move || resolve(true));
+        self.inner.on_close(move || resolve(true));
     }
 
     /// Ends the stream after what was queued.
     fn close(&self) {
-        self.sender.close();
+        self.inner.close();
     }
 
     /// Ends the stream with `event: error` after what was queued.
     fn fail(&self) {
-        self.sender.fail();
+        self.inner.fail();
     }
 
     /// Whether the client has gone (or the stream was closed).
     #[getter]
     fn closed(&self) -> bool {
-        self.sender.is_closed()
+        self.inner.is_closed()
     }
 }

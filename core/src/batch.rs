@@ -39,13 +39,17 @@ thread_local! {
 }
 
 /// Starts holding, on the calling thread, the wake-ups of engine tasks that
-/// the exchanges answered from it would cause. Does nothing if this thread
-/// holds them already. The thread must call [`release_wakes`] when its
-/// batch ends: until then, what it answered waits.
-pub fn hold_wakes() {
+/// the exchanges answered from it would cause; true if this call started
+/// it, false if this thread held them already. Whoever starts a hold must
+/// call [`release_wakes`] when the batch ends: until then, what the thread
+/// answered waits.
+pub fn hold_wakes() -> bool {
     HELD.with(|held| {
-        held.borrow_mut().get_or_insert_with(Held::default);
-    });
+        let mut held = held.borrow_mut();
+        let started = held.is_none();
+        held.get_or_insert_with(Held::default);
+        started
+    })
 }
 
 /// Hands the wake-ups held since [`hold_wakes`] to an engine thread, which
@@ -128,8 +132,8 @@ mod tests {
             move || order.lock().unwrap().push(n)
         };
         wake_now_or_held(None, push(0));
-        hold_wakes();
-        hold_wakes(); // holding twice is holding
+        assert!(hold_wakes());
+        assert!(!hold_wakes()); // holding twice is holding
         wake_now_or_held(None, push(1));
         wake_now_or_held(None, push(2));
         assert_eq!(*order.lock().unwrap(), [0]);
@@ -143,7 +147,7 @@ mod tests {
     #[test]
     fn a_hold_is_the_holding_threads_own() {
         let ran = Arc::new(AtomicUsize::new(0));
-        hold_wakes();
+        assert!(hold_wakes());
         let other = Arc::clone(&ran);
         std::thread::spawn(move || {
             wake_now_or_held(None, move || {
@@ -164,7 +168,7 @@ mod tests {
             .build()
             .unwrap();
         let (sent, delivered) = std::sync::mpsc::channel();
-        hold_wakes();
+        assert!(hold_wakes());
         for n in 0..3 {
             let sent = sent.clone();
             wake_now_or_held(Some(runtime.handle()), move || {

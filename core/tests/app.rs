@@ -557,7 +557,7 @@ async fn answers_given_while_a_thread_holds_its_wakes_leave_when_it_releases() {
     // The host's loop thread: two requests answered in one batch.
     let host = std::thread::spawn(move || {
         let batch: Vec<Exchange> = (0..2).map(|_| arrived.recv().unwrap()).collect();
-        tidings::hold_wakes();
+        assert!(tidings::hold_wakes());
         for (n, exchange) in batch.iter().enumerate() {
             exchange
                 .start(200, [("content-type", "text/plain")])

@@ -10,6 +10,7 @@ readable (see ``bindings-python/src/app.rs``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any, Awaitable, Callable, MutableMapping
 
@@ -77,8 +78,11 @@ class Mount:
             raise RuntimeError("the application was already started; a server starts once")
         self._opened = True
         await self._lifespan.startup()
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._bridge.fileno(), self._drain)
+        self._loop = loop = asyncio.get_running_loop()
+        # The responses of one loop turn leave together: the bridge holds
+        # them and has the loop release them once the turn's callbacks ran.
+        self._bridge.attach(functools.partial(loop.call_soon, self._bridge.release_wakes))
+        loop.add_reader(self._bridge.fileno(), self._drain)
 
     async def close(self) -> None:
         """After the engine stopped: lets the loop see the last jobs, cancels
@@ -106,20 +110,15 @@ class Mount:
             return
         state = self._lifespan.state
         tasks = self._tasks
-        try:
-            for exchange in self._bridge.drain():
-                if exchange.closed:
-                    # The client left while its request waited for the loop.
-                    logger.debug("%s %s: the client left before the app ran", exchange.method, exchange.path)
-                    continue
-                scope = exchange.scope(self._scope_config, state)
-                task = loop.create_task(self._run(exchange, scope, loop))
-                exchange.cancel_on_disconnect(task)
-                tasks.add(task)
-        finally:
-            # The drain holds the responses given on this thread; they leave
-            # together once the tasks it started have taken their first step.
-            loop.call_soon(self._bridge.release_wakes)
+        for exchange in self._bridge.drain():
+            if exchange.closed:
+                # The client left while its request waited for the loop.
+                logger.debug("%s %s: the client left before the app ran", exchange.method, exchange.path)
+                continue
+            scope = exchange.scope(self._scope_config, state)
+            task = loop.create_task(self._run(exchange, scope, loop))
+            exchange.cancel_on_disconnect(task)
+            tasks.add(task)
         # Kept for `close()`; pruned in bulk rather than by a done callback
         # per request.
         if len(tasks) > self._prune_at:
