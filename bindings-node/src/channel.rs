@@ -1,0 +1,97 @@
+//! A broadcast channel (`NativeChannel`): publish, counters and presence
+//! hooks.
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunctionCallMode, UnknownReturnValue};
+use napi_derive::napi;
+
+use crate::convert::{to_event, EventInit};
+use crate::dispatch::{engine_callback, Callback};
+use crate::errors::{js_error, Code};
+use crate::request::{request_info, RequestInfo};
+
+/// Channel options; durations in seconds.
+#[napi(object)]
+pub struct ChannelOptions {
+    pub history: Option<u32>,
+    pub auto_id: Option<bool>,
+    pub max_lag: Option<u32>,
+    /// 0 turns keep-alives off for this channel; absent, the server's apply.
+    pub keepalive: Option<f64>,
+    pub max_subscribers: Option<u32>,
+}
+
+/// A broadcast channel.
+#[napi]
+pub struct NativeChannel {
+    inner: tidings::Channel,
+}
+
+impl NativeChannel {
+    pub(crate) fn new(inner: tidings::Channel) -> Self {
+        NativeChannel { inner }
+    }
+}
+
+#[napi]
+impl NativeChannel {
+    /// Publishes one event; returns the id it was sent with, or null.
+    #[napi]
+    pub fn publish(&self, event: EventInit) -> Result<Option<String>, Code> {
+        let id = self.inner.publish(to_event(event)?).map_err(js_error)?;
+        Ok(id.map(|id| id.as_str().to_owned()))
+    }
+
+    #[napi(getter)]
+    pub fn path(&self) -> String {
+        self.inner.path().to_owned()
+    }
+
+    #[napi(getter)]
+    pub fn subscribers(&self) -> u32 {
+        self.inner.subscribers() as u32
+    }
+
+    #[napi(getter)]
+    pub fn events_published(&self) -> f64 {
+        self.inner.events_published() as f64
+    }
+
+    #[napi(getter)]
+    pub fn history_len(&self) -> u32 {
+        self.inner.history_len() as u32
+    }
+
+    #[napi(ts_args_type = "callback: (request: RequestInfo) => void")]
+    pub fn on_subscribe(
+        &self,
+        callback: Function<RequestInfo, UnknownReturnValue>,
+    ) -> Result<(), Code> {
+        let hook = request_hook(callback)?;
+        self.inner.on_subscribe(move |request| {
+            hook.call(request.clone(), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        Ok(())
+    }
+
+    #[napi(ts_args_type = "callback: (request: RequestInfo) => void")]
+    pub fn on_unsubscribe(
+        &self,
+        callback: Function<RequestInfo, UnknownReturnValue>,
+    ) -> Result<(), Code> {
+        let hook = request_hook(callback)?;
+        self.inner.on_unsubscribe(move |request| {
+            hook.call(request.clone(), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        Ok(())
+    }
+}
+
+/// A presence hook: `callback(request)` on the JS thread.
+fn request_hook(
+    callback: Function<RequestInfo, UnknownReturnValue>,
+) -> Result<Callback<tidings::Request, RequestInfo>, Code> {
+    engine_callback(&callback, |request: tidings::Request| {
+        request_info(&request)
+    })
+}

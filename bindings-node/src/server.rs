@@ -1,0 +1,252 @@
+//! The native server (`NativeServer`; the JS `Server` wraps it): options,
+//! routes and lifecycle. `stop()` waits for the engine's threads on the libuv
+//! thread pool, never on the JS thread.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunctionCallMode, UnknownReturnValue};
+use napi::{Env, Task};
+use napi_derive::napi;
+
+use crate::channel::{ChannelOptions, NativeChannel};
+use crate::convert::{self, keepalive, seconds, to_event, EventInit, Stats};
+use crate::dispatch::engine_callback;
+use crate::errors::{config_error, js_error, Code};
+use crate::reply::Reply;
+use crate::request::{request_info, RequestInfo};
+use crate::stream::StreamSink;
+
+/// Server options; durations in seconds (checked by the core).
+#[napi(object)]
+pub struct ServerOptions {
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    /// `"*"` or a list of origins.
+    pub cors: Option<Either<String, Vec<String>>>,
+    /// 0 disables keep-alive comments.
+    pub keepalive: Option<f64>,
+    pub write_timeout: Option<f64>,
+    /// 0 disables TCP keep-alive.
+    pub tcp_keepalive: Option<f64>,
+    pub drain_timeout: Option<f64>,
+    pub worker_threads: Option<u32>,
+    pub stream_queue: Option<u32>,
+    pub max_connections: Option<u32>,
+    pub max_connections_per_ip: Option<u32>,
+    pub max_head_bytes: Option<u32>,
+    pub head_timeout: Option<f64>,
+}
+
+/// Stops a server on the libuv thread pool (it waits for the engine's threads).
+pub struct StopTask {
+    server: Arc<tidings::Server>,
+    farewell: Option<tidings::Event>,
+}
+
+#[napi]
+impl Task for StopTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        match self.farewell.take() {
+            Some(event) => self.server.stop_with(event),
+            None => self.server.stop(),
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The native server; the JS `Server` wraps it.
+#[napi]
+pub struct NativeServer {
+    inner: Arc<tidings::Server>,
+}
+
+#[napi]
+impl NativeServer {
+    #[napi(constructor)]
+    pub fn new(options: Option<ServerOptions>) -> Result<Self, Code> {
+        let mut config = tidings::Config::default();
+        if let Some(options) = options {
+            if let Some(host) = options.host {
+                config.host = host;
+            }
+            if let Some(port) = options.port {
+                config.port = u16::try_from(port)
+                    .map_err(|_| config_error(format!("port {port} is out of range")))?;
+            }
+            config.cors = match options.cors {
+                None => tidings::Cors::Disabled,
+                Some(Either::A(origin)) => tidings::Cors::from_origins([origin]),
+                Some(Either::B(origins)) => tidings::Cors::from_origins(origins),
+            };
+            if let Some(value) = options.keepalive {
+                config.keepalive = keepalive("keepalive", value)?;
+            }
+            if let Some(value) = options.write_timeout {
+                config.write_timeout = seconds("writeTimeout", value)?;
+            }
+            if let Some(value) = options.tcp_keepalive {
+                config.tcp_keepalive = keepalive("tcpKeepalive", value)?;
+            }
+            if let Some(value) = options.drain_timeout {
+                config.drain_timeout = seconds("drainTimeout", value)?;
+            }
+            if let Some(threads) = options.worker_threads {
+                config.worker_threads = threads as usize;
+            }
+            if let Some(queue) = options.stream_queue {
+                config.stream_queue = queue as usize;
+            }
+            config.limits.max_connections = options.max_connections.map(|n| n as usize);
+            config.limits.max_connections_per_ip =
+                options.max_connections_per_ip.map(|n| n as usize);
+            if let Some(bytes) = options.max_head_bytes {
+                config.limits.max_head_bytes = bytes as usize;
+            }
+            if let Some(value) = options.head_timeout {
+                config.limits.head_timeout = seconds("limits.headTimeout", value)?;
+            }
+        }
+        let inner = tidings::Server::new(config).map_err(js_error)?;
+        Ok(NativeServer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Registers a broadcast channel.
+    #[napi]
+    pub fn channel(
+        &self,
+        path: String,
+        options: Option<ChannelOptions>,
+    ) -> Result<NativeChannel, Code> {
+        let mut settings = tidings::ChannelOptions::default();
+        if let Some(options) = options {
+            if let Some(history) = options.history {
+                settings.history = history as usize;
+            }
+            if let Some(auto_id) = options.auto_id {
+                settings.auto_id = auto_id;
+            }
+            if let Some(max_lag) = options.max_lag {
+                settings.max_lag = max_lag as usize;
+            }
+            // Some(0) is "none on this channel"; absent is "the server's".
+            settings.keepalive = options
+                .keepalive
+                .map(|value| seconds("keepalive", value))
+                .transpose()?;
+            settings.max_subscribers = options.max_subscribers.map(|n| n as usize);
+        }
+        let inner = self.inner.channel(&path, settings).map_err(js_error)?;
+        Ok(NativeChannel::new(inner))
+    }
+
+    /// Registers a stream route: `opener(request, sink)` runs on the JS thread
+    /// for every client.
+    #[napi(ts_args_type = "path: string, opener: (request: RequestInfo, sink: StreamSink) => void")]
+    pub fn stream(
+        &self,
+        path: String,
+        opener: Function<FnArgs<(RequestInfo, StreamSink)>, UnknownReturnValue>,
+    ) -> Result<(), Code> {
+        let opener = engine_callback(
+            &opener,
+            |(request, sender): (tidings::Request, tidings::StreamSender)| {
+                FnArgs::from((request_info(&request), StreamSink::new(sender)))
+            },
+        )?;
+        let opener = Arc::new(opener);
+        self.inner
+            .stream_handler(
+                &path,
+                move |request: tidings::Request, sender: tidings::StreamSender| {
+                    // If the JS side is gone the sender is dropped: the client gets 204.
+                    opener.call((request, sender), ThreadsafeFunctionCallMode::NonBlocking);
+                },
+            )
+            .map_err(js_error)
+    }
+
+    /// Registers a route: `handler(request, reply)` runs on the JS thread.
+    #[napi(ts_args_type = "path: string, handler: (request: RequestInfo, reply: Reply) => void")]
+    pub fn route(
+        &self,
+        path: String,
+        handler: Function<FnArgs<(RequestInfo, Reply)>, UnknownReturnValue>,
+    ) -> Result<(), Code> {
+        let handler = engine_callback(
+            &handler,
+            |(request, reply): (tidings::Request, tidings::Reply)| {
+                FnArgs::from((request_info(&request), Reply::new(reply)))
+            },
+        )?;
+        let handler = Arc::new(handler);
+        self.inner
+            .route(
+                &path,
+                move |request: tidings::Request, reply: tidings::Reply| {
+                    handler.call((request, reply), ThreadsafeFunctionCallMode::NonBlocking);
+                },
+            )
+            .map_err(js_error)
+    }
+
+    /// Serves `file` at `path`.
+    #[napi]
+    pub fn page(&self, path: String, file: String) -> Result<(), Code> {
+        self.inner.page(&path, file).map_err(js_error)
+    }
+
+    /// Serves the files under `directory` below `prefix`.
+    #[napi]
+    pub fn files(&self, prefix: String, directory: String) -> Result<(), Code> {
+        self.inner.files(&prefix, directory).map_err(js_error)
+    }
+
+    /// Binds and starts serving; returns the port.
+    #[napi]
+    pub fn start(&self) -> Result<u32, Code> {
+        self.inner
+            .start()
+            .map(|addr| addr.port().into())
+            .map_err(js_error)
+    }
+
+    /// Stops off the JS thread; resolves when the engine's threads are done.
+    #[napi]
+    pub fn stop(&self, farewell: Option<EventInit>) -> Result<AsyncTask<StopTask>, Code> {
+        let farewell = farewell.map(to_event).transpose()?;
+        Ok(AsyncTask::new(StopTask {
+            server: Arc::clone(&self.inner),
+            farewell,
+        }))
+    }
+
+    #[napi(getter)]
+    pub fn port(&self) -> Option<u32> {
+        self.inner.local_addr().map(|addr| addr.port().into())
+    }
+
+    #[napi(getter)]
+    pub fn host(&self) -> String {
+        self.inner.config().host.clone()
+    }
+
+    #[napi(getter)]
+    pub fn running(&self) -> bool {
+        self.inner.is_running()
+    }
+
+    #[napi]
+    pub fn stats(&self) -> Stats {
+        convert::stats(self.inner.stats())
+    }
+}
