@@ -6,7 +6,7 @@ use crate::convert::{build, Event};
 use crate::dispatch::Dispatcher;
 use crate::errors::{ConfigError, IntoPyResult};
 use crate::listen::Listener;
-use crate::stream::Request;
+use crate::request::Request;
 
 /// A broadcast channel: every `publish` reaches every current subscriber.
 #[pyclass(module = "tidings._tidings", frozen)]

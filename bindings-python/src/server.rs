@@ -15,7 +15,9 @@ use crate::channel::Channel;
 use crate::convert::stream_item;
 use crate::dispatch::Dispatcher;
 use crate::errors::IntoPyResult;
-use crate::stream::{Reply, Request, StreamSink};
+use crate::reply::Reply;
+use crate::request::Request;
+use crate::stream::StreamSink;
 
 /// The native server. `tidings.Server` wraps it with asyncio integration.
 #[pyclass(module = "tidings._tidings", frozen)]

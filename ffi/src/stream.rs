@@ -28,7 +28,7 @@ pub type tidings_stream_close_cb =
 /// `tidings_stream_free`. Safe to use from any thread.
 pub struct tidings_stream {
     id: u64,
-    sender: tidings::StreamSender,
+    inner: tidings::StreamSender,
 }
 
 static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
@@ -61,7 +61,7 @@ pub(crate) fn register_stream(
                 });
             }
             let described = tidings_request::new(request);
-            let stream = Box::into_raw(Box::new(tidings_stream { id, sender }));
+            let stream = Box::into_raw(Box::new(tidings_stream { id, inner: sender }));
             // SAFETY: `on_open` is the host's callback (non-NULL, checked in
             // tidings_server_stream) with the C signature of
             // tidings_stream_open_cb; `user.0` is its thread-safe `user_data`;
@@ -86,7 +86,7 @@ fn send_with(
         Ok(event) => event,
         Err(status) => return status,
     };
-    send(&stream.sender, event).map_or_else(fail_with, |()| tidings_status::TIDINGS_OK)
+    send(&stream.inner, event).map_or_else(fail_with, |()| tidings_status::TIDINGS_OK)
 }
 
 /// Sends `event`, blocking the calling thread while the stream's queue is
@@ -125,13 +125,13 @@ pub unsafe extern "C" fn tidings_stream_try_send(
 pub unsafe extern "C" fn tidings_stream_accept(stream: *const tidings_stream) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let stream = arg_ref!(stream, "stream");
-        if stream.sender.is_closed() {
+        if stream.inner.is_closed() {
             return fail(
                 tidings_status::TIDINGS_ERR_DISCONNECTED,
                 "the stream was closed, or its client has gone",
             );
         }
-        stream.sender.accept();
+        stream.inner.accept();
         tidings_status::TIDINGS_OK
     })
 }
@@ -155,7 +155,7 @@ pub unsafe extern "C" fn tidings_stream_reject(
             Err(status) => return status,
         };
         // An invalid status leaves the stream usable (the core checks it first).
-        match stream.sender.reject(status, message) {
+        match stream.inner.reject(status, message) {
             Ok(()) => tidings_status::TIDINGS_OK,
             Err(err) => fail_with(err),
         }
@@ -169,7 +169,7 @@ pub unsafe extern "C" fn tidings_stream_reject(
 pub unsafe extern "C" fn tidings_stream_close(stream: *const tidings_stream) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let stream = arg_ref!(stream, "stream");
-        stream.sender.close();
+        stream.inner.close();
         tidings_status::TIDINGS_OK
     })
 }
@@ -180,7 +180,7 @@ pub unsafe extern "C" fn tidings_stream_close(stream: *const tidings_stream) -> 
 pub unsafe extern "C" fn tidings_stream_fail(stream: *const tidings_stream) -> tidings_status {
     guard(tidings_status::TIDINGS_ERR_PANIC, || {
         let stream = arg_ref!(stream, "stream");
-        stream.sender.fail();
+        stream.inner.fail();
         tidings_status::TIDINGS_OK
     })
 }
@@ -191,9 +191,9 @@ pub unsafe extern "C" fn tidings_stream_is_closed(stream: *const tidings_stream)
     guard(true, || {
         // SAFETY: NULL becomes `None` (true, as documented); a non-NULL `stream` is
         // the handle given to `on_open`, not yet freed (caller's contract), so it
-        // is live for this call; `tidings_stream` is `Sync` (its sender is),
+        // is live for this call; `tidings_stream` is `Sync` (its `StreamSender` is),
         // so other threads may use it meanwhile.
-        unsafe { stream.as_ref() }.is_none_or(|stream| stream.sender.is_closed())
+        unsafe { stream.as_ref() }.is_none_or(|stream| stream.inner.is_closed())
     })
 }
 
