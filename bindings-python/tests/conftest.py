@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 import tidings
-from helpers import CHROMIUM
+from helpers import chromium
 
 
 @pytest.fixture
@@ -21,26 +20,8 @@ def server() -> Iterator[tidings.Server]:
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium driven by Playwright (no browser download).
-    Module-scoped: Playwright's sync API keeps an event loop marked running
-    while it lives, which later `asyncio.run()` calls must not see."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-proxy-server",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+    """Headless Chromium (see `helpers.chromium`). Module-scoped: Playwright's
+    sync API keeps an event loop marked running while it lives, which later
+    `asyncio.run()` calls must not see."""
+    with chromium() as instance:
         yield instance
-        instance.close()
