@@ -1,7 +1,7 @@
 /* The C ABI's contract on bad input and misuse: every case returns the
  * documented status and message, nothing crashes, nothing leaks. Built with
  * -Werror as C and as C++, and run plain, under ASan+UBSan, and under
- * valgrind by tests/test_c_abi.py. */
+ * valgrind by tests/test_c_server.py. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <netinet/in.h>
