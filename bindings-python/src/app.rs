@@ -295,8 +295,10 @@ impl Exchange {
         let request = self.inner.request();
         // What every scope of this mount shares, copied; then this request's.
         let scope = config.template.bind(py).copy()?;
+        // Its own: an app may change its scope's dicts.
+        scope.set_item(intern!(py, "asgi"), config.asgi.bind(py).copy()?)?;
         let extensions = PyDict::new(py);
-        extensions.set_item(intern!(py, "tidings.channel"), config.extension.bind(py))?;
+        extensions.set_item(intern!(py, "tidings.channel"), PyDict::new(py))?;
         scope.set_item(intern!(py, "extensions"), extensions)?;
         scope.set_item(intern!(py, "http_version"), request.http_version())?;
         scope.set_item(intern!(py, "method"), request.method())?;
@@ -543,11 +545,11 @@ fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
 pub(crate) struct ScopeConfig {
     root_path: String,
     proxies: TrustedProxies,
-    /// The keys every scope has with the same value (`type`, `asgi`,
-    /// `root_path`); each scope starts as a copy of it.
+    /// The keys every scope has with the same value (`type`, `root_path`);
+    /// each scope starts as a copy of it.
     template: Py<PyDict>,
-    /// The value of the `tidings.channel` extension (an empty dict).
-    extension: Py<PyDict>,
+    /// `scope["asgi"]`, copied into each scope.
+    asgi: Py<PyDict>,
     /// The last addresses turned into Python objects. Requests come from
     /// few peers and reach one listening address, and formatting an
     /// address costs more than the scope's other fields together.
@@ -625,13 +627,12 @@ impl ScopeConfig {
         asgi.set_item("spec_version", "2.4")?;
         let template = PyDict::new(py);
         template.set_item("type", "http")?;
-        template.set_item("asgi", asgi)?;
         template.set_item("root_path", &root_path)?;
         Ok(ScopeConfig {
             root_path,
             proxies,
             template: template.unbind(),
-            extension: PyDict::new(py).unbind(),
+            asgi: asgi.unbind(),
             addresses: Mutex::default(),
         })
     }

@@ -50,7 +50,7 @@ def jsonable(scope: dict[str, Any]) -> dict[str, Any]:
     out["headers"] = [[name.decode(), value.decode()] for name, value in scope["headers"]]
     out["raw_path"] = scope["raw_path"].decode()
     out["query_string"] = scope["query_string"].decode()
-    out["extensions"] = sorted(scope.get("extensions", {}))
+    out["extensions"] = scope.get("extensions", {})
     return out
 
 
@@ -86,7 +86,10 @@ def test_the_scope_has_every_field_the_spec_names(serve: Any) -> None:
             await send({"type": "lifespan.shutdown.complete"})
             return
         await respond(send, 200, json.dumps(jsonable(scope)).encode())
+        # What one request does to its scope stays in it.
         scope["state"]["db"] = "changed by one request"
+        scope["asgi"]["version"] = "changed by one request"
+        scope["extensions"]["tidings.channel"]["x"] = "changed by one request"
 
     server = serve(app)
     with client() as http:
@@ -113,6 +116,8 @@ def test_the_scope_has_every_field_the_spec_names(serve: Any) -> None:
     # Each request gets its own shallow copy of the lifespan state.
     assert first["state"] == {"db": "connected"}
     assert second["state"] == {"db": "connected"}
+    assert second["asgi"] == first["asgi"]
+    assert second["extensions"] == first["extensions"] == {"tidings.channel": {}}
 
 
 def test_root_path_and_trusted_proxy_headers(serve: Any) -> None:
