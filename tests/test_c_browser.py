@@ -6,16 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from cabi import EXAMPLES, build
-from helpers import serving
+from helpers import assert_counter_page_counts_to_20_and_closes, serving
 
 
 def test_the_c_counter_page_lists_20_values_then_closes_the_stream(browser, tmp_path: Path) -> None:
     binary = build(EXAMPLES / "c/counter.c", tmp_path / "counter")
     with serving([str(binary), "--port", "0", "--delay", "0.01", "--examples", str(EXAMPLES)]) as running:
-        page = browser.new_page()
-        page.goto(running.url + "/")
-        page.wait_for_function("document.querySelector('#status').textContent === 'closed'")
-        items = page.locator("#messages li").all_text_contents()
-        assert items == [f"Counter value {n}" for n in range(1, 21)] + ["End of the stream"]
-        assert page.evaluate("source.readyState") == 2
-        page.close()
+        assert_counter_page_counts_to_20_and_closes(browser, running.url + "/")

@@ -156,3 +156,16 @@ def chromium() -> Iterator[Any]:
             yield instance
         finally:
             instance.close()
+
+
+def assert_counter_page_counts_to_20_and_closes(browser: Any, url: str) -> None:
+    """The counter page at `url`, in `browser`: its EventSource lists the 20
+    values and the end, then stays closed (a closed EventSource never
+    reconnects)."""
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function("document.querySelector('#status').textContent === 'closed'")
+    items = page.locator("#messages li").all_text_contents()
+    assert items == [f"Counter value {n}" for n in range(1, 21)] + ["End of the stream"]
+    assert page.evaluate("source.readyState") == 2
+    page.close()

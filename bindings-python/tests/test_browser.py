@@ -3,19 +3,12 @@ receives the events, and the DOM shows them."""
 
 from __future__ import annotations
 
-from helpers import demo
+from helpers import assert_counter_page_counts_to_20_and_closes, demo
 
 
 def test_counter_page_lists_20_values_then_closes_the_stream(browser) -> None:
     with demo("counter", "--delay", "0.01", "--log-level", "debug") as running:
-        page = browser.new_page()
-        page.goto(running.url + "/")
-        page.wait_for_function("document.querySelector('#status').textContent === 'closed'")
-        items = page.locator("#messages li").all_text_contents()
-        assert items == [f"Counter value {n}" for n in range(1, 21)] + ["End of the stream"]
-        # A closed EventSource never reconnects.
-        assert page.evaluate("source.readyState") == 2
-        page.close()
+        assert_counter_page_counts_to_20_and_closes(browser, running.url + "/")
 
 
 def test_progress_page_reaches_99_and_says_done(browser) -> None:

@@ -4,30 +4,17 @@
  * listening, publishes once SUBSCRIBERS are subscribed to /events, and
  * exits cleanly on Ctrl-C. */
 #define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
+#include <stdlib.h>
 
-#include "tidings.h"
-#include "../../examples/c/demo_cli.h"
+#include "publisher.h"
 
 int main(int argc, char **argv) {
     size_t subscribers = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 1;
-    tidings_config config = tidings_config_default();
-    config.port = 0;
-    tidings_server *server = NULL;
-    DEMO_CHECK(tidings_server_new(&config, &server));
     tidings_channel_options options = tidings_channel_options_default();
     options.auto_id = false;
     tidings_channel *channel = NULL;
-    DEMO_CHECK(tidings_server_channel(server, "/events", &options, &channel));
-    uint16_t port = 0;
-    DEMO_CHECK(tidings_server_start(server, &port));
-    printf("events: open http://127.0.0.1:%u/\n", (unsigned)port);
-    fflush(stdout);
-
-    signal(SIGINT, demo_on_signal);
-    while (tidings_channel_subscribers(channel) < subscribers && !demo_stopping) {
-        demo_sleep(0.01);
-    }
+    tidings_server *server = publisher_start("events", "/events", &options, &channel);
+    publisher_wait_for(channel, subscribers);
     static const char with_nul[] = {'n', 'u', 'l', '\0', 'i', 'n', 's', 'i', 'd', 'e'};
     tidings_event shapes[] = {
         {.data = "plain"},
@@ -44,9 +31,6 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         DEMO_CHECK(tidings_channel_publish(channel, &shapes[i]));
     }
-    demo_wait_for_ctrl_c();
-    DEMO_CHECK(tidings_server_stop(server, NULL));
-    tidings_channel_free(channel);
-    tidings_server_free(server);
+    publisher_finish(server, channel);
     return 0;
 }

@@ -5,9 +5,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
-#include "tidings.h"
-#include "../../examples/c/demo_cli.h"
+#include "publisher.h"
 
 #define PUBLISHERS 4
 #define PER_PUBLISHER 2500
@@ -27,24 +27,12 @@ static void *publish(void *argument) {
 
 int main(int argc, char **argv) {
     size_t subscribers = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 1;
-    tidings_config config = tidings_config_default();
-    config.port = 0;
-    tidings_server *server = NULL;
-    DEMO_CHECK(tidings_server_new(&config, &server));
     tidings_channel_options options = tidings_channel_options_default();
     options.history = 0;
     options.auto_id = false;
     options.max_lag = PUBLISHERS * PER_PUBLISHER;
-    DEMO_CHECK(tidings_server_channel(server, "/c", &options, &channel));
-    uint16_t port = 0;
-    DEMO_CHECK(tidings_server_start(server, &port));
-    printf("threaded: open http://127.0.0.1:%u/\n", (unsigned)port);
-    fflush(stdout);
-
-    signal(SIGINT, demo_on_signal);
-    while (tidings_channel_subscribers(channel) < subscribers && !demo_stopping) {
-        demo_sleep(0.01);
-    }
+    tidings_server *server = publisher_start("threaded", "/c", &options, &channel);
+    publisher_wait_for(channel, subscribers);
     pthread_t threads[PUBLISHERS];
     for (int i = 0; i < PUBLISHERS; i++) {
         pthread_create(&threads[i], NULL, publish, (void *)(intptr_t)i);
@@ -52,9 +40,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < PUBLISHERS; i++) {
         pthread_join(threads[i], NULL);
     }
-    demo_wait_for_ctrl_c();
-    DEMO_CHECK(tidings_server_stop(server, NULL));
-    tidings_channel_free(channel);
-    tidings_server_free(server);
+    publisher_finish(server, channel);
     return 0;
 }
