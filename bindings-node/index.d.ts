@@ -33,6 +33,12 @@ export interface ServerOptions {
   /** Events queued per stream client before the producer waits. Default 32. */
   streamQueue?: number
   limits?: Limits
+  /**
+   * Let other processes listen on the same host and port (SO_REUSEPORT): the
+   * kernel spreads new connections among them; each has its own channels.
+   * Default false.
+   */
+  reusePort?: boolean
 }
 
 export interface ChannelOptions {

@@ -81,7 +81,8 @@ class Server extends EventEmitter {
       maxConnections: limits.maxConnections,
       maxConnectionsPerIp: limits.maxConnectionsPerIp,
       maxHeadBytes: limits.maxHeadBytes,
-      headTimeout: seconds('limits.headTimeout', limits.headTimeout)
+      headTimeout: seconds('limits.headTimeout', limits.headTimeout),
+      reusePort: options.reusePort
     })
     this._keepProcessAlive = null
   }

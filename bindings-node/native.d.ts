@@ -141,6 +141,8 @@ export interface ServerOptions {
   maxConnectionsPerIp?: number
   maxHeadBytes?: number
   headTimeout?: number
+  /** Let other processes listen on the same host and port (SO_REUSEPORT). */
+  reusePort?: boolean
 }
 
 export interface Stats {

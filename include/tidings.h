@@ -304,6 +304,12 @@ typedef struct tidings_config {
    * Time a client has to send its request head. Default 10000.
    */
   uint32_t head_timeout_ms;
+  /**
+   * Let other sockets listen on the same host and port (SO_REUSEPORT):
+   * several processes started so share the port, the kernel spreading
+   * connections among them; each keeps its own channels. Default false.
+   */
+  bool reuse_port;
 } tidings_config;
 
 /**

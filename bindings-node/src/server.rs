@@ -36,6 +36,8 @@ pub struct ServerOptions {
     pub max_connections_per_ip: Option<u32>,
     pub max_head_bytes: Option<u32>,
     pub head_timeout: Option<f64>,
+    /// Let other processes listen on the same host and port (SO_REUSEPORT).
+    pub reuse_port: Option<bool>,
 }
 
 /// Stops a server on the libuv thread pool (it waits for the engine's threads).
@@ -113,6 +115,7 @@ impl NativeServer {
             if let Some(value) = options.head_timeout {
                 config.limits.head_timeout = seconds("limits.headTimeout", value)?;
             }
+            config.reuse_port = options.reuse_port.unwrap_or(false);
         }
         let inner = tidings::Server::new(config).map_err(js_error)?;
         Ok(NativeServer {

@@ -31,6 +31,16 @@ test('misuse gets clear errors with codes', async () => {
   await assert.rejects(server.start(), { code: 'ERR_TIDINGS_STOPPED' })
 })
 
+test('servers that offer to share a port (reusePort) both listen on it; one that does not cannot', async () => {
+  const first = new Server({ port: 0, reusePort: true })
+  const port = await first.start()
+  const second = new Server({ port, reusePort: true })
+  assert.equal(await second.start(), port)
+  await assert.rejects(new Server({ port }).start(), { code: 'ERR_TIDINGS_BIND' })
+  await first.stop()
+  await second.stop()
+})
+
 test('durations are checked by the engine, not wrapped at 49.7 days', async () => {
   const day = 24 * 3600
   for (const [options, name] of [

@@ -38,10 +38,11 @@ impl Server {
         host="127.0.0.1", port=8000, *, cors=None, keepalive=Some(15.0), write_timeout=30.0,
         tcp_keepalive=Some(60.0), drain_timeout=5.0, worker_threads=0, stream_queue=32,
         max_connections=None, max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0,
-        max_pending_callbacks=1024,
+        max_pending_callbacks=1024, reuse_port=false,
     ), text_signature = "(host='127.0.0.1', port=8000, *, cors=None, keepalive=15.0, write_timeout=30.0, \
         tcp_keepalive=60.0, drain_timeout=5.0, worker_threads=0, stream_queue=32, max_connections=None, \
-        max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0, max_pending_callbacks=1024)")]
+        max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0, max_pending_callbacks=1024, \
+        reuse_port=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: &str,
@@ -58,6 +59,7 @@ impl Server {
         max_head_bytes: usize,
         head_timeout: f64,
         max_pending_callbacks: usize,
+        reuse_port: bool,
     ) -> PyResult<Self> {
         let config = tidings::Config {
             host: host.to_owned(),
@@ -78,6 +80,7 @@ impl Server {
                 max_head_bytes,
                 head_timeout: seconds("head_timeout", head_timeout)?,
             },
+            reuse_port,
         };
         Ok(Server {
             inner: Arc::new(tidings::Server::new(config).py_err()?),
@@ -254,15 +257,26 @@ impl Server {
         self.inner.host()
     }
 
-    /// Changes where it will listen, and how long its stop drains, until it
-    /// starts.
-    #[pyo3(signature = (host, port, drain_timeout=None))]
-    fn set_start_options(&self, host: &str, port: u16, drain_timeout: Option<f64>) -> PyResult<()> {
+    /// Changes where and how it will listen, and how long its stop drains,
+    /// until it starts.
+    #[pyo3(signature = (host, port, drain_timeout=None, reuse_port=false))]
+    fn set_start_options(
+        &self,
+        host: &str,
+        port: u16,
+        drain_timeout: Option<f64>,
+        reuse_port: bool,
+    ) -> PyResult<()> {
         let drain_timeout = drain_timeout
             .map(|s| seconds("drain_timeout", s))
             .transpose()?;
         self.inner
-            .set_start_options(host, port, drain_timeout)
+            .set_start_options(tidings::StartOptions {
+                host: host.to_owned(),
+                port,
+                drain_timeout,
+                reuse_port,
+            })
             .py_err()
     }
 

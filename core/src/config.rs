@@ -122,6 +122,11 @@ pub struct Config {
     pub stream_queue: usize,
     /// Connection and request limits.
     pub limits: Limits,
+    /// Whether other sockets may listen on the same host and port
+    /// (`SO_REUSEPORT`): several processes started this way share the port,
+    /// and the kernel spreads new connections among them. Each process has
+    /// its own channels. Default false.
+    pub reuse_port: bool,
 }
 
 impl Default for Config {
@@ -138,6 +143,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(5),
             stream_queue: 32,
             limits: Limits::default(),
+            reuse_port: false,
         }
     }
 }

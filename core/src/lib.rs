@@ -60,6 +60,6 @@ pub use event::Event;
 pub use listener::{Listener, Received};
 pub use reply::{Reply, RouteHandler};
 pub use request::Request;
-pub use server::Server;
+pub use server::{Server, StartOptions};
 pub use stats::{ChannelStats, Stats};
 pub use stream::{StreamHandler, StreamSender};

@@ -72,11 +72,28 @@ pub struct Server {
     settings: Mutex<StartSettings>,
 }
 
+/// Where and how a server listens, when whatever starts it decides (see
+/// [`Server::set_start_options`]); each field replaces the server's
+/// [`Config`] value.
+#[derive(Clone, Debug)]
+pub struct StartOptions {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one.
+    pub port: u16,
+    /// How long a stop lets streams finish; `None` keeps the configured one.
+    pub drain_timeout: Option<Duration>,
+    /// Whether other sockets may listen on the same host and port
+    /// ([`Config::reuse_port`]).
+    pub reuse_port: bool,
+}
+
 #[derive(Clone)]
 struct StartSettings {
     host: String,
     port: u16,
     drain_timeout: Duration,
+    reuse_port: bool,
 }
 
 impl std::fmt::Debug for Server {
@@ -105,6 +122,7 @@ impl Server {
             host: config.host.clone(),
             port: config.port,
             drain_timeout: config.drain_timeout,
+            reuse_port: config.reuse_port,
         };
         Ok(Server {
             site: Arc::new(Site::new(config, bodies)),
@@ -125,19 +143,14 @@ impl Server {
         lock(&self.settings).host.clone()
     }
 
-    /// Changes where the server will listen and how long its stop drains,
-    /// until it starts: a server declared when a program is imported, with
-    /// its channels, can be started by whatever runs the program (`tidings
-    /// run`). Fails with [`Error::AlreadyRunning`] once started,
+    /// Changes where and how the server will listen, and how long its stop
+    /// drains, until it starts: a server declared when a program is
+    /// imported, with its channels, can be started by whatever runs the
+    /// program (`tidings run`). Fails with [`Error::AlreadyRunning`] once started,
     /// [`Error::Stopped`] once stopped, [`Error::InvalidConfig`] for a
     /// drain timeout out of range.
-    pub fn set_start_options(
-        &self,
-        host: &str,
-        port: u16,
-        drain_timeout: Option<Duration>,
-    ) -> Result<()> {
-        if let Some(timeout) = drain_timeout {
+    pub fn set_start_options(&self, options: StartOptions) -> Result<()> {
+        if let Some(timeout) = options.drain_timeout {
             Config {
                 drain_timeout: timeout,
                 ..Config::default()
@@ -150,9 +163,10 @@ impl Server {
             Lifecycle::Ready => {}
         }
         let mut settings = lock(&self.settings);
-        settings.host = host.to_owned();
-        settings.port = port;
-        if let Some(timeout) = drain_timeout {
+        settings.host = options.host;
+        settings.port = options.port;
+        settings.reuse_port = options.reuse_port;
+        if let Some(timeout) = options.drain_timeout {
             settings.drain_timeout = timeout;
         }
         Ok(())
@@ -268,7 +282,7 @@ impl Server {
             .build()
             .map_err(Error::Runtime)?;
         let settings = lock(&self.settings).clone();
-        let listener = bind(&settings.host, settings.port)?;
+        let listener = bind(&settings.host, settings.port, settings.reuse_port)?;
         let addr = listener.local_addr().map_err(Error::Runtime)?;
         let listener = {
             let _context = runtime.enter();
@@ -396,7 +410,7 @@ impl Drop for Server {
 
 /// Binds with a deep accept backlog: a burst of reconnecting clients must not
 /// overflow the default one (128) and wait a second for SYN retries.
-fn bind(host: &str, port: u16) -> Result<std::net::TcpListener> {
+fn bind(host: &str, port: u16, reuse_port: bool) -> Result<std::net::TcpListener> {
     use std::net::ToSocketAddrs;
     let shown = if host.contains(':') {
         format!("[{host}]:{port}")
@@ -424,6 +438,9 @@ fn bind(host: &str, port: u16) -> Result<std::net::TcpListener> {
     )
     .map_err(fail)?;
     socket.set_reuse_address(true).map_err(fail)?;
+    if reuse_port {
+        socket.set_reuse_port(true).map_err(fail)?;
+    }
     socket.set_nonblocking(true).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
     socket.listen(4096).map_err(fail)?;

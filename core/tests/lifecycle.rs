@@ -374,3 +374,63 @@ async fn stats_count_what_happened() {
     drop(events);
     server.stop();
 }
+
+#[test]
+fn servers_that_reuse_the_port_share_it_and_each_gets_connections() {
+    let _serial = serial();
+    let answering = |name: &'static str, port: u16| {
+        let server = Server::new(Config {
+            port,
+            reuse_port: true,
+            ..Config::default()
+        })
+        .unwrap();
+        server
+            .route(
+                "/who",
+                move |_request: tidings::Request, reply: tidings::Reply| {
+                    reply.send(200, "text/plain", name).unwrap();
+                },
+            )
+            .unwrap();
+        server
+    };
+    let first = answering("first", 0);
+    let port = first.start().unwrap().port();
+    let second = answering("second", port);
+    assert_eq!(second.start().unwrap().port(), port);
+    // A server that does not offer to share cannot take the port.
+    let alone = Server::new(Config {
+        port,
+        ..Config::default()
+    })
+    .unwrap();
+    assert!(matches!(alone.start(), Err(Error::Bind { .. })));
+
+    // The kernel spreads new connections by their source port: both answer
+    // well within a bounded number of fresh connections.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.set_read_timeout(Some(PATIENCE)).unwrap();
+        use std::io::{Read, Write};
+        conn.write_all(b"GET /who HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).unwrap();
+        seen.insert(
+            reply
+                .rsplit("\r\n\r\n")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ["first".to_owned(), "second".to_owned()].into());
+    first.stop();
+    second.stop();
+    assert_no_engine_threads();
+}

@@ -57,6 +57,10 @@ pub struct tidings_config {
     pub max_head_bytes: u32,
     /// Time a client has to send its request head. Default 10000.
     pub head_timeout_ms: u32,
+    /// Let other sockets listen on the same host and port (SO_REUSEPORT):
+    /// several processes started so share the port, the kernel spreading
+    /// connections among them; each keeps its own channels. Default false.
+    pub reuse_port: bool,
 }
 
 /// Options of a broadcast channel. Start from `tidings_channel_options_default()`.
@@ -115,6 +119,7 @@ pub extern "C" fn tidings_config_default() -> tidings_config {
         max_connections_per_ip: 0,
         max_head_bytes: defaults.limits.max_head_bytes as u32,
         head_timeout_ms: ms(defaults.limits.head_timeout),
+        reuse_port: defaults.reuse_port,
     }
 }
 
@@ -204,6 +209,7 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
             max_head_bytes: config.max_head_bytes as usize,
             head_timeout: millis(config.head_timeout_ms),
         },
+        reuse_port: config.reuse_port,
     })
 }
 

@@ -212,6 +212,25 @@ static void test_routes_events_and_lifecycle(void) {
     EXPECT_ERROR_MENTIONS("127.0.0.1:");
     tidings_server_free(other);
 
+    /* Servers that offer to share a port (reuse_port) can both listen on it. */
+    tidings_config sharing = tidings_config_default();
+    EXPECT(!sharing.reuse_port);
+    sharing.port = 0;
+    sharing.reuse_port = true;
+    tidings_server *first = NULL, *second = NULL;
+    EXPECT_STATUS(tidings_server_new(&sharing, &first), TIDINGS_OK);
+    uint16_t shared = 0;
+    EXPECT_STATUS(tidings_server_start(first, &shared), TIDINGS_OK);
+    sharing.port = shared;
+    EXPECT_STATUS(tidings_server_new(&sharing, &second), TIDINGS_OK);
+    uint16_t also = 0;
+    EXPECT_STATUS(tidings_server_start(second, &also), TIDINGS_OK);
+    EXPECT(also == shared);
+    EXPECT_STATUS(tidings_server_stop(first, NULL), TIDINGS_OK);
+    EXPECT_STATUS(tidings_server_stop(second, NULL), TIDINGS_OK);
+    tidings_server_free(first);
+    tidings_server_free(second);
+
     /* A stream: the request as the callback saw it, then misuse of the handle. */
     int client = open_get(port, "/s?name=ada");
     tidings_stream *stream = wait_for_stream();

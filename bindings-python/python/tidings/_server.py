@@ -48,6 +48,7 @@ class Server:
         max_head_bytes: int = 16384,
         head_timeout: float = 10.0,
         max_pending_callbacks: int = 1024,
+        reuse_port: bool = False,
     ) -> None:
         self._native = _tidings.Server(
             host,
@@ -64,6 +65,7 @@ class Server:
             max_head_bytes=max_head_bytes,
             head_timeout=head_timeout,
             max_pending_callbacks=max_pending_callbacks,
+            reuse_port=reuse_port,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -268,12 +270,14 @@ class Server:
         host = self._native.host
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def set_start_options(self, host: str, port: int, drain_timeout: float | None = None) -> None:
-        """Changes where the server will listen, and how long its stop
-        drains, until it starts: a server declared when a program is
+    def set_start_options(
+        self, host: str, port: int, drain_timeout: float | None = None, reuse_port: bool = False
+    ) -> None:
+        """Changes where and how the server will listen, and how long its
+        stop drains, until it starts: a server declared when a program is
         imported (with its channels) can be started by whatever runs the
         program, as ``tidings run`` does."""
-        self._native.set_start_options(host, port, drain_timeout)
+        self._native.set_start_options(host, port, drain_timeout, reuse_port)
         if drain_timeout is not None:
             self._drain_timeout = drain_timeout
 
