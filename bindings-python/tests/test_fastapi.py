@@ -208,10 +208,15 @@ def app_dir(tmp_path: os.PathLike[str]) -> os.PathLike[str]:
     (tmp_path / "apps.py").write_text(  # type: ignore[operator]
         '''
 import contextlib
+import os
 from fastapi import FastAPI, Request
 
 def create():
     app = FastAPI()
+
+    @app.get("/pid")
+    async def pid():
+        return {"pid": os.getpid()}
 
     @app.get("/where")
     async def where(request: Request):
@@ -238,11 +243,41 @@ def test_factory_and_root_path(app_dir: os.PathLike[str]) -> None:
     assert answer == {"root_path": "/api", "path": "/api/where"}
 
 
+def test_workers_share_one_port_and_stop_together_on_ctrl_c(app_dir: os.PathLike[str]) -> None:
+    command = [sys.executable, "-m", "tidings", "run", "apps:create", "--factory", "--workers", "2"]
+    command += ["--app-dir", str(app_dir), "--port", "0"]
+    workers: set[int] = set()
+    with serving(command, env=environment()) as running:
+        # The kernel spreads fresh connections among the workers listening;
+        # the second may still be starting when the first says it is open.
+        deadline = time.monotonic() + PATIENCE
+        while len(workers) < 2 and time.monotonic() < deadline:
+            with client() as http:
+                workers.add(http.get(f"{running.url}/pid").json()["pid"])
+            time.sleep(0.01)
+        assert len(workers) == 2 and running.process.pid not in workers
+    # `serving` saw the supervisor exit 0 after Ctrl-C; its workers are gone.
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_bad_worker_counts_and_workers_with_reload_are_refused() -> None:
+    zero = run_to_exit("apps:create", "--workers", "0")
+    assert zero.returncode == 2 and "must be at least 1" in zero.stderr
+    both = run_to_exit("apps:create", "--workers", "2", "--reload")
+    assert both.returncode == 1 and "--reload and --workers cannot be combined" in both.stderr
+
+
 def test_a_failing_startup_exits_3_with_the_apps_error(app_dir: os.PathLike[str]) -> None:
     failed = run_to_exit("apps:failing", "--app-dir", str(app_dir), "--port", "0")
     assert failed.returncode == 3, failed.stderr
     assert "the database is down" in failed.stderr
     assert "open http" not in failed.stdout
+    # With workers, the first that fails stops the others, with its status.
+    workers = run_to_exit("apps:failing", "--app-dir", str(app_dir), "--port", "0", "--workers", "2")
+    assert workers.returncode == 3, workers.stderr
+    assert "the database is down" in workers.stderr
 
 
 def test_reload_restarts_the_app_when_its_file_changes(tmp_path: os.PathLike[str]) -> None:

@@ -95,6 +95,18 @@ def parser() -> argparse.ArgumentParser:
         help="proxies trusted with forwarded headers: '*' or a comma-separated list "
         "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
     )
+    run.add_argument(
+        "--workers",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="serve from N processes sharing the port (SO_REUSEPORT; each has its own channels) (default: 1)",
+    )
+    run.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="let other processes listen on the same port (--workers sets it)",
+    )
     run.add_argument("--reload", action="store_true", help="restart when a file under the reload directories changes")
     run.add_argument(
         "--reload-dir",
@@ -115,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s:\t%(name)s: %(message)s",
     )
     app_dir = os.path.abspath(options.app_dir or os.curdir)
+    if options.workers > 1:
+        if options.reload:
+            logger.error("--reload and --workers cannot be combined")
+            return EXIT_USAGE
+        return _workers(arguments, options)
     if options.reload:
         return _reload(arguments, options, app_dir)
     sys.path.insert(0, app_dir)
@@ -136,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout_graceful_shutdown=options.timeout_graceful_shutdown,
             proxy_headers=options.proxy_headers,
             forwarded_allow_ips=allowed,
+            reuse_port=options.reuse_port,
             # On stdout, for scripts and tests that start it on port 0.
             on_ready=lambda server: print(f"tidings: open {server.url}/", flush=True),
         )
@@ -146,6 +164,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("%s", error)
         return EXIT_USAGE
     return 0
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _workers(arguments: list[str], options: argparse.Namespace) -> int:
+    """Runs `options.workers` servers in child processes on one port, until
+    SIGINT or SIGTERM, which each child gets too and answers by stopping
+    gracefully. A child that fails stops the others; the exit status is the
+    first failure's, else 0."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    # Port 0: one free port for all, held (with SO_REUSEPORT, never
+    # listening, so it takes no connections) while the workers run.
+    reserved = None
+    port = options.port
+    if port == 0:
+        family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+        reserved = socket.socket(family, socket.SOCK_STREAM)
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            reserved.bind((options.host, 0))
+        except OSError as error:
+            logger.error("cannot bind %s: %s", options.host, error)
+            return EXIT_USAGE
+        port = reserved.getsockname()[1]
+    # The last occurrence of a flag wins: each child is one worker on `port`.
+    command = [sys.executable, "-m", "tidings", *arguments, "--workers", "1", "--port", str(port), "--reuse-port"]
+    children = [subprocess.Popen(command) for _ in range(options.workers)]
+    logger.info("%d workers on %s:%d: %s", len(children), options.host, port, ", ".join(str(c.pid) for c in children))
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        while any(child.poll() is None for child in children):
+            for child in children:
+                code = child.poll()
+                if code not in (None, 0) and not stopping:
+                    logger.error("worker %d exited with status %d; stopping the others", child.pid, code)
+                    status = code
+                    stop(signal.SIGTERM, None)
+            time.sleep(0.1)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if reserved is not None:
+            reserved.close()
+    return status or next((child.returncode for child in children if child.returncode), 0)
 
 
 def _reload(arguments: list[str], options: argparse.Namespace, app_dir: str) -> int:

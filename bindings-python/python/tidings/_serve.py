@@ -26,6 +26,7 @@ def serve(
     timeout_graceful_shutdown: float | None = None,
     proxy_headers: bool = True,
     forwarded_allow_ips: str | None = "127.0.0.1",
+    reuse_port: bool = False,
     on_ready: Callable[[Server], object] | None = None,
     **options: Any,
 ) -> None:
@@ -37,8 +38,10 @@ def serve(
     `options` are :class:`Server`'s (``cors``, ``max_connections``, ...).
     If the app declared channels with :func:`tidings.channel`, it is served
     on that default server (configure it with :func:`tidings.configure`).
-    `on_ready(server)` is called once it serves, e.g. to learn the port of
-    ``port=0``. Raises :class:`LifespanFailed` if the app's startup fails."""
+    `reuse_port` lets other processes serve the same port (SO_REUSEPORT),
+    as ``tidings run --workers`` has its workers do. `on_ready(server)` is
+    called once it serves, e.g. to learn the port of ``port=0``. Raises
+    :class:`LifespanFailed` if the app's startup fails."""
     main = serve_async(
         app,
         host,
@@ -48,6 +51,7 @@ def serve(
         timeout_graceful_shutdown=timeout_graceful_shutdown,
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
+        reuse_port=reuse_port,
         on_ready=on_ready,
         **options,
     )
@@ -69,6 +73,7 @@ async def serve_async(
     timeout_graceful_shutdown: float | None = None,
     proxy_headers: bool = True,
     forwarded_allow_ips: str | None = "127.0.0.1",
+    reuse_port: bool = False,
     on_ready: Callable[[Server], object] | None = None,
     **options: Any,
 ) -> None:
@@ -77,13 +82,13 @@ async def serve_async(
     if server is None:
         if timeout_graceful_shutdown is not None:
             options["drain_timeout"] = timeout_graceful_shutdown
-        server = Server(host, port, **options)
+        server = Server(host, port, reuse_port=reuse_port, **options)
     elif options:
         raise ServerStateError(
             "the app's channels live on the default server: give its options to tidings.configure(), not serve()"
         )
     else:
-        server.set_start_options(host, port, timeout_graceful_shutdown)
+        server.set_start_options(host, port, timeout_graceful_shutdown, reuse_port)
     server.mount(
         app,
         root_path=root_path,
