@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -241,6 +242,23 @@ def test_factory_and_root_path(app_dir: os.PathLike[str]) -> None:
     with serving(command, env=environment()) as running, client() as http:
         answer = http.get(f"{running.url}/where").json()
     assert answer == {"root_path": "/api", "path": "/api/where"}
+
+
+def test_each_response_is_logged_as_uvicorn_does_unless_turned_off(app_dir: os.PathLike[str]) -> None:
+    command = [sys.executable, "-m", "tidings", "run", "apps:create", "--factory"]
+    command += ["--app-dir", str(app_dir), "--port", "0"]
+    with serving(command, env=environment()) as running, client() as http:
+        assert http.get(f"{running.url}/pid?x=1").status_code == 200
+        assert http.get(f"{running.url}/missing").status_code == 404
+        deadline = time.monotonic() + PATIENCE
+        while '"GET /missing HTTP/1.1" 404' not in running.log() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        log = running.log()
+    assert re.search(r'INFO:\s+tidings\.access: 127\.0\.0\.1:\d+ - "GET /pid\?x=1 HTTP/1\.1" 200', log), log
+    assert '"GET /missing HTTP/1.1" 404' in log
+    with serving([*command, "--no-access-log"], env=environment()) as running, client() as http:
+        assert http.get(f"{running.url}/pid").status_code == 200
+    assert "tidings.access" not in running.log()
 
 
 def test_workers_share_one_port_and_stop_together_on_ctrl_c(app_dir: os.PathLike[str]) -> None:

@@ -18,6 +18,8 @@ from . import _tidings
 from ._errors import ClientDisconnected
 
 logger = logging.getLogger("tidings")
+# One line per response, as uvicorn's "uvicorn.access" logger writes it.
+access_logger = logging.getLogger("tidings.access")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -126,7 +128,7 @@ class Mount:
             self._prune_at = max(PRUNE_AT, 2 * len(tasks))
 
     async def _run(self, exchange: _tidings.AppExchange, scope: Scope, loop: asyncio.AbstractEventLoop) -> None:
-        receive, send = _endpoints(exchange, loop)
+        receive, send = _endpoints(exchange, scope, loop)
         try:
             await self.app(scope, receive, send)
         except asyncio.CancelledError:
@@ -151,7 +153,7 @@ class Mount:
             exchange.fail()
 
 
-def _endpoints(exchange: _tidings.AppExchange, loop: asyncio.AbstractEventLoop) -> tuple[Receive, Send]:
+def _endpoints(exchange: _tidings.AppExchange, scope: Scope, loop: asyncio.AbstractEventLoop) -> tuple[Receive, Send]:
     """The ``receive`` and ``send`` of one request."""
 
     async def receive() -> Message:
@@ -172,6 +174,8 @@ def _endpoints(exchange: _tidings.AppExchange, loop: asyncio.AbstractEventLoop) 
                 if not await room:
                     raise ClientDisconnected("the client has disconnected")
         elif kind == "http.response.start":
+            if access_logger.isEnabledFor(logging.INFO):
+                _log_access(scope, message["status"])
             if exchange.start(message["status"], message.get("headers", ())):
                 # No length: it may stream. Its head leaves by the next loop
                 # turn even if the body waits (an idle event stream is open
@@ -187,6 +191,16 @@ def _endpoints(exchange: _tidings.AppExchange, loop: asyncio.AbstractEventLoop) 
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 
     return receive, send
+
+
+def _log_access(scope: Scope, status: int) -> None:
+    """``127.0.0.1:50312 - "GET /path?query HTTP/1.1" 200``, as uvicorn logs it."""
+    client = scope.get("client")
+    peer = f"{client[0]}:{client[1]}" if client else "-"
+    target = scope["raw_path"].decode("latin-1")
+    if scope["query_string"]:
+        target += "?" + scope["query_string"].decode("latin-1")
+    access_logger.info('%s - "%s %s HTTP/%s" %d', peer, scope["method"], target, scope["http_version"], status)
 
 
 class Lifespan:

@@ -96,6 +96,12 @@ def parser() -> argparse.ArgumentParser:
         "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
     )
     run.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per response on the tidings.access logger (default: on)",
+    )
+    run.add_argument(
         "--workers",
         type=positive,
         default=1,
@@ -126,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=LOG_LEVELS[options.log_level],
         format="%(levelname)s:\t%(name)s: %(message)s",
     )
+    if not options.access_log:
+        logging.getLogger("tidings.access").setLevel(logging.WARNING)
     app_dir = os.path.abspath(options.app_dir or os.curdir)
     if options.workers > 1:
         if options.reload:
