@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::ThreadId;
 
 use bytes::Bytes;
+use ipnet::IpNet;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -222,14 +223,14 @@ pub(crate) enum TrustedProxies {
     #[default]
     None,
     All,
-    Some(Vec<IpAddr>),
+    Some(Vec<IpNet>),
 }
 
 impl TrustedProxies {
     /// Parses uvicorn's `--forwarded-allow-ips`: `*` or a comma-separated
-    /// list of addresses.
+    /// list of addresses and networks (`10.0.0.0/8`, `fd00::/8`).
     pub(crate) fn parse(list: &str) -> PyResult<Self> {
-        let mut addresses = Vec::new();
+        let mut networks = Vec::new();
         for item in list
             .split(',')
             .map(str::trim)
@@ -238,21 +239,30 @@ impl TrustedProxies {
             if item == "*" {
                 return Ok(TrustedProxies::All);
             }
-            let address = item.parse().map_err(|_| {
-                pyo3::exceptions::PyValueError::new_err(format!(
-                    "forwarded_allow_ips: {item:?} is not an IP address or \"*\""
-                ))
-            })?;
-            addresses.push(address);
+            let network = item
+                .parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    pyo3::exceptions::PyValueError::new_err(format!(
+                        "forwarded_allow_ips: {item:?} is not an IP address, a network \
+                         (address/prefix) or \"*\""
+                    ))
+                })?;
+            networks.push(network);
         }
-        Ok(TrustedProxies::Some(addresses))
+        Ok(TrustedProxies::Some(networks))
     }
 
     fn trusts(&self, peer: IpAddr) -> bool {
+        // An IPv4 client reached over an IPv6 socket is still that client.
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
         match self {
             TrustedProxies::None => false,
             TrustedProxies::All => true,
-            TrustedProxies::Some(list) => list.contains(&peer),
+            TrustedProxies::Some(list) => list.iter().any(|network| network.contains(&peer)),
         }
     }
 }

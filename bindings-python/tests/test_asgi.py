@@ -143,12 +143,20 @@ def test_root_path_and_trusted_proxy_headers(serve: Any) -> None:
     assert direct["scheme"] == "http"
     assert direct["client"][0] == "127.0.0.1"
 
+    # Networks too, as uvicorn takes them: the loopback's /8 is trusted, another is not.
+    for allowed, trusted in (("192.0.2.0/24, 127.0.0.0/8", True), ("10.0.0.0/8", False)):
+        networks = serve(app, lifespan="off", forwarded_allow_ips=allowed)
+        with client() as http:
+            seen = http.get(f"{networks.url}/", headers={"x-forwarded-for": "198.51.100.7"}).json()
+        assert (seen["client"][0] == "198.51.100.7") is trusted, (allowed, seen)
+
 
 def test_bad_forwarded_allow_ips_are_refused() -> None:
     server = tidings.Server("127.0.0.1", 0)
     try:
-        with pytest.raises(ValueError, match="not an IP address"):
-            server.mount(lambda *a: None, forwarded_allow_ips="localhost")
+        for bad in ("localhost", "10.0.0.0/33", "10.0.0.1/"):
+            with pytest.raises(ValueError, match="not an IP address, a network"):
+                server.mount(lambda *a: None, forwarded_allow_ips=bad)
         with pytest.raises(ValueError, match="lifespan"):
             server.mount(lambda *a: None, lifespan="sometimes")
     finally:

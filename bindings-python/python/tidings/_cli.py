@@ -92,8 +92,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--forwarded-allow-ips",
         default=None,
-        help="proxies trusted with forwarded headers: '*' or a comma-separated list "
-        "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+        help="proxies trusted with forwarded headers: '*' or a comma-separated list of addresses "
+        "and networks (default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
     )
     run.add_argument(
         "--access-log",

@@ -146,7 +146,8 @@ class Server:
         `lifespan` is ``"auto"`` (run it if the app supports it), ``"on"`` or
         ``"off"``; its startup runs before the server starts serving, its
         shutdown after it stopped. `forwarded_allow_ips` (``"*"`` or a
-        comma-separated list of addresses) names the proxies whose
+        comma-separated list of addresses and networks such as
+        ``10.0.0.0/8``) names the proxies whose
         ``X-Forwarded-For`` and ``X-Forwarded-Proto`` set the scope's
         ``client`` and ``scheme``. One application per server."""
         if self._mount is not None:
