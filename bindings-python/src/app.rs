@@ -255,10 +255,7 @@ impl TrustedProxies {
 
     fn trusts(&self, peer: IpAddr) -> bool {
         // An IPv4 client reached over an IPv6 socket is still that client.
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-            v4 => v4,
-        };
+        let peer = peer.to_canonical();
         match self {
             TrustedProxies::None => false,
             TrustedProxies::All => true,
