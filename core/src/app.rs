@@ -154,7 +154,10 @@ impl Outbound {
         if answer.is_closed() {
             return Err(Error::Disconnected);
         }
-        let flow = Arc::new(Mutex::new(flow));
+        let flow = Arc::new(Mutex::new(Flow {
+            runtime: Some(runtime.clone()),
+            ..flow
+        }));
         self.flow = Some(Arc::clone(&flow));
         // Held until the thread's batch ends, if it holds its wake-ups. A
         // client that leaves before then is a client that left after the
@@ -570,6 +573,9 @@ struct Flow {
     writable: Vec<WritableHook>,
     /// The body was dropped: the client has gone or the response was sent.
     gone: bool,
+    /// The engine's runtime, once the body is answered: held wake-ups of
+    /// the body's task are handed to it.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Flow {
@@ -583,7 +589,7 @@ impl Flow {
 
     fn wake(&mut self) {
         if let Some(waker) = self.waker.take() {
-            batch::wake_now_or_held(None, move || waker.wake());
+            batch::wake_now_or_held(self.runtime.as_ref(), move || waker.wake());
         }
     }
 }
