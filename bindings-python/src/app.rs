@@ -3,9 +3,12 @@
 //! Engine threads never wait for the interpreter: a new request, a request
 //! body chunk that arrived, room in a response's queue, a client that left,
 //! each becomes a job in the mailbox, and the first job after the mailbox
-//! was emptied writes one byte to a socket pair. The application's asyncio
-//! loop watches the other end (`loop.add_reader`) and drains every job
-//! queued by then in one pass, attached to the interpreter once.
+//! was emptied has one byte written to a socket pair once the engine thread
+//! has run the connections that are ready (`tidings::after_ready_tasks`).
+//! The application's asyncio loop watches the other end (`loop.add_reader`)
+//! and drains every job queued by then in one pass, attached to the
+//! interpreter once. The answers a loop turn gives go back to the engine
+//! together, too (`Mailbox::hold_for_this_turn`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -432,7 +435,9 @@ impl Exchange {
     }
 
     /// Sends the head now unless a body was written since `start`.
-    fn flush_head(&self) -> PyResult<()> {
+    fn flush_head(&self, py: Python<'_>) -> PyResult<()> {
+        // An answer like `write`'s, so it leaves with the loop turn's others.
+        self.mailbox.hold_for_this_turn(py)?;
         match self.inner.flush_head() {
             // The client left: the app learns it at its next send.
             Ok(()) | Err(tidings::Error::Disconnected) => Ok(()),
