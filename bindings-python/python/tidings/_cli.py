@@ -9,7 +9,11 @@ import importlib
 import logging
 import os
 import shlex
+import signal
+import socket
+import subprocess
 import sys
+import time
 from typing import Any, Sequence
 
 from ._asgi import LIFESPAN_MODES, LifespanFailed
@@ -187,11 +191,6 @@ def _workers(arguments: list[str], options: argparse.Namespace) -> int:
     SIGINT or SIGTERM, which each child gets too and answers by stopping
     gracefully. A child that fails stops the others; the exit status is the
     first failure's, else 0."""
-    import signal
-    import socket
-    import subprocess
-    import time
-
     # Port 0: one free port for all, held (with SO_REUSEPORT, never
     # listening, so it takes no connections) while the workers run.
     reserved = None
