@@ -4,7 +4,6 @@
  *   cc -std=c11 counter.c -I../../include -L../../target/release -ltidings -lpthread
  */
 #define _POSIX_C_SOURCE 200809L
-#include <pthread.h>
 #include <stdio.h>
 
 #include "tidings.h"
@@ -37,13 +36,7 @@ static void *produce(void *argument) {
 static void on_open(void *user_data, const tidings_request *request, tidings_stream *stream) {
     (void)user_data;
     (void)request;
-    pthread_t worker;
-    if (pthread_create(&worker, NULL, produce, stream) != 0) {
-        tidings_stream_reject(stream, 503, "cannot start a producer");
-        tidings_stream_free(stream);
-        return;
-    }
-    pthread_detach(worker);
+    demo_start_producer(stream, produce);
 }
 
 int main(int argc, char **argv) {

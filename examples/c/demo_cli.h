@@ -1,7 +1,9 @@
-/* What the C demos share: their flags and waiting for Ctrl-C. */
+/* What the C demos share: their flags, waiting for Ctrl-C, and a thread per
+ * stream producer. */
 #ifndef TIDINGS_DEMO_CLI_H
 #define TIDINGS_DEMO_CLI_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,19 @@ static inline void demo_start(const char *name, tidings_server *server, const de
     DEMO_CHECK(tidings_server_start(server, &port));
     printf("%s: open http://%s:%u/\n", name, args->host, (unsigned)port);
     fflush(stdout);
+}
+
+/* Runs `produce(stream)` on a thread of its own, where it may wait in
+ * tidings_stream_send (an open callback runs on an engine thread and must
+ * return at once); answers 503 if no thread can start. */
+static inline void demo_start_producer(tidings_stream *stream, void *(*produce)(void *)) {
+    pthread_t worker;
+    if (pthread_create(&worker, NULL, produce, stream) != 0) {
+        tidings_stream_reject(stream, 503, "cannot start a producer");
+        tidings_stream_free(stream);
+        return;
+    }
+    pthread_detach(worker);
 }
 
 #endif

@@ -42,13 +42,7 @@ static void *produce(void *argument) {
 static void on_open(void *user_data, const tidings_request *request, tidings_stream *stream) {
     (void)user_data;
     (void)request;
-    pthread_t worker;
-    if (pthread_create(&worker, NULL, produce, stream) != 0) {
-        tidings_stream_reject(stream, 503, "cannot start a producer");
-        tidings_stream_free(stream);
-        return;
-    }
-    pthread_detach(worker);
+    demo_start_producer(stream, produce);
 }
 
 static void on_sent(void *user_data, const tidings_request *request, tidings_reply *reply) {
