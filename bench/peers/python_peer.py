@@ -159,17 +159,13 @@ def serve_fastapi_channel(args: argparse.Namespace) -> None:
         return EventSourceResponse(own_stream())
 
     server.mount(app, lifespan="off")
-    server.start()
-    assert server.port is not None, "a started server has a port"
-    announce(server.port)
-    if args.mode == "broadcast":
-        publish_on_schedule(args, lambda: channel.subscribers, channel.publish)
-    threading.Event().wait()
+    serve_until_killed(args, server, channel)
 
 
 def serve_tidings(args: argparse.Namespace) -> None:
     """Serves with the tidings binding: its own engine threads, publishing here."""
     server = tidings.Server("127.0.0.1", args.port, keepalive=None, worker_threads=args.threads)
+    channel = None
     if args.mode == "stream":
 
         @server.stream("/sse")
@@ -180,10 +176,17 @@ def serve_tidings(args: argparse.Namespace) -> None:
     else:
         channel = server.channel("/sse", history=0, max_lag=max(args.events, 1024))
 
+    serve_until_killed(args, server, channel)
+
+
+def serve_until_killed(args: argparse.Namespace, server: tidings.Server, channel: tidings.Channel | None) -> None:
+    """Starts `server`, tells the harness its port, publishes on `channel`
+    (broadcast mode) and idles until killed."""
     server.start()
     assert server.port is not None, "a started server has a port"
     announce(server.port)
     if args.mode == "broadcast":
+        assert channel is not None, "broadcast mode has a channel"
         publish_on_schedule(args, lambda: channel.subscribers, channel.publish)
     threading.Event().wait()
 
