@@ -10,19 +10,22 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use slab::Slab;
 
+use crate::broker::{Broker, StreamPos};
 use crate::config::check_duration;
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, EventId};
 use crate::frame::EventBuf;
 use crate::request::{Request, ResumeFrom};
 use crate::stats::Counters;
@@ -68,30 +71,6 @@ impl Default for ChannelOptions {
     }
 }
 
-/// An event id as it was sent, returned by [`Channel::publish`].
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct EventId(Bytes);
-
-impl EventId {
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        // The bytes are a slice of an id that was a `str` when encoded.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl fmt::Debug for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A hook run with the request of a subscriber that joined or left.
 pub type PresenceHook = Arc<dyn Fn(&Request) + Send + Sync>;
 
@@ -125,6 +104,9 @@ pub(crate) struct ChannelInner {
     on_subscribe: RwLock<Option<PresenceHook>>,
     on_unsubscribe: RwLock<Option<PresenceHook>>,
     counters: Arc<Counters>,
+    /// Where publishes go when servers share channels: the event comes back
+    /// into the ring from the broker, in the order every server sees.
+    broker: Option<Arc<dyn Broker>>,
 }
 
 struct Entry {
@@ -132,6 +114,9 @@ struct Entry {
     /// Whether `id` was given by the host (and so is in the index).
     host_id: bool,
     bytes: Bytes,
+    /// The event's place in the broker's order ([`StreamPos::START`] for
+    /// every event of a channel without a broker).
+    position: StreamPos,
 }
 
 struct RingState {
@@ -214,6 +199,17 @@ impl RingState {
     }
 }
 
+/// Where a new subscriber starts.
+struct StartPoint {
+    cursor: u64,
+    /// Whether the client must first be sent `event: reset`.
+    reset: bool,
+    /// The client resumed from a broker position this server has not read
+    /// yet (another server delivered it first): entries up to it are
+    /// skipped as they arrive.
+    skip_through: Option<StreamPos>,
+}
+
 /// Why a subscription could not be made.
 pub(crate) enum SubscribeError {
     Stopped,
@@ -221,7 +217,12 @@ pub(crate) enum SubscribeError {
 }
 
 impl Channel {
-    pub(crate) fn new(path: String, options: ChannelOptions, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        path: String,
+        options: ChannelOptions,
+        counters: Arc<Counters>,
+        broker: Option<Arc<dyn Broker>>,
+    ) -> Self {
         let capacity = options.history.saturating_add(options.max_lag).max(1);
         Channel {
             inner: Arc::new(ChannelInner {
@@ -242,6 +243,7 @@ impl Channel {
                 on_subscribe: RwLock::new(None),
                 on_unsubscribe: RwLock::new(None),
                 counters,
+                broker,
             }),
         }
     }
@@ -262,8 +264,21 @@ impl Channel {
     /// wakes the waiting subscribers. Safe from any thread. Returns the id the
     /// event was sent with (its own, or the channel's automatic id), or `None`
     /// if it has none. Fails with [`Error::Stopped`] once the server stopped.
+    ///
+    /// With a broker ([`Config::broker`](crate::Config::broker)) the event is
+    /// queued for it instead, and reaches subscribers (here and on every
+    /// other server) when the broker hands it back, in the broker's order.
+    /// The automatic id is then the broker's, not known yet: `publish`
+    /// returns only an id the event brings, and
+    /// [`publish_confirmed`](Self::publish_confirmed) tells the broker's.
+    /// Fails with [`Error::BrokerUnavailable`] when the queue is full.
     pub fn publish(&self, event: Event) -> Result<Option<EventId>> {
         let inner = &*self.inner;
+        if let Some(broker) = &inner.broker {
+            let id = event.id_str().map(EventId::from_text);
+            self.hand_to_broker(broker.as_ref(), event, None)?;
+            return Ok(id);
+        }
         // Events that bring their own id are encoded outside the lock; an
         // automatic id depends on the sequence number, so it is encoded under it.
         let ready = (event.id_str().is_some() || !inner.options.auto_id)
@@ -286,6 +301,7 @@ impl Channel {
                 id: id.clone(),
                 host_id: !automatic,
                 bytes,
+                position: StreamPos::START,
             };
             state.push(entry, inner.capacity);
             (id, state.take_waiting())
@@ -299,6 +315,100 @@ impl Channel {
             .events_published
             .fetch_add(1, Ordering::Relaxed);
         Ok(id.map(EventId))
+    }
+
+    /// Publishes like [`publish`](Self::publish), and resolves (`.await`, or
+    /// [`Published::wait`] from a plain thread) once the event is stored:
+    /// at once without a broker, when the broker has acknowledged it with
+    /// one. Its output is the id the event is sent with, as `publish`
+    /// returns it, but with the broker's automatic id filled in.
+    pub fn publish_confirmed(&self, event: Event) -> Published {
+        let inner = &*self.inner;
+        let Some(broker) = &inner.broker else {
+            return Published(Confirmation::Ready(Some(self.publish(event))));
+        };
+        let own_id = event.id_str().map(EventId::from_text);
+        let (receipt, answer) = tokio::sync::oneshot::channel();
+        if let Err(err) = self.hand_to_broker(broker.as_ref(), event, Some(receipt)) {
+            return Published(Confirmation::Ready(Some(Err(err))));
+        }
+        Published(Confirmation::Waiting {
+            answer,
+            own_id,
+            auto_id: inner.options.auto_id,
+        })
+    }
+
+    fn hand_to_broker(
+        &self,
+        broker: &dyn Broker,
+        event: Event,
+        receipt: Option<crate::broker::Receipt>,
+    ) -> Result<()> {
+        if lock(&self.inner.state).closed {
+            return Err(Error::Stopped);
+        }
+        broker.publish(&self.inner.path, self.inner.options.history, event, receipt)
+    }
+
+    /// Appends an event the broker delivered at `position`: it gets the
+    /// broker's entry id unless it brings its own (or the channel has no
+    /// automatic ids).
+    pub(crate) fn append_from_broker(&self, event: &Event, position: StreamPos) {
+        let inner = &*self.inner;
+        let automatic =
+            (event.id_str().is_none() && inner.options.auto_id).then(|| position.to_string());
+        let (bytes, id_range) = event.encode_with_id(event.id_str().or(automatic.as_deref()));
+        let entry = Entry {
+            id: id_range.map(|range| bytes.slice(range)),
+            host_id: event.id_str().is_some(),
+            bytes,
+            position,
+        };
+        self.append(entry);
+    }
+
+    /// Tells every subscriber that entries after `after` were lost (the
+    /// broker trimmed or forgot them before this server read them): they
+    /// are sent `event: reset` where the gap is.
+    pub(crate) fn append_gap(&self, after: StreamPos) {
+        self.append(Entry {
+            id: None,
+            host_id: false,
+            bytes: Bytes::from_static(RESET_EVENT),
+            position: after.gap_after(),
+        });
+    }
+
+    fn append(&self, entry: Entry) {
+        let inner = &*self.inner;
+        let waiting = {
+            let mut state = lock(&inner.state);
+            if state.closed {
+                return;
+            }
+            state.push(entry, inner.capacity);
+            state.take_waiting()
+        };
+        for (_, waker) in waiting {
+            waker.wake();
+        }
+        inner.published.fetch_add(1, Ordering::Relaxed);
+        inner
+            .counters
+            .events_published
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A handle that does not keep the channel alive.
+    pub(crate) fn downgrade(&self) -> Weak<ChannelInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The channel behind a handle from [`downgrade`](Self::downgrade), if
+    /// it still exists.
+    pub(crate) fn upgrade(weak: &Weak<ChannelInner>) -> Option<Channel> {
+        weak.upgrade().map(|inner| Channel { inner })
     }
 
     /// Current number of subscribers.
@@ -351,7 +461,7 @@ impl Channel {
     /// head can be missed.
     pub(crate) fn subscribe(&self, request: Request) -> Result<Subscription, SubscribeError> {
         let inner = &self.inner;
-        let (key, cursor, reset) = {
+        let (key, start) = {
             let mut state = lock(&inner.state);
             if state.closed {
                 return Err(SubscribeError::Stopped);
@@ -363,8 +473,8 @@ impl Channel {
             {
                 return Err(SubscribeError::Full);
             }
-            let (cursor, reset) = inner.resume_point(&state, request.resume_from());
-            (state.slots.insert(None), cursor, reset)
+            let start = inner.resume_point(&state, request.resume_from());
+            (state.slots.insert(None), start)
         };
         inner.subscribers.fetch_add(1, Ordering::Relaxed);
         // Made before the hook runs, so that whatever the hook does (panic
@@ -373,8 +483,9 @@ impl Channel {
         let subscription = Subscription {
             channel: Arc::clone(inner),
             key,
-            cursor,
-            reset,
+            cursor: start.cursor,
+            reset: start.reset,
+            skip_through: start.skip_through,
             request: read(&inner.on_unsubscribe)
                 .is_some()
                 .then(|| request.clone()),
@@ -398,16 +509,44 @@ impl ChannelInner {
 
     /// Where a subscriber starts, and whether it must be told that history
     /// was lost (`event: reset`).
-    fn resume_point(&self, state: &RingState, from: ResumeFrom<'_>) -> (u64, bool) {
-        let offered_from = state.next_seq - state.ring.len().min(self.options.history) as u64;
+    fn resume_point(&self, state: &RingState, from: ResumeFrom<'_>) -> StartPoint {
+        let offered = state.ring.len().min(self.options.history);
+        let offered_from = state.next_seq - offered as u64;
+        let at = |cursor, reset| StartPoint {
+            cursor,
+            reset,
+            skip_through: None,
+        };
         let last = match from {
-            ResumeFrom::Start => return (state.next_seq, false),
-            ResumeFrom::Unknown => return (offered_from, true),
+            ResumeFrom::Start => return at(state.next_seq, false),
+            ResumeFrom::Unknown => return at(offered_from, true),
             ResumeFrom::After(last) => last,
         };
-        match self.find_seq(state, last) {
-            Some(seq) if seq + 1 >= offered_from => (seq + 1, false),
-            _ => (offered_from, true),
+        if let Some(seq) = self.find_seq(state, last) {
+            if seq + 1 >= offered_from {
+                return at(seq + 1, false);
+            }
+            return at(offered_from, true);
+        }
+        let position = StreamPos::parse(last).filter(|_| self.broker.is_some());
+        let Some(position) = position else {
+            return at(offered_from, true);
+        };
+        // A broker id names a place in the order every server shares, so it
+        // resumes here even if this server never sent that very event.
+        let after = state
+            .ring
+            .partition_point(|entry| entry.position <= position);
+        let offered_index = state.ring.len() - offered;
+        if after < offered_index.max(1) {
+            // Older than everything kept (or the history is empty): what
+            // came between may be lost.
+            return at(offered_from, true);
+        }
+        StartPoint {
+            cursor: state.first_seq() + after as u64,
+            reset: false,
+            skip_through: (after == state.ring.len()).then_some(position),
         }
     }
 
@@ -464,6 +603,7 @@ pub(crate) struct Subscription {
     key: usize,
     cursor: u64,
     reset: bool,
+    skip_through: Option<StreamPos>,
     /// Kept only for the `on_unsubscribe` hook: most of an idle subscriber's
     /// memory otherwise (a browser sends ~1 KiB of headers).
     request: Option<Request>,
@@ -505,6 +645,9 @@ impl Subscription {
         if self.cursor < state.first_seq() {
             return Poll::Ready(Some(Err(Lagged)));
         }
+        if let Some(through) = self.skip_through {
+            self.skip_through = skip_entries_through(&state, &mut self.cursor, through);
+        }
         let pending = (state.next_seq - self.cursor) as usize;
         if pending == 0 {
             if state.closed {
@@ -528,6 +671,100 @@ impl Subscription {
         // publisher may take the lock again.
         drop(state);
         Poll::Ready(Some(Ok(EventBuf::gather(parts))))
+    }
+}
+
+/// Moves `cursor` past entries at or before `through`, which the client
+/// already has from another server; what is left to skip once the ring's
+/// head is reached (`None` when an entry past `through` was found).
+fn skip_entries_through(
+    state: &RingState,
+    cursor: &mut u64,
+    through: StreamPos,
+) -> Option<StreamPos> {
+    while let Some(entry) = state.entry(*cursor) {
+        if entry.position > through {
+            return None;
+        }
+        *cursor += 1;
+    }
+    Some(through)
+}
+
+/// The answer to [`Channel::publish_confirmed`]: a future of the event's id,
+/// which a plain thread can also [`wait`](Published::wait) for.
+#[must_use = "a confirmation does nothing unless awaited or waited for"]
+pub struct Published(Confirmation);
+
+enum Confirmation {
+    /// `None` once taken.
+    Ready(Option<Result<Option<EventId>>>),
+    Waiting {
+        answer: tokio::sync::oneshot::Receiver<Result<EventId>>,
+        /// The id the event brought, which it is sent with.
+        own_id: Option<EventId>,
+        /// Whether an event without an id is sent with the broker's.
+        auto_id: bool,
+    },
+}
+
+impl fmt::Debug for Published {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Published").finish_non_exhaustive()
+    }
+}
+
+impl Confirmation {
+    /// The id the event is sent with, from the broker's answer.
+    fn finish(
+        answer: Result<Result<EventId>, tokio::sync::oneshot::error::RecvError>,
+        own_id: Option<EventId>,
+        auto_id: bool,
+    ) -> Result<Option<EventId>> {
+        // The broker drops the receipt unanswered only when the server
+        // stops before the event was stored.
+        let broker_id = answer.map_err(|_| Error::Stopped)??;
+        Ok(own_id.or(auto_id.then_some(broker_id)))
+    }
+}
+
+impl Published {
+    /// Blocks until the event is stored, for threads outside an async
+    /// runtime (where it fails with [`Error::BlockingInAsync`]).
+    pub fn wait(self) -> Result<Option<EventId>> {
+        match self.0 {
+            Confirmation::Ready(ready) => ready.unwrap_or(Err(Error::Stopped)),
+            Confirmation::Waiting {
+                answer,
+                own_id,
+                auto_id,
+            } => {
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    return Err(Error::BlockingInAsync);
+                }
+                let answer = answer.blocking_recv();
+                Confirmation::finish(answer, own_id, auto_id)
+            }
+        }
+    }
+}
+
+impl Future for Published {
+    type Output = Result<Option<EventId>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let confirmation = &mut self.0;
+        match confirmation {
+            Confirmation::Ready(ready) => Poll::Ready(ready.take().unwrap_or(Err(Error::Stopped))),
+            Confirmation::Waiting {
+                answer,
+                own_id,
+                auto_id,
+            } => {
+                let answer = std::task::ready!(Pin::new(answer).poll(cx));
+                Poll::Ready(Confirmation::finish(answer, own_id.take(), *auto_id))
+            }
+        }
     }
 }
 
@@ -582,7 +819,7 @@ mod tests {
             max_lag,
             ..ChannelOptions::default()
         };
-        Channel::new("/c".into(), options, Arc::default())
+        Channel::new("/c".into(), options, Arc::default(), None)
     }
 
     fn publish_n(channel: &Channel, n: usize) -> Vec<String> {
@@ -599,7 +836,8 @@ mod tests {
 
     fn resume(channel: &Channel, from: ResumeFrom<'_>) -> (u64, bool) {
         let state = lock(&channel.inner.state);
-        channel.inner.resume_point(&state, from)
+        let start = channel.inner.resume_point(&state, from);
+        (start.cursor, start.reset)
     }
 
     #[test]

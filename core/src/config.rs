@@ -125,8 +125,18 @@ pub struct Config {
     /// Whether other sockets may listen on the same host and port
     /// (`SO_REUSEPORT`): several processes started this way share the port,
     /// and the kernel spreads new connections among them. Each process has
-    /// its own channels. Default false.
+    /// its own channels, unless they share a [`broker`](Self::broker).
+    /// Default false.
     pub reuse_port: bool,
+    /// A broker that joins servers into one: `redis://[:password@]host[:port][/db]`.
+    /// A publish on any server sharing it reaches the subscribers of every
+    /// one, in one order, and a client resumes on any of them. `None` (the
+    /// default) keeps channels in this process.
+    pub broker: Option<String>,
+    /// Most publishes waiting for the broker (while it is slow or
+    /// unreachable); beyond it `publish` fails with
+    /// [`Error::BrokerUnavailable`]. Default 10,000.
+    pub broker_queue: usize,
 }
 
 impl Default for Config {
@@ -144,6 +154,8 @@ impl Default for Config {
             stream_queue: 32,
             limits: Limits::default(),
             reuse_port: false,
+            broker: None,
+            broker_queue: 10_000,
         }
     }
 }
@@ -153,6 +165,9 @@ const MAX_HEAD_BYTES: usize = 1 << 20;
 
 /// The most events a stream route's queue may be configured to hold.
 const MAX_STREAM_QUEUE: usize = 1 << 16;
+
+/// The most publishes the broker's queue may be configured to hold.
+const MAX_BROKER_QUEUE: usize = 1 << 24;
 
 /// The longest duration any setting takes (365 days): longer ones are
 /// mistakes (or unit mix-ups), and would overflow the clock's arithmetic.
@@ -202,6 +217,20 @@ impl Config {
         }
         if !(1..=MAX_STREAM_QUEUE).contains(&self.stream_queue) {
             return invalid("stream_queue must be between 1 and 65536");
+        }
+        if !(1..=MAX_BROKER_QUEUE).contains(&self.broker_queue) {
+            return invalid("broker_queue must be between 1 and 16777216");
+        }
+        if let Some(url) = &self.broker {
+            if url.starts_with("rediss://") {
+                return invalid("broker: rediss:// (Redis over TLS) is not supported yet; reach Redis over a private network or a TLS tunnel with redis://");
+            }
+            if !url.starts_with("redis://") {
+                return Err(Error::InvalidConfig(format!(
+                    "broker must be a redis:// URL, not {:?}",
+                    url.split_once('@').map_or(url.as_str(), |(_, host)| host)
+                )));
+            }
         }
         if self.write_timeout.is_zero() {
             return invalid("write_timeout must be greater than zero");

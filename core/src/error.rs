@@ -119,6 +119,20 @@ pub enum Error {
     /// stall other tasks.
     #[error("blocking call made from an async context; use the async form (`send().await`)")]
     BlockingInAsync,
+
+    /// The broker cannot take the event: it has been unreachable long
+    /// enough to fill its publish queue (`Config::broker_queue`).
+    #[error("the broker at {broker} is unreachable and {queued} events wait for it; publish again once it is back")]
+    BrokerUnavailable {
+        /// The broker's address, without credentials.
+        broker: String,
+        /// Events waiting in the queue.
+        queued: usize,
+    },
+
+    /// The broker refused an event (a Redis error reply such as `OOM`).
+    #[error("the broker refused the event: {0}")]
+    BrokerRefused(String),
 }
 
 impl Error {
@@ -147,6 +161,8 @@ impl Error {
             Error::AlreadyMounted => "ALREADY_MOUNTED",
             Error::ChannelFull => "CHANNEL_FULL",
             Error::BlockingInAsync => "WOULD_BLOCK",
+            Error::BrokerUnavailable { .. } => "BROKER_UNAVAILABLE",
+            Error::BrokerRefused(_) => "BROKER_REFUSED",
         }
     }
 }

@@ -178,6 +178,38 @@ impl fmt::Display for Event {
     }
 }
 
+/// An event id as it was sent, returned by
+/// [`Channel::publish`](crate::Channel::publish).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EventId(pub(crate) Bytes);
+
+impl EventId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // The bytes are a slice of an id that was a `str` when encoded.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl EventId {
+    /// An id known to be text (e.g. a Redis stream entry id).
+    pub(crate) fn from_text(id: &str) -> Self {
+        EventId(Bytes::copy_from_slice(id.as_bytes()))
+    }
+}
+
 fn put_field(buf: &mut BytesMut, name: &[u8], value: &str) {
     buf.put_slice(name);
     buf.put_slice(value.as_bytes());

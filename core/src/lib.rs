@@ -22,6 +22,7 @@
 // Layers, lowest first; a module imports only from the layers below it.
 // Leaves:
 mod batch;
+mod broker;
 mod config;
 mod error;
 mod event;
@@ -33,7 +34,9 @@ mod stats;
 mod channel;
 mod reply;
 mod stream;
-// In-process subscribers of channels:
+// In-process subscribers of channels, and the broker that fills channels
+// from other servers:
+mod cluster;
 mod listener;
 // The exchange with a mounted application hands connections to channels and
 // streams, so it sits above them:
@@ -53,13 +56,13 @@ mod server;
 
 pub use app::{AppHandler, BodyRead, Exchange, WRITE_HIGH_WATER};
 pub use batch::{after_ready_tasks, hold_wakes, release_wakes};
-pub use channel::{Channel, ChannelOptions, EventId, PresenceHook};
+pub use channel::{Channel, ChannelOptions, PresenceHook, Published};
 pub use config::{duration_from_secs, Config, Cors, Limits, MAX_DURATION};
 pub use error::{Error, Result};
-pub use event::Event;
+pub use event::{Event, EventId};
 pub use listener::{Listener, Received};
 pub use reply::{Reply, RouteHandler};
 pub use request::Request;
 pub use server::{Server, StartOptions};
-pub use stats::{ChannelStats, Stats};
+pub use stats::{BrokerStats, ChannelStats, Stats};
 pub use stream::{StreamHandler, StreamSender};

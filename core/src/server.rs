@@ -14,7 +14,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::AppHandler;
 use crate::body::BodyContext;
+use crate::broker::Broker;
 use crate::channel::{Channel, ChannelOptions};
+use crate::cluster::RedisBroker;
 use crate::config::Config;
 use crate::conn::{accept_loop, Connections};
 use crate::error::{Error, Result};
@@ -70,6 +72,8 @@ pub struct Server {
     /// Where to listen and how long to drain: the configuration's, unless
     /// changed before the start.
     settings: Mutex<StartSettings>,
+    /// The broker that joins this server's channels with other servers'.
+    broker: Option<Arc<RedisBroker>>,
 }
 
 /// Where and how a server listens, when whatever starts it decides (see
@@ -118,6 +122,10 @@ impl Server {
             shutdown: Arc::default(),
             keepalive: config.keepalive,
         };
+        let broker = match &config.broker {
+            Some(url) => Some(Arc::new(RedisBroker::new(url, config.broker_queue)?)),
+            None => None,
+        };
         let settings = StartSettings {
             host: config.host.clone(),
             port: config.port,
@@ -129,6 +137,7 @@ impl Server {
             lifecycle: Mutex::new(Lifecycle::Ready),
             stopper: Mutex::new(None),
             settings: Mutex::new(settings),
+            broker,
         })
     }
 
@@ -174,11 +183,23 @@ impl Server {
 
     /// Registers a broadcast channel at `path` and returns its handle.
     pub fn channel(&self, path: &str, options: ChannelOptions) -> Result<Channel> {
+        let channel = self.new_channel(path, options)?;
+        self.add_route(path, Route::Channel(channel.clone()))?;
+        self.share_with_broker(&channel);
+        Ok(channel)
+    }
+
+    fn new_channel(&self, path: &str, options: ChannelOptions) -> Result<Channel> {
         options.validate()?;
         let counters = Arc::clone(&self.site.bodies.counters);
-        let channel = Channel::new(path.to_owned(), options, counters);
-        self.add_route(path, Route::Channel(channel.clone()))?;
-        Ok(channel)
+        let broker = self.broker.clone().map(|broker| broker as Arc<dyn Broker>);
+        Ok(Channel::new(path.to_owned(), options, counters, broker))
+    }
+
+    fn share_with_broker(&self, channel: &Channel) {
+        if let Some(broker) = &self.broker {
+            broker.register(channel);
+        }
     }
 
     /// Registers a broadcast channel that no path serves: clients reach it
@@ -187,10 +208,9 @@ impl Server {
     /// checks, and the host reads it with [`Channel::listen`]. `name` is
     /// path-shaped and unique among the server's routes; stats list it.
     pub fn unrouted_channel(&self, name: &str, options: ChannelOptions) -> Result<Channel> {
-        options.validate()?;
-        let counters = Arc::clone(&self.site.bodies.counters);
-        let channel = Channel::new(name.to_owned(), options, counters);
+        let channel = self.new_channel(name, options)?;
         self.edit_routes(|routes| routes.insert_unrouted(name, channel.clone()))?;
+        self.share_with_broker(&channel);
         Ok(channel)
     }
 
@@ -288,6 +308,9 @@ impl Server {
             let _context = runtime.enter();
             TcpListener::from_std(listener).map_err(Error::Runtime)?
         };
+        if let Some(broker) = &self.broker {
+            broker.start(runtime.handle());
+        }
         let connections = TaskTracker::new();
         runtime.spawn(accept_loop(
             listener,
@@ -352,9 +375,13 @@ impl Server {
             channel.close();
         }
         let Lifecycle::Running(running) = previous else {
+            if let Some(broker) = &self.broker {
+                broker.discard_unsent();
+            }
             return;
         };
         let drain = lock(&self.settings).drain_timeout;
+        let broker = self.broker.clone();
         // A dedicated thread owns the runtime's shutdown: that is legal from
         // any caller, including one inside another runtime.
         let stopper = std::thread::Builder::new()
@@ -366,8 +393,16 @@ impl Server {
                     addr,
                 } = running;
                 connections.close();
+                // Publishes still queued for the broker go out within the
+                // same drain time as the responses.
+                let flushed = async {
+                    if let Some(broker) = &broker {
+                        broker.flush().await;
+                    }
+                };
                 let drained = runtime.block_on(async {
-                    tokio::time::timeout(drain, connections.wait()).await.is_ok()
+                    let finished = async { tokio::join!(connections.wait(), flushed) };
+                    tokio::time::timeout(drain, finished).await.is_ok()
                 });
                 if !drained {
                     tracing::warn!(%addr, "drain timeout passed; closing the remaining connections");
@@ -398,7 +433,8 @@ impl Server {
             })
             .collect();
         channels.sort_by(|a, b| a.path.cmp(&b.path));
-        self.site.bodies.counters.snapshot(channels)
+        let broker = self.broker.as_ref().map(|broker| broker.stats());
+        self.site.bodies.counters.snapshot(channels, broker)
     }
 }
 

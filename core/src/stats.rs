@@ -44,6 +44,39 @@ pub struct Stats {
     pub write_timeouts: u64,
     /// Per channel, in path order.
     pub channels: Vec<ChannelStats>,
+    /// The broker's state, when the server has one ([`Config::broker`](crate::Config::broker)).
+    pub broker: Option<BrokerStats>,
+}
+
+/// A snapshot of the connection to the broker that joins servers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// The broker's address, without credentials.
+    pub url: String,
+    /// Whether both of the server's broker connections (publishing and
+    /// reading) are up now.
+    pub connected: bool,
+    /// Times a broker connection was lost or could not be made.
+    pub faults: u64,
+    /// Connections made again after a fault.
+    pub reconnects: u64,
+    /// Events waiting to be sent to the broker.
+    pub queued: usize,
+    /// Events the broker stored for this server.
+    pub sent: u64,
+    /// Events refused: by the broker (an error reply), or at once because
+    /// the queue was full.
+    pub refused: u64,
+    /// Events read from the broker and appended to the channels here
+    /// (duplicates of a retried send are dropped and not counted).
+    pub received: u64,
+    /// Times a channel's subscribers were sent `event: reset` because the
+    /// broker lost entries this server had not read (trimmed past, or a
+    /// broker restarted without its data).
+    pub gaps: u64,
+    /// The last fault, as the broker client reported it.
+    pub last_error: Option<String>,
 }
 
 /// A snapshot of one channel.
@@ -61,7 +94,11 @@ pub struct ChannelStats {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, channels: Vec<ChannelStats>) -> Stats {
+    pub(crate) fn snapshot(
+        &self,
+        channels: Vec<ChannelStats>,
+        broker: Option<BrokerStats>,
+    ) -> Stats {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Stats {
             connections_open: self.connections_open.load(Ordering::Relaxed),
@@ -75,6 +112,7 @@ impl Counters {
             slow_consumer_drops: get(&self.slow_consumer_drops),
             write_timeouts: get(&self.write_timeouts),
             channels,
+            broker,
         }
     }
 }

@@ -1,0 +1,1036 @@
+//! A Redis broker, so that servers sharing one Redis act as one: a publish
+//! on any server reaches the subscribers of every server, in one order, and
+//! a client resumes on any server from an id another one sent.
+//!
+//! Each channel is a Redis stream, `tidings:<path>`. A server has two
+//! connections to Redis, whatever its number of channels and subscribers:
+//!
+//! - **the sender** takes publishes from a bounded queue, in their order,
+//!   and sends them as pipelined `XADD`s. Each entry carries this server's
+//!   id and a sequence number, so that a batch sent again after a lost
+//!   connection (some of it may have been stored) is recognised downstream.
+//! - **the reader** tails every channel's stream with one blocking `XREAD`
+//!   and appends what it reads to the channel's ring, which serves the
+//!   server's subscribers as without a broker: fan-out stays local and
+//!   encode-once. An event published here reaches subscribers here the same
+//!   way, so that every server delivers the same sequence.
+//!
+//! The entry id is the event's SSE id (unless the event brings its own), so
+//! `Last-Event-ID` names a place in the order every server shares. A lost
+//! connection is retried with backoff and jitter, the reader resumes from
+//! the last entry it read, and if Redis lost entries it had not read yet
+//! (trimmed past it, or restarted without its data) the channel's
+//! subscribers are sent `event: reset` at the gap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError, RedisResult, Value};
+use tokio::sync::{mpsc, Notify};
+
+use crate::broker::{Broker, Receipt, StreamPos};
+use crate::channel::{Channel, ChannelInner};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventId};
+use crate::stats::BrokerStats;
+
+/// Most publishes sent in one pipeline.
+const MAX_SEND_BATCH: usize = 512;
+/// Most entries one `XREAD` returns per stream.
+const MAX_READ_BATCH: usize = 1024;
+/// How long one `XREAD` blocks waiting for entries.
+const READ_BLOCK: Duration = Duration::from_secs(5);
+/// A reply later than this means the connection is dead (e.g. Redis is
+/// partitioned away without a reset): it is dropped and made again.
+const SEND_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The fewest entries a stream keeps, whatever the channel's history: the
+/// other servers must have time to read an entry before it is trimmed.
+const MIN_RETAINED: usize = 1000;
+
+/// The Redis broker of one server.
+pub(crate) struct RedisBroker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: redis::Client,
+    /// The URL without its password, for errors, logs and stats.
+    shown_url: String,
+    /// This server's id in the entries it sends: random per server instance.
+    node: String,
+    queue: Mutex<Option<mpsc::Sender<Outgoing>>>,
+    /// Taken by the sender task when the server starts.
+    queue_receiver: Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    queue_capacity: usize,
+    /// Publishes taken from the queue and not yet stored.
+    in_flight: AtomicUsize,
+    /// Receipts of sent publishes, by sequence number, answered when the
+    /// reader reads the entry back: a confirmed event is in this server's
+    /// history too.
+    confirmations: Mutex<HashMap<u64, Receipt>>,
+    channels: Mutex<Vec<Registered>>,
+    channels_changed: Notify,
+    /// Woken when the sender has sent everything and ended.
+    sender_done: Notify,
+    sender_finished: AtomicBool,
+    health: Mutex<Health>,
+    sent: AtomicU64,
+    refused: AtomicU64,
+    received: AtomicU64,
+    gaps: AtomicU64,
+}
+
+struct Registered {
+    key: String,
+    channel: Weak<ChannelInner>,
+    /// How many entries the stream keeps, and the reader backfills.
+    history: usize,
+}
+
+#[derive(Default)]
+struct Health {
+    sender_up: bool,
+    reader_up: bool,
+    faults: u64,
+    reconnects: u64,
+    last_error: Option<String>,
+}
+
+/// A publish waiting in the queue.
+struct Outgoing {
+    key: String,
+    retain: usize,
+    event: Event,
+    receipt: Option<Receipt>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    Sender,
+    Reader,
+}
+
+impl RedisBroker {
+    /// A broker for `url` (`redis://`, with an optional password and
+    /// database); nothing connects until [`start`](Self::start).
+    pub(crate) fn new(url: &str, queue_capacity: usize) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|err| {
+            Error::InvalidConfig(format!("broker {:?}: {err}", without_password(url)))
+        })?;
+        let (sender, receiver) = mpsc::channel(queue_capacity);
+        let node = format!(
+            "{:016x}",
+            getrandom::u64().unwrap_or_else(|_| fallback_random())
+        );
+        Ok(RedisBroker {
+            shared: Arc::new(Shared {
+                client,
+                shown_url: without_password(url),
+                node,
+                queue: Mutex::new(Some(sender)),
+                queue_receiver: Mutex::new(Some(receiver)),
+                queue_capacity,
+                in_flight: AtomicUsize::new(0),
+                confirmations: Mutex::new(HashMap::new()),
+                channels: Mutex::new(Vec::new()),
+                channels_changed: Notify::new(),
+                sender_done: Notify::new(),
+                sender_finished: AtomicBool::new(false),
+                health: Mutex::new(Health::default()),
+                sent: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+                received: AtomicU64::new(0),
+                gaps: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Has the reader tail `channel`'s stream.
+    pub(crate) fn register(&self, channel: &Channel) {
+        let options = channel.options();
+        lock(&self.shared.channels).push(Registered {
+            key: stream_key(channel.path()),
+            channel: channel.downgrade(),
+            history: options.history,
+        });
+        self.shared.channels_changed.notify_one();
+    }
+
+    /// Starts the sender and the reader on the engine's runtime.
+    pub(crate) fn start(&self, runtime: &tokio::runtime::Handle) {
+        if let Some(queue) = lock(&self.shared.queue_receiver).take() {
+            runtime.spawn(run_sender(Arc::clone(&self.shared), queue));
+            runtime.spawn(run_reader(Arc::clone(&self.shared)));
+        }
+    }
+
+    /// Takes no more publishes and resolves once the sender has sent every
+    /// queued one (however long Redis takes to come back: bound it).
+    pub(crate) async fn flush(&self) {
+        lock(&self.shared.queue).take();
+        loop {
+            let done = self.shared.sender_done.notified();
+            if self.shared.sender_finished.load(Ordering::Acquire) {
+                return;
+            }
+            done.await;
+        }
+    }
+
+    /// Drops the publishes of a server stopped before it started: their
+    /// confirmations learn that it stopped.
+    pub(crate) fn discard_unsent(&self) {
+        lock(&self.shared.queue).take();
+        lock(&self.shared.queue_receiver).take();
+    }
+
+    /// A snapshot of the broker's state.
+    pub(crate) fn stats(&self) -> BrokerStats {
+        let shared = &*self.shared;
+        let health = lock(&shared.health);
+        BrokerStats {
+            url: shared.shown_url.clone(),
+            connected: health.sender_up && health.reader_up,
+            faults: health.faults,
+            reconnects: health.reconnects,
+            queued: shared.queued(),
+            sent: shared.sent.load(Ordering::Relaxed),
+            refused: shared.refused.load(Ordering::Relaxed),
+            received: shared.received.load(Ordering::Relaxed),
+            gaps: shared.gaps.load(Ordering::Relaxed),
+            last_error: health.last_error.clone(),
+        }
+    }
+}
+
+impl Broker for RedisBroker {
+    fn publish(
+        &self,
+        channel: &str,
+        history: usize,
+        event: Event,
+        receipt: Option<Receipt>,
+    ) -> Result<()> {
+        let shared = &*self.shared;
+        let queue = lock(&shared.queue);
+        let Some(queue) = queue.as_ref() else {
+            return Err(Error::Stopped);
+        };
+        let outgoing = Outgoing {
+            key: stream_key(channel),
+            retain: history,
+            event,
+            receipt,
+        };
+        queue.try_send(outgoing).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => {
+                shared.refused.fetch_add(1, Ordering::Relaxed);
+                Error::BrokerUnavailable {
+                    broker: shared.shown_url.clone(),
+                    queued: shared.queue_capacity + shared.in_flight.load(Ordering::Relaxed),
+                }
+            }
+            mpsc::error::TrySendError::Closed(_) => Error::Stopped,
+        })
+    }
+}
+
+impl Shared {
+    /// Publishes not stored yet. Takes the queue's lock: not for callers
+    /// that hold it.
+    fn queued(&self) -> usize {
+        let waiting = lock(&self.queue)
+            .as_ref()
+            .map_or(0, |queue| self.queue_capacity - queue.capacity());
+        waiting + self.in_flight.load(Ordering::Relaxed)
+    }
+
+    async fn connect(&self, role: Role) -> RedisResult<MultiplexedConnection> {
+        let reply_timeout = match role {
+            Role::Sender => SEND_REPLY_TIMEOUT,
+            // A blocked read answers within its block time.
+            Role::Reader => READ_BLOCK + SEND_REPLY_TIMEOUT,
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(reply_timeout));
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let mut health = lock(&self.health);
+        let was_faulted = health.last_error.is_some();
+        match role {
+            Role::Sender => health.sender_up = true,
+            Role::Reader => health.reader_up = true,
+        }
+        if was_faulted {
+            health.reconnects += 1;
+            tracing::info!(broker = %self.shown_url, ?role, "reconnected to the broker");
+        }
+        Ok(connection)
+    }
+
+    fn fault(&self, role: Role, error: &RedisError) {
+        let mut health = lock(&self.health);
+        let first = match role {
+            Role::Sender => std::mem::replace(&mut health.sender_up, false),
+            Role::Reader => std::mem::replace(&mut health.reader_up, false),
+        } || health.last_error.is_none();
+        health.faults += 1;
+        health.last_error = Some(error.to_string());
+        if first {
+            tracing::warn!(broker = %self.shown_url, ?role, %error, "broker connection lost; retrying with backoff");
+        } else {
+            tracing::debug!(broker = %self.shown_url, ?role, %error, "broker still unreachable");
+        }
+    }
+
+    /// The registered channels that still exist, as the reader's cursors.
+    fn sync_cursors(&self, cursors: &mut Vec<Cursor>) {
+        let mut channels = lock(&self.channels);
+        channels.retain(|registered| registered.channel.strong_count() > 0);
+        for registered in channels.iter() {
+            if !cursors.iter().any(|cursor| cursor.key == registered.key) {
+                cursors.push(Cursor {
+                    key: registered.key.clone(),
+                    channel: registered.channel.clone(),
+                    history: registered.history,
+                    last: StreamPos::START,
+                    last_id: "0-0".to_owned(),
+                    senders: HashMap::new(),
+                    backfilled: false,
+                });
+            }
+        }
+        cursors.retain(|cursor| cursor.channel.strong_count() > 0);
+    }
+}
+
+/// Retries with exponential backoff and full jitter, so that servers that
+/// lost Redis together do not come back in lockstep.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            next: FIRST_BACKOFF,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = FIRST_BACKOFF;
+    }
+
+    async fn wait(&mut self) {
+        let ceiling = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        let jitter = getrandom::u32().unwrap_or(u32::MAX / 2);
+        let delay = ceiling / 2 + ceiling.mul_f64(f64::from(jitter) / f64::from(u32::MAX) / 2.0);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Whether the connection must be made again (rather than the request
+/// having been refused by Redis).
+fn is_connection_fault(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+}
+
+async fn run_sender(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>) {
+    let mut connection: Option<MultiplexedConnection> = None;
+    let mut backoff = Backoff::new();
+    let mut sequence = 0u64;
+    let mut batch: Vec<(u64, Outgoing)> = Vec::with_capacity(MAX_SEND_BATCH);
+    loop {
+        if batch.is_empty() {
+            let Some(first) = queue.recv().await else {
+                break;
+            };
+            let mut next = Some(first);
+            while let Some(mut outgoing) = next.take() {
+                sequence += 1;
+                if let Some(receipt) = outgoing.receipt.take() {
+                    lock(&shared.confirmations).insert(sequence, receipt);
+                }
+                batch.push((sequence, outgoing));
+                if batch.len() < MAX_SEND_BATCH {
+                    next = queue.try_recv().ok();
+                }
+            }
+            shared.in_flight.store(batch.len(), Ordering::Relaxed);
+        }
+        let live = match &mut connection {
+            Some(live) => live,
+            None => match shared.connect(Role::Sender).await {
+                Ok(made) => {
+                    backoff.reset();
+                    connection.insert(made)
+                }
+                Err(error) => {
+                    shared.fault(Role::Sender, &error);
+                    backoff.wait().await;
+                    continue;
+                }
+            },
+        };
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for (sequence, outgoing) in &batch {
+            pipe.add_command(xadd(&shared.node, *sequence, outgoing));
+        }
+        match pipe.query_async::<Vec<RedisResult<String>>>(live).await {
+            Ok(replies) => {
+                let mut replies = replies.into_iter();
+                for (sequence, outgoing) in batch.drain(..) {
+                    let reply = replies.next().unwrap_or_else(|| {
+                        Err(RedisError::from((
+                            redis::ErrorKind::Client,
+                            "missing reply in a pipeline",
+                        )))
+                    });
+                    settle(&shared, sequence, &outgoing, reply);
+                }
+            }
+            Err(error) if is_connection_fault(&error) => {
+                // The batch is sent again, whole: entries of it that were
+                // stored are recognised by their sequence numbers.
+                shared.fault(Role::Sender, &error);
+                connection = None;
+                backoff.wait().await;
+            }
+            Err(error) => {
+                for (sequence, outgoing) in batch.drain(..) {
+                    settle(&shared, sequence, &outgoing, Err(error.clone()));
+                }
+            }
+        }
+        shared.in_flight.store(batch.len(), Ordering::Relaxed);
+    }
+    shared.sender_finished.store(true, Ordering::Release);
+    shared.sender_done.notify_waiters();
+}
+
+/// Counts a publish's answer; a refusal is told to its confirmation here,
+/// a success when the reader reads the entry back.
+fn settle(shared: &Shared, sequence: u64, outgoing: &Outgoing, reply: RedisResult<String>) {
+    match reply {
+        Ok(_) => {
+            shared.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(error) => {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(broker = %shared.shown_url, stream = %outgoing.key, %error, "the broker refused an event");
+            if let Some(receipt) = lock(&shared.confirmations).remove(&sequence) {
+                let _ = receipt.send(Err(Error::BrokerRefused(error.to_string())));
+            }
+        }
+    }
+}
+
+/// `XADD <key> MAXLEN ~ <n> * n <node> s <sequence> [d <data>] [e <event>]
+/// [i <id>] [r <retry ms>] [c <comment>]`.
+fn xadd(node: &str, sequence: u64, outgoing: &Outgoing) -> redis::Cmd {
+    let event = &outgoing.event;
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(&outgoing.key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(outgoing.retain.max(MIN_RETAINED))
+        .arg("*")
+        .arg("n")
+        .arg(node)
+        .arg("s")
+        .arg(sequence);
+    if let Some(data) = event.data_str() {
+        cmd.arg("d").arg(data);
+    }
+    if let Some(name) = event.event_name() {
+        cmd.arg("e").arg(name);
+    }
+    if let Some(id) = event.id_str() {
+        cmd.arg("i").arg(id);
+    }
+    if let Some(retry) = event.retry_ms() {
+        cmd.arg("r").arg(retry);
+    }
+    if let Some(comment) = event.comment_str() {
+        cmd.arg("c").arg(comment);
+    }
+    cmd
+}
+
+/// The reader's place in one channel's stream.
+struct Cursor {
+    key: String,
+    channel: Weak<ChannelInner>,
+    history: usize,
+    last: StreamPos,
+    /// `last` as Redis wrote it, for the next `XREAD`.
+    last_id: String,
+    /// Each sending server's newest sequence number seen here: an entry at
+    /// or below it is a copy of one sent again after a lost connection.
+    senders: HashMap<String, u64>,
+    backfilled: bool,
+}
+
+impl Cursor {
+    fn take(&mut self, shared: &Shared, entry: StreamEntry) {
+        let Some(position) = StreamPos::parse(&entry.id) else {
+            return;
+        };
+        if position <= self.last {
+            return;
+        }
+        self.last = position;
+        self.last_id = entry.id;
+        let Some(channel) = Channel::upgrade(&self.channel) else {
+            return;
+        };
+        match event_from_fields(entry.fields) {
+            Ok((event, origin)) => {
+                let mine = match origin {
+                    Some((node, sequence)) => {
+                        let own = node == shared.node;
+                        let newest = self.senders.entry(node).or_insert(0);
+                        if sequence <= *newest {
+                            return;
+                        }
+                        *newest = sequence;
+                        own.then_some(sequence)
+                    }
+                    None => None,
+                };
+                channel.append_from_broker(&event, position);
+                shared.received.fetch_add(1, Ordering::Relaxed);
+                if let Some(sequence) = mine {
+                    if let Some(receipt) = lock(&shared.confirmations).remove(&sequence) {
+                        let _ = receipt.send(Ok(EventId::from_text(&self.last_id)));
+                    }
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(stream = %self.key, id = %self.last_id, %reason, "skipped a malformed broker entry");
+            }
+        }
+    }
+}
+
+/// Drops the confirmations still waiting when the reader ends (the server
+/// stopped): they learn that it stopped.
+struct DropConfirmations(Arc<Shared>);
+
+impl Drop for DropConfirmations {
+    fn drop(&mut self) {
+        lock(&self.0.confirmations).clear();
+    }
+}
+
+async fn run_reader(shared: Arc<Shared>) {
+    let _confirmations = DropConfirmations(Arc::clone(&shared));
+    let mut cursors: Vec<Cursor> = Vec::new();
+    let mut connection: Option<MultiplexedConnection> = None;
+    let mut backoff = Backoff::new();
+    let mut after_fault = false;
+    loop {
+        shared.sync_cursors(&mut cursors);
+        let live = match &mut connection {
+            Some(live) => live,
+            None => match shared.connect(Role::Reader).await {
+                Ok(made) => connection.insert(made),
+                Err(error) => {
+                    shared.fault(Role::Reader, &error);
+                    backoff.wait().await;
+                    continue;
+                }
+            },
+        };
+        let prepared = async {
+            if after_fault {
+                for cursor in cursors.iter_mut().filter(|cursor| cursor.backfilled) {
+                    check_for_gap(&shared, live, cursor).await?;
+                }
+            }
+            for cursor in cursors.iter_mut().filter(|cursor| !cursor.backfilled) {
+                backfill(&shared, live, cursor).await?;
+            }
+            RedisResult::Ok(())
+        };
+        if let Err(error) = prepared.await {
+            shared.fault(Role::Reader, &error);
+            connection = None;
+            after_fault = true;
+            backoff.wait().await;
+            continue;
+        }
+        after_fault = false;
+        backoff.reset();
+        if cursors.is_empty() {
+            shared.channels_changed.notified().await;
+            continue;
+        }
+        let read = xread(live, &cursors);
+        let changed = shared.channels_changed.notified();
+        tokio::select! {
+            reply = read => match reply {
+                Ok(streams) => {
+                    for (key, entries) in streams {
+                        if let Some(cursor) = cursors.iter_mut().find(|cursor| cursor.key == key) {
+                            for entry in entries {
+                                cursor.take(&shared, entry);
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    shared.fault(Role::Reader, &error);
+                    connection = None;
+                    after_fault = true;
+                    backoff.wait().await;
+                }
+            },
+            // A channel was added: the blocked read must be made again with
+            // it, on a new connection (the old one stays blocked in Redis).
+            () = changed => connection = None,
+        }
+    }
+}
+
+/// Fills a new channel's ring with the stream's newest `history` entries,
+/// and starts tailing after them.
+async fn backfill(
+    shared: &Shared,
+    connection: &mut MultiplexedConnection,
+    cursor: &mut Cursor,
+) -> RedisResult<()> {
+    let count = cursor.history.max(1);
+    let reply: Value = redis::cmd("XREVRANGE")
+        .arg(&cursor.key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(connection)
+        .await?;
+    let mut entries = parse_entries(reply)?;
+    entries.reverse();
+    if cursor.history == 0 {
+        // Nothing to replay: only the place to tail from.
+        if let Some(newest) = entries.pop() {
+            cursor.last = StreamPos::parse(&newest.id).unwrap_or(StreamPos::START);
+            cursor.last_id = newest.id;
+        }
+    } else {
+        for entry in entries {
+            cursor.take(shared, entry);
+        }
+    }
+    cursor.backfilled = true;
+    Ok(())
+}
+
+/// After a lost connection: whether Redis still has every entry after the
+/// last one this server read. It has not if the stream is gone (Redis
+/// restarted without its data), was trimmed past that entry, or restarted
+/// anew with later entries only.
+async fn check_for_gap(
+    shared: &Shared,
+    connection: &mut MultiplexedConnection,
+    cursor: &mut Cursor,
+) -> RedisResult<()> {
+    if cursor.last == StreamPos::START {
+        return Ok(());
+    }
+    let info: RedisResult<Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(&cursor.key)
+        .query_async(connection)
+        .await;
+    let gap = match info {
+        Ok(info) => {
+            let field = |name: &str| stream_info_id(&info, name);
+            let first = first_entry_position(&info);
+            match field("max-deleted-entry-id") {
+                Some(max_deleted) => {
+                    max_deleted > cursor.last
+                        || first
+                            .is_some_and(|first| first > cursor.last && max_deleted < cursor.last)
+                }
+                // Redis before 7.0 does not say what it trimmed.
+                None => first.is_some_and(|first| first > cursor.last),
+            }
+        }
+        Err(error)
+            if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+        {
+            // "no such key": the stream is gone, and what it held with it.
+            true
+        }
+        Err(error) => return Err(error),
+    };
+    if gap {
+        shared.gaps.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(stream = %cursor.key, after = %cursor.last_id, "the broker lost entries this server had not read; subscribers are sent a reset");
+        if let Some(channel) = Channel::upgrade(&cursor.channel) {
+            channel.append_gap(cursor.last);
+        }
+    }
+    Ok(())
+}
+
+/// `XREAD COUNT <n> BLOCK <ms> STREAMS <keys…> <last ids…>`: the new entries
+/// of every stream, by key (none when the block time passed).
+async fn xread(
+    connection: &mut MultiplexedConnection,
+    cursors: &[Cursor],
+) -> RedisResult<Vec<(String, Vec<StreamEntry>)>> {
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT")
+        .arg(MAX_READ_BATCH)
+        .arg("BLOCK")
+        .arg(READ_BLOCK.as_millis() as u64)
+        .arg("STREAMS");
+    for cursor in cursors {
+        cmd.arg(&cursor.key);
+    }
+    for cursor in cursors {
+        cmd.arg(&cursor.last_id);
+    }
+    let reply: Value = cmd.query_async(connection).await?;
+    let pairs = match reply {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams
+            .into_iter()
+            .map(|stream| match stream {
+                Value::Array(pair) => {
+                    let mut pair = pair.into_iter();
+                    Ok((
+                        pair.next().unwrap_or_default(),
+                        pair.next().unwrap_or_default(),
+                    ))
+                }
+                other => Err(unexpected("a stream", &other)),
+            })
+            .collect::<RedisResult<Vec<_>>>()?,
+        Value::Map(pairs) => pairs,
+        other => return Err(unexpected("streams", &other)),
+    };
+    pairs
+        .into_iter()
+        .map(|(key, entries)| Ok((text(key)?, parse_entries(entries)?)))
+        .collect()
+}
+
+/// One stream entry: its id and its field-value pairs.
+struct StreamEntry {
+    id: String,
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn parse_entries(reply: Value) -> RedisResult<Vec<StreamEntry>> {
+    let Value::Array(entries) = reply else {
+        return match reply {
+            Value::Nil => Ok(Vec::new()),
+            other => Err(unexpected("entries", &other)),
+        };
+    };
+    entries
+        .into_iter()
+        .map(|entry| {
+            let Value::Array(parts) = entry else {
+                return Err(unexpected("an entry", &entry));
+            };
+            let mut parts = parts.into_iter();
+            let id = text(parts.next().unwrap_or_default())?;
+            let fields = match parts.next().unwrap_or_default() {
+                Value::Array(flat) => {
+                    let mut fields = Vec::with_capacity(flat.len() / 2);
+                    let mut flat = flat.into_iter();
+                    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+                        fields.push((bytes(name)?, bytes(value)?));
+                    }
+                    fields
+                }
+                Value::Map(pairs) => pairs
+                    .into_iter()
+                    .map(|(name, value)| Ok((bytes(name)?, bytes(value)?)))
+                    .collect::<RedisResult<_>>()?,
+                Value::Nil => Vec::new(),
+                other => return Err(unexpected("entry fields", &other)),
+            };
+            Ok(StreamEntry { id, fields })
+        })
+        .collect()
+}
+
+/// The event an entry holds, and who sent it (server id, sequence number)
+/// if a tidings server did. Entries other programs add with the same field
+/// names are delivered too.
+fn event_from_fields(
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+) -> std::result::Result<(Event, Option<(String, u64)>), String> {
+    let mut parts: [Option<String>; 7] = Default::default();
+    for (name, value) in fields {
+        let slot = match name.as_slice() {
+            b"d" => 0,
+            b"e" => 1,
+            b"i" => 2,
+            b"r" => 3,
+            b"c" => 4,
+            b"n" => 5,
+            b"s" => 6,
+            _ => continue,
+        };
+        let value = String::from_utf8(value)
+            .map_err(|_| format!("field {:?} is not UTF-8", String::from_utf8_lossy(&name)))?;
+        parts[slot] = Some(value);
+    }
+    let [data, name, id, retry, comment, node, sequence] = parts;
+    let mut event = match (data, &comment) {
+        (Some(data), _) => Event::data(data),
+        (None, Some(_)) => Event::comment_only(""),
+        (None, None) => Event::default(),
+    };
+    if let Some(comment) = comment {
+        event = event.comment(comment);
+    }
+    if let Some(name) = name {
+        event = event.event(name).map_err(|err| err.to_string())?;
+    }
+    if let Some(id) = id {
+        event = event.id(id).map_err(|err| err.to_string())?;
+    }
+    if let Some(retry) = retry {
+        let millis: u64 = retry
+            .parse()
+            .map_err(|_| format!("retry {retry:?} is not a number of milliseconds"))?;
+        event = event.retry(Duration::from_millis(millis));
+    }
+    let origin = match (node, sequence.and_then(|s| s.parse::<u64>().ok())) {
+        (Some(node), Some(sequence)) => Some((node, sequence)),
+        _ => None,
+    };
+    Ok((event, origin))
+}
+
+/// A field of `XINFO STREAM`'s reply that is an entry id.
+fn stream_info_id(info: &Value, name: &str) -> Option<StreamPos> {
+    match stream_info_field(info, name)? {
+        Value::BulkString(id) => StreamPos::parse(std::str::from_utf8(id).ok()?),
+        Value::SimpleString(id) => StreamPos::parse(id),
+        _ => None,
+    }
+}
+
+/// The id of the stream's first entry, from `XINFO STREAM`'s reply.
+fn first_entry_position(info: &Value) -> Option<StreamPos> {
+    let Value::Array(entry) = stream_info_field(info, "first-entry")? else {
+        return None;
+    };
+    match entry.first()? {
+        Value::BulkString(id) => StreamPos::parse(std::str::from_utf8(id).ok()?),
+        _ => None,
+    }
+}
+
+fn stream_info_field<'a>(info: &'a Value, name: &str) -> Option<&'a Value> {
+    let is_name = |value: &Value| match value {
+        Value::BulkString(bytes) => bytes == name.as_bytes(),
+        Value::SimpleString(text) => text == name,
+        _ => false,
+    };
+    match info {
+        Value::Array(flat) => flat
+            .chunks(2)
+            .find(|pair| pair.len() == 2 && is_name(&pair[0]))
+            .map(|pair| &pair[1]),
+        Value::Map(pairs) => pairs
+            .iter()
+            .find(|(key, _)| is_name(key))
+            .map(|(_, value)| value),
+        _ => None,
+    }
+}
+
+fn bytes(value: Value) -> RedisResult<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Ok(bytes),
+        Value::SimpleString(text) => Ok(text.into_bytes()),
+        Value::Int(n) => Ok(n.to_string().into_bytes()),
+        other => Err(unexpected("a string", &other)),
+    }
+}
+
+fn text(value: Value) -> RedisResult<String> {
+    String::from_utf8(bytes(value)?)
+        .map_err(|_| RedisError::from((redis::ErrorKind::Parse, "a key or id is not UTF-8")))
+}
+
+fn unexpected(what: &'static str, got: &Value) -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Parse,
+        "unexpected reply from the broker",
+        format!("expected {what}, got {got:?}"),
+    ))
+}
+
+/// The Redis stream of the channel at `path`.
+fn stream_key(path: &str) -> String {
+    format!("tidings:{path}")
+}
+
+/// `url` with its password (if any) replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn fallback_random() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs_or_stats() {
+        assert_eq!(
+            without_password("redis://:s3cret@127.0.0.1:6379/2"),
+            "redis://:***@127.0.0.1:6379/2"
+        );
+        assert_eq!(
+            without_password("redis://user:s3cret@host/0"),
+            "redis://user:***@host/0"
+        );
+        assert_eq!(without_password("redis://host:1/0"), "redis://host:1/0");
+    }
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.as_bytes().to_vec(), value.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn entries_hold_every_field_of_an_event() {
+        let event = Event::data("a\nb")
+            .event("goal")
+            .unwrap()
+            .id("7")
+            .unwrap()
+            .retry(Duration::from_millis(1500))
+            .comment("note");
+        let outgoing = Outgoing {
+            key: stream_key("/c"),
+            retain: 10,
+            event: event.clone(),
+            receipt: None,
+        };
+        let args: Vec<String> = xadd("node", 3, &outgoing)
+            .args_iter()
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                _ => "<other>".into(),
+            })
+            .collect();
+        assert_eq!(
+            args[..6],
+            ["XADD", "tidings:/c", "MAXLEN", "~", "1000", "*"]
+        );
+        let pairs: Vec<(&str, &str)> = args[6..]
+            .chunks(2)
+            .map(|pair| (pair[0].as_str(), pair[1].as_str()))
+            .collect();
+        let (back, origin) = event_from_fields(fields(&pairs)).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(origin, Some(("node".to_owned(), 3)));
+        let (_, origin) = event_from_fields(fields(&[("d", "x")])).unwrap();
+        assert_eq!(origin, None, "entries other programs add have no sender");
+    }
+
+    /// A batch sent again after a lost connection may be stored twice; the
+    /// copies carry the sequence numbers of the first and are dropped.
+    #[test]
+    fn copies_of_a_batch_sent_again_are_dropped_and_own_entries_confirm() {
+        let broker = RedisBroker::new("redis://127.0.0.1:1/0", 10).unwrap();
+        let shared = &broker.shared;
+        let channel = Channel::new(
+            "/c".into(),
+            crate::ChannelOptions::default(),
+            Arc::default(),
+            None,
+        );
+        let mut cursor = Cursor {
+            key: stream_key("/c"),
+            channel: channel.downgrade(),
+            history: 10,
+            last: StreamPos::START,
+            last_id: "0-0".into(),
+            senders: HashMap::new(),
+            backfilled: true,
+        };
+        let (receipt, mut answer) = tokio::sync::oneshot::channel();
+        lock(&shared.confirmations).insert(2, receipt);
+        let entry = |id: &str, node: &str, sequence: &str| StreamEntry {
+            id: id.into(),
+            fields: fields(&[("n", node), ("s", sequence), ("d", id)]),
+        };
+        let own = shared.node.clone();
+        for (id, node, sequence) in [
+            ("1-0", own.as_str(), "1"),
+            ("2-0", own.as_str(), "2"),
+            ("3-0", "other", "1"),
+            // The batch 1..2 stored again, then new entries.
+            ("4-0", own.as_str(), "1"),
+            ("4-1", own.as_str(), "2"),
+            ("5-0", own.as_str(), "3"),
+            ("6-0", "other", "1"),
+            // Out of order or repeated ids are ignored.
+            ("5-0", "other", "9"),
+        ] {
+            cursor.take(shared, entry(id, node, sequence));
+        }
+        assert_eq!(channel.events_published(), 4);
+        assert_eq!(shared.received.load(Ordering::Relaxed), 4);
+        assert_eq!(cursor.last_id, "6-0");
+        assert_eq!(answer.try_recv().unwrap().unwrap().as_str(), "2-0");
+        assert!(lock(&shared.confirmations).is_empty());
+    }
+
+    #[test]
+    fn malformed_entries_are_named_not_delivered() {
+        let err = event_from_fields(fields(&[("d", "x"), ("e", "bad\nname")])).unwrap_err();
+        assert!(err.contains("event"), "{err}");
+        let err = event_from_fields(fields(&[("r", "soon")])).unwrap_err();
+        assert!(err.contains("retry"), "{err}");
+        let err = event_from_fields(vec![(b"d".to_vec(), vec![0xff])]).unwrap_err();
+        assert!(err.contains("UTF-8"), "{err}");
+    }
+}

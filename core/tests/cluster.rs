@@ -1,0 +1,490 @@
+//! Servers joined by a real redis-server (started here on a free loopback
+//! port): one order for every subscriber of every server, resume on another
+//! server, and Redis killed and started again under load.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tidings::{Channel, ChannelOptions, Config, Error, Server};
+
+use tidings::Event;
+
+/// An event as the test's SSE client parsed it.
+type Received = common::Event;
+
+/// A redis-server of the test's own, on a free port, in a directory of its
+/// own; killed (by its pid) when dropped.
+struct Redis {
+    port: u16,
+    dir: PathBuf,
+    persistent: bool,
+    process: Option<Child>,
+}
+
+impl Redis {
+    fn start(persistent: bool) -> Redis {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("tidings-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Redis {
+            port,
+            dir,
+            persistent,
+            process: None,
+        };
+        redis.launch();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn launch(&mut self) {
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--appendonly", if self.persistent { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command
+            .spawn()
+            .expect("redis-server runs (Debian's redis-server package)");
+        self.process = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`: no shutdown, no last save.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Node {
+    server: Server,
+    channel: Channel,
+    addr: SocketAddr,
+}
+
+fn node(redis: &Redis, history: usize) -> Node {
+    let server = server(Config {
+        broker: Some(redis.url()),
+        worker_threads: 1,
+        ..Config::default()
+    });
+    let channel = server
+        .channel(
+            "/c",
+            ChannelOptions {
+                history,
+                ..ChannelOptions::default()
+            },
+        )
+        .unwrap();
+    let addr = server.start().unwrap();
+    Node {
+        server,
+        channel,
+        addr,
+    }
+}
+
+/// Waits until every node's reader has read up to the stream's head: a
+/// marker published from the first one has reached all of them.
+async fn settled(nodes: &[&Node]) {
+    let id = nodes[0]
+        .channel
+        .publish_confirmed(Event::data("settle").event("settle").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    for node in nodes {
+        let mut events = get(node.addr, "/c", &[("last-event-id", "0-1")])
+            .await
+            .events();
+        // Resuming from the start replays history through the marker.
+        loop {
+            let event = tokio::time::timeout(PATIENCE, events.next())
+                .await
+                .expect("the marker reaches every node")
+                .expect("stream open");
+            if event.id == id.as_str() {
+                break;
+            }
+        }
+    }
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscriber_of_every_server_gets_every_publish_in_one_order() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let nodes: Vec<Node> = (0..3).map(|_| node(&redis, 1000)).collect();
+    let mut subscribers = Vec::new();
+    for node in &nodes {
+        for _ in 0..2 {
+            let response = get(node.addr, "/c", &[]).await;
+            assert_eq!(response.status, 200);
+            subscribers.push(response.events());
+        }
+    }
+    const PER_NODE: usize = 200;
+    let publishers: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(n, node)| {
+            let channel = node.channel.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER_NODE {
+                    channel.publish(Event::data(format!("{n}:{i}"))).unwrap();
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    let mut sequences = Vec::new();
+    for mut subscriber in subscribers {
+        let events = tokio::time::timeout(PATIENCE, subscriber.take(3 * PER_NODE))
+            .await
+            .expect("every event arrives");
+        sequences.push(events);
+    }
+    let first: Vec<(String, String)> = sequences[0]
+        .iter()
+        .map(|e| (e.id.clone(), e.data.clone()))
+        .collect();
+    assert_eq!(first.len(), 3 * PER_NODE);
+    for sequence in &sequences[1..] {
+        let this: Vec<(String, String)> = sequence
+            .iter()
+            .map(|e| (e.id.clone(), e.data.clone()))
+            .collect();
+        assert_eq!(this, first, "every subscriber sees the same order");
+    }
+    // Each server's own publishes keep their order in the global one.
+    for n in 0..3 {
+        let mine: Vec<&str> = first
+            .iter()
+            .map(|(_, data)| data.as_str())
+            .filter(|data| data.starts_with(&format!("{n}:")))
+            .collect();
+        let expected: Vec<String> = (0..PER_NODE).map(|i| format!("{n}:{i}")).collect();
+        assert_eq!(mine, expected);
+    }
+    // The ids are the stream's, increasing.
+    assert!(first.windows(2).all(|pair| {
+        let id = |s: &str| {
+            let (ms, seq) = s.split_once('-').unwrap();
+            (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+        };
+        id(&pair[0].0) < id(&pair[1].0)
+    }));
+    for node in &nodes {
+        let stats = node.server.stats();
+        let broker = stats.broker.expect("broker stats");
+        assert!(broker.connected);
+        assert_eq!(broker.sent, PER_NODE as u64);
+        assert_eq!(broker.received, 3 * PER_NODE as u64);
+        assert_eq!(broker.url, redis.url());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_on_another_server_with_no_gap_and_no_duplicate() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let a = node(&redis, 100);
+    let b = node(&redis, 100);
+    settled(&[&a, &b]).await;
+    let mut first_half = get(a.addr, "/c", &[]).await.events();
+    for i in 0..10 {
+        a.channel.publish(Event::data(format!("e{i}"))).unwrap();
+    }
+    let seen = tokio::time::timeout(PATIENCE, first_half.take(5))
+        .await
+        .unwrap();
+    drop(first_half);
+    for i in 10..20 {
+        b.channel.publish(Event::data(format!("e{i}"))).unwrap();
+    }
+    let last = seen.last().unwrap().id.clone();
+    let mut second_half = get(b.addr, "/c", &[("last-event-id", &last)])
+        .await
+        .events();
+    let rest = tokio::time::timeout(PATIENCE, second_half.take(15))
+        .await
+        .unwrap();
+    let data: Vec<String> = seen.iter().chain(&rest).map(|e| e.data.clone()).collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("e{i}")).collect();
+    assert_eq!(data, expected);
+    assert!(rest.iter().all(|e| e.event != "reset"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_an_entry_this_server_has_not_read_yet_skips_it_when_it_arrives() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let a = node(&redis, 100);
+    let b = node(&redis, 100);
+    settled(&[&a, &b]).await;
+    // An id newer than anything b has read, as a client served by a faster
+    // server would bring: what b reads up to it is not sent again.
+    let id = a
+        .channel
+        .publish_confirmed(Event::data("seen elsewhere"))
+        .await
+        .unwrap()
+        .unwrap();
+    let (millis, sequence) = id.as_str().split_once('-').unwrap();
+    let ahead = format!("{}-{sequence}", millis.parse::<u64>().unwrap() + 60_000);
+    let mut events = get(b.addr, "/c", &[("last-event-id", &ahead)])
+        .await
+        .events();
+    a.channel.publish(Event::data("also before")).unwrap();
+    // Entries after the client's id come through once it is passed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let nothing = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
+    assert!(nothing.is_err(), "entries before the resume id are skipped");
+    drop(events);
+}
+
+/// A confirmed publish is in the server's own history: a client that
+/// resumes from its id right after the confirmation misses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_confirmed_tells_the_brokers_id_and_the_host_id_wins_when_given() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let a = node(&redis, 10);
+    let id = a
+        .channel
+        .publish_confirmed(Event::data("x"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(id.as_str().contains('-'), "{id}");
+    let own = a
+        .channel
+        .publish_confirmed(Event::data("y").id("mine-1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(own.unwrap().as_str(), "mine-1");
+    assert_eq!(
+        a.channel
+            .publish(Event::data("z").id("mine-2").unwrap())
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        "mine-2"
+    );
+    assert_eq!(a.channel.publish(Event::data("w")).unwrap(), None);
+    // A host id resumes on the server too.
+    let mut events = get(a.addr, "/c", &[("last-event-id", "mine-1")])
+        .await
+        .events();
+    let next = tokio::time::timeout(PATIENCE, events.take(2))
+        .await
+        .unwrap();
+    assert_eq!(next[0].id, "mine-2");
+    assert_eq!(next[1].data, "w");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_older_than_the_history_resets_as_on_one_server() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let a = node(&redis, 5);
+    let b = node(&redis, 5);
+    settled(&[&a, &b]).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = a
+            .channel
+            .publish_confirmed(Event::data(format!("e{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(id.to_string());
+    }
+    settled(&[&a, &b]).await;
+    let mut events = get(b.addr, "/c", &[("last-event-id", &ids[2])])
+        .await
+        .events();
+    let replay = tokio::time::timeout(PATIENCE, events.take(6))
+        .await
+        .unwrap();
+    assert_eq!(replay[0].event, "reset");
+    // The history holds the five newest: e16..e19 and the second marker.
+
+    let data: Vec<&str> = replay[1..].iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(data, ["e16", "e17", "e18", "e19", "settle"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_with_its_data_loses_nothing() {
+    quiet_logs();
+    let mut redis = Redis::start(true);
+    let a = node(&redis, 1000);
+    let b = node(&redis, 1000);
+    settled(&[&a, &b]).await;
+    let mut on_a = get(a.addr, "/c", &[]).await.events();
+    let mut on_b = get(b.addr, "/c", &[]).await.events();
+    for i in 0..50 {
+        a.channel.publish(Event::data(format!("e{i}"))).unwrap();
+    }
+    let before = tokio::time::timeout(PATIENCE, on_b.take(50)).await.unwrap();
+    assert_eq!(before.len(), 50);
+    redis.kill();
+    // Published while Redis is down: queued, sent when it is back.
+    for i in 50..100 {
+        b.channel.publish(Event::data(format!("e{i}"))).unwrap();
+    }
+    eventually("the fault to show in stats", || {
+        let broker = a.server.stats().broker.unwrap();
+        !broker.connected && broker.faults > 0 && broker.last_error.is_some()
+    })
+    .await;
+    redis.restart();
+    let all_a = tokio::time::timeout(PATIENCE, on_a.take(100))
+        .await
+        .unwrap();
+    let after_b = tokio::time::timeout(PATIENCE, on_b.take(50)).await.unwrap();
+    let expected: Vec<String> = (0..100).map(|i| format!("e{i}")).collect();
+    let data = |events: &[Received]| events.iter().map(|e| e.data.clone()).collect::<Vec<_>>();
+    assert_eq!(data(&all_a), expected);
+    assert_eq!([data(&before), data(&after_b)].concat(), expected);
+    eventually("both servers to reconnect", || {
+        [&a, &b].iter().all(|node| {
+            let broker = node.server.stats().broker.unwrap();
+            broker.connected && broker.reconnects > 0 && broker.gaps == 0
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_without_its_data_sends_a_reset_then_carries_on() {
+    quiet_logs();
+    let mut redis = Redis::start(false);
+    let a = node(&redis, 1000);
+    settled(&[&a]).await;
+    let mut events = get(a.addr, "/c", &[]).await.events();
+    a.channel.publish(Event::data("before")).unwrap();
+    let first = tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.data, "before");
+    redis.restart();
+    a.channel.publish(Event::data("after")).unwrap();
+    let next = tokio::time::timeout(PATIENCE, events.take(2))
+        .await
+        .unwrap();
+    assert_eq!(next[0].event, "reset", "the lost stream is told as a gap");
+    assert_eq!(next[1].data, "after");
+    assert_eq!(a.server.stats().broker.unwrap().gaps, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_beyond_the_queue_fail_clearly_while_redis_is_unreachable() {
+    quiet_logs();
+    let port = free_port();
+    let server = server(Config {
+        broker: Some(format!("redis://:hunter2@127.0.0.1:{port}/0")),
+        broker_queue: 3,
+        worker_threads: 1,
+        drain_timeout: Duration::from_millis(300),
+        ..Config::default()
+    });
+    let channel = server.channel("/c", ChannelOptions::default()).unwrap();
+    server.start().unwrap();
+    let pending = channel.publish_confirmed(Event::data("never stored"));
+    let mut refused = None;
+    for i in 0..100 {
+        if let Err(err) = channel.publish(Event::data(i.to_string())) {
+            refused = Some(err);
+            break;
+        }
+    }
+    let err = refused.expect("a full queue refuses");
+    assert!(matches!(err, Error::BrokerUnavailable { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("unreachable") && !message.contains("hunter2"),
+        "{message}"
+    );
+    assert_eq!(err.code(), "BROKER_UNAVAILABLE");
+    eventually("the fault to show in stats", || {
+        let broker = server.stats().broker.unwrap();
+        broker.faults > 0 && !broker.connected && broker.queued >= 3
+    })
+    .await;
+    // Stopping does not wait for Redis longer than the drain time, and
+    // waiting confirmations learn that the server stopped.
+    server.stop();
+    assert!(matches!(pending.await, Err(Error::Stopped)));
+}
+
+#[test]
+fn broker_urls_are_checked_when_the_server_is_made() {
+    for bad in ["http://127.0.0.1:6379", "127.0.0.1:6379", "redis://[::1"] {
+        let err = Server::new(Config {
+            broker: Some(bad.into()),
+            ..Config::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{bad}: {err}");
+    }
+    let err = Server::new(Config {
+        broker_queue: 0,
+        broker: Some("redis://127.0.0.1/0".into()),
+        ..Config::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("broker_queue"), "{err}");
+}
