@@ -36,6 +36,27 @@ impl Channel {
     }
 }
 
+/// The event `publish` was given: an `Event`, or the fields to build one.
+fn event_to_publish(
+    data: Option<&Bound<'_, PyAny>>,
+    event: Option<String>,
+    id: Option<String>,
+    retry: Option<&Bound<'_, PyAny>>,
+    comment: Option<String>,
+) -> PyResult<tidings::Event> {
+    match data.map(|d| d.cast::<Event>()) {
+        Some(Ok(given)) => {
+            if event.is_some() || id.is_some() || retry.is_some() || comment.is_some() {
+                return Err(ConfigError::new_err(
+                    "publish(Event) takes no other arguments; set them on the Event",
+                ));
+            }
+            Ok(given.get().inner.clone())
+        }
+        _ => build(data, event, id, retry, comment),
+    }
+}
+
 #[pymethods]
 impl Channel {
     /// Subscribes from Python: a `Listener` of the events after
@@ -59,18 +80,35 @@ impl Channel {
         retry: Option<&Bound<'_, PyAny>>,
         comment: Option<String>,
     ) -> PyResult<Option<String>> {
-        let built = match data.map(|d| d.cast::<Event>()) {
-            Some(Ok(given)) => {
-                if event.is_some() || id.is_some() || retry.is_some() || comment.is_some() {
-                    return Err(ConfigError::new_err(
-                        "publish(Event) takes no other arguments; set them on the Event",
-                    ));
-                }
-                given.get().inner.clone()
-            }
-            _ => build(data, event, id, retry, comment)?,
-        };
+        let built = event_to_publish(data, event, id, retry, comment)?;
         let id = self.inner.publish(built).py_err()?;
+        Ok(id.map(|id| id.as_str().to_owned()))
+    }
+
+    /// Publishes like `publish`, then blocks (without the GIL) until the
+    /// event is stored: at once without a broker; with one, once the broker
+    /// stored it and it is in this server's history. Returns the id it is
+    /// sent with, the broker's automatic id included. `timeout` in seconds;
+    /// past it, BrokerError (the event may still be delivered).
+    #[pyo3(signature = (data=None, *, event=None, id=None, retry=None, comment=None, timeout=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn publish_confirmed(
+        &self,
+        py: Python<'_>,
+        data: Option<&Bound<'_, PyAny>>,
+        event: Option<String>,
+        id: Option<String>,
+        retry: Option<&Bound<'_, PyAny>>,
+        comment: Option<String>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<String>> {
+        let built = event_to_publish(data, event, id, retry, comment)?;
+        let timeout = timeout
+            .map(|seconds| tidings::duration_from_secs("timeout", seconds))
+            .transpose()
+            .py_err()?;
+        let published = self.inner.publish_confirmed(built);
+        let id = py.detach(|| published.wait(timeout)).py_err()?;
         Ok(id.map(|id| id.as_str().to_owned()))
     }
 

@@ -10,6 +10,7 @@ pyo3::import_exception!(tidings._errors, ConfigError);
 pyo3::import_exception!(tidings._errors, ServerStateError);
 pyo3::import_exception!(tidings._errors, ServerStoppedError);
 pyo3::import_exception!(tidings._errors, ClientDisconnected);
+pyo3::import_exception!(tidings._errors, BrokerError);
 
 /// Converts a core error into the Python exception a user would expect.
 pub(crate) fn to_py(err: tidings::Error) -> PyErr {
@@ -39,6 +40,9 @@ pub(crate) fn to_py(err: tidings::Error) -> PyErr {
         E::Stopped => ServerStoppedError::new_err(message),
         E::ChannelFull => ServerStateError::new_err(message),
         E::Disconnected => ClientDisconnected::new_err(message),
+        E::BrokerUnavailable { .. } | E::BrokerRefused(_) | E::TimedOut => {
+            BrokerError::new_err(message)
+        }
         _ => PyRuntimeError::new_err(message),
     }
 }

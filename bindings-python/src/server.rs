@@ -38,11 +38,11 @@ impl Server {
         host="127.0.0.1", port=8000, *, cors=None, keepalive=Some(15.0), write_timeout=30.0,
         tcp_keepalive=Some(60.0), drain_timeout=5.0, worker_threads=0, stream_queue=32,
         max_connections=None, max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0,
-        max_pending_callbacks=1024, reuse_port=false,
+        max_pending_callbacks=1024, reuse_port=false, broker=None, broker_queue=10_000,
     ), text_signature = "(host='127.0.0.1', port=8000, *, cors=None, keepalive=15.0, write_timeout=30.0, \
         tcp_keepalive=60.0, drain_timeout=5.0, worker_threads=0, stream_queue=32, max_connections=None, \
         max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0, max_pending_callbacks=1024, \
-        reuse_port=False)")]
+        reuse_port=False, broker=None, broker_queue=10000)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: &str,
@@ -60,6 +60,8 @@ impl Server {
         head_timeout: f64,
         max_pending_callbacks: usize,
         reuse_port: bool,
+        broker: Option<String>,
+        broker_queue: usize,
     ) -> PyResult<Self> {
         let config = tidings::Config {
             host: host.to_owned(),
@@ -81,6 +83,8 @@ impl Server {
                 head_timeout: seconds("head_timeout", head_timeout)?,
             },
             reuse_port,
+            broker,
+            broker_queue,
         };
         Ok(Server {
             inner: Arc::new(tidings::Server::new(config).py_err()?),
@@ -316,6 +320,24 @@ impl Server {
             channels.set_item(&channel.path, entry)?;
         }
         out.set_item("channels", channels)?;
+        let broker = match &stats.broker {
+            None => None,
+            Some(broker) => {
+                let entry = PyDict::new(py);
+                entry.set_item("url", &broker.url)?;
+                entry.set_item("connected", broker.connected)?;
+                entry.set_item("faults", broker.faults)?;
+                entry.set_item("reconnects", broker.reconnects)?;
+                entry.set_item("queued", broker.queued)?;
+                entry.set_item("sent", broker.sent)?;
+                entry.set_item("refused", broker.refused)?;
+                entry.set_item("received", broker.received)?;
+                entry.set_item("gaps", broker.gaps)?;
+                entry.set_item("last_error", &broker.last_error)?;
+                Some(entry)
+            }
+        };
+        out.set_item("broker", broker)?;
         Ok(out)
     }
 }

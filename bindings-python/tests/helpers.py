@@ -9,9 +9,11 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -169,3 +171,59 @@ def assert_counter_page_counts_to_20_and_closes(browser: Any, url: str) -> None:
     assert items == [f"Counter value {n}" for n in range(1, 21)] + ["End of the stream"]
     assert page.evaluate("source.readyState") == 2
     page.close()
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free loopback port, in its own
+    directory; `kill` ends it with SIGKILL (no last save), `start` brings it
+    back on the same port."""
+
+    def __init__(self, directory: Path, persistent: bool = False) -> None:
+        self.directory = directory
+        self.persistent = persistent
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--dir", str(self.directory), "--appendonly", "yes" if self.persistent else "no"]
+        command += ["--appendfsync", "always"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert self.process.poll() is None, "redis-server exited at start"
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path, persistent: bool = False) -> Iterator[RedisServer]:
+    """Runs a `RedisServer` for the duration of the block."""
+    redis = RedisServer(directory, persistent)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.kill()
+
+
+def free_port() -> int:
+    """A port nothing listens on now (bind to 0, read it, close)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

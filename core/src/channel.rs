@@ -730,22 +730,43 @@ impl Confirmation {
 
 impl Published {
     /// Blocks until the event is stored, for threads outside an async
-    /// runtime (where it fails with [`Error::BlockingInAsync`]).
-    pub fn wait(self) -> Result<Option<EventId>> {
-        match self.0 {
-            Confirmation::Ready(ready) => ready.unwrap_or(Err(Error::Stopped)),
-            Confirmation::Waiting {
-                answer,
-                own_id,
-                auto_id,
-            } => {
-                if tokio::runtime::Handle::try_current().is_ok() {
-                    return Err(Error::BlockingInAsync);
+    /// runtime (where it fails with [`Error::BlockingInAsync`]); with a
+    /// `timeout`, fails with [`Error::TimedOut`] after it (the event stays
+    /// queued and may still be delivered).
+    pub fn wait(mut self, timeout: Option<Duration>) -> Result<Option<EventId>> {
+        if let Confirmation::Ready(ready) = &mut self.0 {
+            return ready.take().unwrap_or(Err(Error::Stopped));
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::BlockingInAsync);
+        }
+        let deadline = timeout.map(|timeout| std::time::Instant::now() + timeout);
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(answer) = Pin::new(&mut self).poll(&mut cx) {
+                return answer;
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::TimedOut);
+                    }
+                    std::thread::park_timeout(left);
                 }
-                let answer = answer.blocking_recv();
-                Confirmation::finish(answer, own_id, auto_id)
             }
         }
+    }
+}
+
+/// Wakes a thread parked in [`Published::wait`].
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
     }
 }
 

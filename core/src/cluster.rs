@@ -264,27 +264,38 @@ impl Shared {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let mut health = lock(&self.health);
-        let was_faulted = health.last_error.is_some();
-        match role {
-            Role::Sender => health.sender_up = true,
-            Role::Reader => health.reader_up = true,
-        }
+        let was_faulted = {
+            let mut health = lock(&self.health);
+            match role {
+                Role::Sender => health.sender_up = true,
+                Role::Reader => health.reader_up = true,
+            }
+            let was_faulted = health.last_error.is_some();
+            if was_faulted {
+                health.reconnects += 1;
+            }
+            was_faulted
+        };
+        // Logged with no lock held: a host's log handler may wait for its
+        // own lock (Python's GIL) held by a thread reading the stats.
         if was_faulted {
-            health.reconnects += 1;
             tracing::info!(broker = %self.shown_url, ?role, "reconnected to the broker");
         }
         Ok(connection)
     }
 
     fn fault(&self, role: Role, error: &RedisError) {
-        let mut health = lock(&self.health);
-        let first = match role {
-            Role::Sender => std::mem::replace(&mut health.sender_up, false),
-            Role::Reader => std::mem::replace(&mut health.reader_up, false),
-        } || health.last_error.is_none();
-        health.faults += 1;
-        health.last_error = Some(error.to_string());
+        let first = {
+            let mut health = lock(&self.health);
+            let was_up = match role {
+                Role::Sender => std::mem::replace(&mut health.sender_up, false),
+                Role::Reader => std::mem::replace(&mut health.reader_up, false),
+            };
+            let first = was_up || health.last_error.is_none();
+            health.faults += 1;
+            health.last_error = Some(error.to_string());
+            first
+        };
         if first {
             tracing::warn!(broker = %self.shown_url, ?role, %error, "broker connection lost; retrying with backoff");
         } else {

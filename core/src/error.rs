@@ -130,6 +130,11 @@ pub enum Error {
         queued: usize,
     },
 
+    /// A wait for a confirmation ended before the answer came; what was
+    /// waited for may still happen.
+    #[error("timed out waiting for the broker to confirm the event; it stays queued and may still be delivered")]
+    TimedOut,
+
     /// The broker refused an event (a Redis error reply such as `OOM`).
     #[error("the broker refused the event: {0}")]
     BrokerRefused(String),
@@ -163,6 +168,7 @@ impl Error {
             Error::BlockingInAsync => "WOULD_BLOCK",
             Error::BrokerUnavailable { .. } => "BROKER_UNAVAILABLE",
             Error::BrokerRefused(_) => "BROKER_REFUSED",
+            Error::TimedOut => "TIMED_OUT",
         }
     }
 }

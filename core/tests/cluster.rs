@@ -323,6 +323,16 @@ async fn publish_confirmed_tells_the_brokers_id_and_the_host_id_wins_when_given(
         "mine-2"
     );
     assert_eq!(a.channel.publish(Event::data("w")).unwrap(), None);
+    // A plain thread waits for the same answer.
+    let channel = a.channel.clone();
+    let waited = std::thread::spawn(move || {
+        channel
+            .publish_confirmed(Event::data("v"))
+            .wait(Some(PATIENCE))
+    })
+    .join()
+    .unwrap();
+    assert!(waited.unwrap().unwrap().as_str().contains('-'));
     // A host id resumes on the server too.
     let mut events = get(a.addr, "/c", &[("last-event-id", "mine-1")])
         .await
@@ -468,6 +478,24 @@ async fn publishes_beyond_the_queue_fail_clearly_while_redis_is_unreachable() {
     // waiting confirmations learn that the server stopped.
     server.stop();
     assert!(matches!(pending.await, Err(Error::Stopped)));
+}
+
+#[test]
+fn a_confirmation_waited_for_past_its_timeout_says_so() {
+    let port = free_port();
+    let server = server(Config {
+        broker: Some(format!("redis://127.0.0.1:{port}/0")),
+        worker_threads: 1,
+        drain_timeout: Duration::from_millis(100),
+        ..Config::default()
+    });
+    let channel = server.channel("/c", ChannelOptions::default()).unwrap();
+    server.start().unwrap();
+    let waited = channel
+        .publish_confirmed(Event::data("x"))
+        .wait(Some(Duration::from_millis(100)));
+    assert!(matches!(waited, Err(Error::TimedOut)), "{waited:?}");
+    assert_eq!(Error::TimedOut.code(), "TIMED_OUT");
 }
 
 #[test]

@@ -19,6 +19,7 @@ import logging as _logging
 
 from . import _tidings
 from ._errors import (
+    BrokerError,
     ClientDisconnected,
     ConfigError,
     HTTPError,
@@ -37,6 +38,7 @@ from ._tidings import Channel, Event, Request
 __version__: str = _tidings.__version__
 
 __all__ = [
+    "BrokerError",
     "Channel",
     "ClientDisconnected",
     "ConfigError",

@@ -110,7 +110,15 @@ def parser() -> argparse.ArgumentParser:
         type=positive,
         default=1,
         metavar="N",
-        help="serve from N processes sharing the port (SO_REUSEPORT; each has its own channels) (default: 1)",
+        help="serve from N processes sharing the port (SO_REUSEPORT; each has its own channels unless they "
+        "share a --broker) (default: 1)",
+    )
+    run.add_argument(
+        "--broker",
+        default=None,
+        metavar="URL",
+        help="join the app's channels with every server on this Redis (redis://host:port/db), so that "
+        "workers and machines act as one (default: $TIDINGS_BROKER, else none)",
     )
     run.add_argument(
         "--reuse-port",
@@ -139,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not options.access_log:
         logging.getLogger("tidings.access").setLevel(logging.WARNING)
     app_dir = os.path.abspath(options.app_dir or os.curdir)
+    if options.broker:
+        # Read by the server the app declares when it is imported, here and
+        # in every worker and reloaded child.
+        os.environ["TIDINGS_BROKER"] = options.broker
     if options.workers > 1:
         if options.reload:
             logger.error("--reload and --workers cannot be combined")

@@ -4,6 +4,7 @@ application on, so that an endpoint and the engine share them."""
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -23,7 +24,7 @@ def configure(**options: Any) -> Server:
     with _lock:
         if _default is not None:
             raise ServerStateError("the default server exists already: call tidings.configure() before tidings.channel()")
-        _default = Server(**options)
+        _default = Server(**with_broker_from_environment(options))
         return _default
 
 
@@ -32,8 +33,17 @@ def default_server() -> Server:
     global _default
     with _lock:
         if _default is None:
-            _default = Server()
+            _default = Server(**with_broker_from_environment({}))
         return _default
+
+
+def with_broker_from_environment(options: dict[str, Any]) -> dict[str, Any]:
+    """`options`, with ``broker`` from ``$TIDINGS_BROKER`` unless given:
+    how ``tidings run --broker`` reaches the server an app declares."""
+    broker = os.environ.get("TIDINGS_BROKER")
+    if broker and "broker" not in options:
+        return {**options, "broker": broker}
+    return options
 
 
 def existing_default_server() -> Server | None:

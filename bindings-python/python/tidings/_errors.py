@@ -31,6 +31,13 @@ class ClientDisconnected(TidingsError, ConnectionError):
     """The client of a stream has gone away."""
 
 
+class BrokerError(TidingsError, ConnectionError):
+    """The broker cannot take or confirm an event: it has been unreachable
+    long enough to fill the publish queue (``broker_queue``), it refused the
+    event, or a ``publish_confirmed`` timeout passed. The message says
+    which."""
+
+
 class HTTPError(TidingsError):
     """Raise from a stream or route handler, before anything is sent, to
     answer with an HTTP error instead: ``raise HTTPError(400, "session_id

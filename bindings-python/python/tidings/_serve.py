@@ -9,7 +9,7 @@ import signal
 from typing import Any, Callable
 
 from ._asgi import ASGIApp
-from ._default import existing_default_server
+from ._default import existing_default_server, with_broker_from_environment
 from ._errors import ServerStateError
 from ._server import Server
 
@@ -82,7 +82,7 @@ async def serve_async(
     if server is None:
         if timeout_graceful_shutdown is not None:
             options["drain_timeout"] = timeout_graceful_shutdown
-        server = Server(host, port, reuse_port=reuse_port, **options)
+        server = Server(host, port, reuse_port=reuse_port, **with_broker_from_environment(options))
     elif options:
         raise ServerStateError(
             "the app's channels live on the default server: give its options to tidings.configure(), not serve()"

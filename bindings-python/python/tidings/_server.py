@@ -49,6 +49,8 @@ class Server:
         head_timeout: float = 10.0,
         max_pending_callbacks: int = 1024,
         reuse_port: bool = False,
+        broker: str | None = None,
+        broker_queue: int = 10_000,
     ) -> None:
         self._native = _tidings.Server(
             host,
@@ -66,6 +68,8 @@ class Server:
             head_timeout=head_timeout,
             max_pending_callbacks=max_pending_callbacks,
             reuse_port=reuse_port,
+            broker=broker,
+            broker_queue=broker_queue,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None

@@ -82,6 +82,16 @@ class Channel:
         retry: Optional[int] = None,
         comment: Optional[str] = None,
     ) -> Optional[str]: ...
+    def publish_confirmed(
+        self,
+        data: Optional[Union[_Data, Event]] = None,
+        *,
+        event: Optional[str] = None,
+        id: Optional[str] = None,
+        retry: Optional[int] = None,
+        comment: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Optional[str]: ...
     @property
     def path(self) -> str: ...
     @property
@@ -202,6 +212,8 @@ class Server:
         head_timeout: float = 10.0,
         max_pending_callbacks: int = 1024,
         reuse_port: bool = False,
+        broker: Optional[str] = None,
+        broker_queue: int = 10000,
     ) -> Server: ...
     def channel(
         self,
