@@ -36,9 +36,18 @@ export interface ServerOptions {
   /**
    * Let other processes listen on the same host and port (SO_REUSEPORT): the
    * kernel spreads new connections among them; each has its own channels.
-   * Default false.
+   * Default false, and each has its own channels unless they share a broker.
    */
   reusePort?: boolean
+  /**
+   * A Redis URL (`redis://[:password@]host[:port][/db]`) that joins this
+   * server's channels with every server on it: a publish on any reaches the
+   * subscribers of all, in one order, and a client resumes on any of them.
+   * Default none (channels live in this process).
+   */
+  broker?: string
+  /** Most publishes waiting for the broker; beyond it publish throws ERR_TIDINGS_BROKER_UNAVAILABLE. Default 10000. */
+  brokerQueue?: number
 }
 
 export interface ChannelOptions {
@@ -114,6 +123,31 @@ export interface Stats {
   slowConsumerDrops: number
   writeTimeouts: number
   channels: Record<string, ChannelStats>
+  /** The broker connection's state; null without a broker. */
+  broker: BrokerStats | null
+}
+
+export interface BrokerStats {
+  /** The broker's URL, without its password. */
+  url: string
+  /** Whether both broker connections (publishing, reading) are up. */
+  connected: boolean
+  /** Broker connections lost or not made. */
+  faults: number
+  /** Connections made again after a fault. */
+  reconnects: number
+  /** Publishes waiting for the broker. */
+  queued: number
+  /** Publishes the broker stored. */
+  sent: number
+  /** Publishes refused: by the broker, or because the queue was full. */
+  refused: number
+  /** Events read from the broker into this server's channels. */
+  received: number
+  /** Times subscribers were sent `reset` because the broker lost entries. */
+  gaps: number
+  /** The last fault, or null. */
+  lastError: string | null
 }
 
 /** A broadcast channel: every publish reaches every current subscriber. */
@@ -121,6 +155,13 @@ export declare class Channel {
   private constructor ()
   /** Publishes one event; returns the id it was sent with, or null. Never waits. */
   publish (data: EventData, options?: EventFields): string | null
+  /**
+   * Publishes one event and resolves once it is stored (with a broker: by
+   * the broker and in this server's history) to the id it is sent with, the
+   * broker's automatic id included. Rejects with ERR_TIDINGS_TIMED_OUT after
+   * `timeout` seconds, ERR_TIDINGS_BROKER_UNAVAILABLE when the queue is full.
+   */
+  publishConfirmed (data: EventData, options?: EventFields & { timeout?: number }): Promise<string | null>
   readonly path: string
   readonly subscribers: number
   readonly eventsPublished: number

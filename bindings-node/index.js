@@ -51,6 +51,26 @@ class Channel {
     return this._inner.publish(publishEvent(data, options))
   }
 
+  /**
+   * Publishes one event; resolves once it is stored (with a broker: by the
+   * broker, and in this server's history) to the id it is sent with.
+   * `options.timeout` (seconds) bounds the wait.
+   */
+  async publishConfirmed (data, options = {}) {
+    const { timeout, ...fields } = options
+    try {
+      return await this._inner.publishConfirmed(publishEvent(data, fields), seconds('timeout', timeout))
+    } catch (error) {
+      // Errors of the thread-pool wait carry their code in the message.
+      const coded = /^(ERR_TIDINGS_[A-Z_]+): /.exec(error.message)
+      if (coded) {
+        error.code = coded[1]
+        error.message = error.message.slice(coded[0].length)
+      }
+      throw error
+    }
+  }
+
   get path () { return this._inner.path }
   get subscribers () { return this._inner.subscribers }
   get eventsPublished () { return this._inner.eventsPublished }
@@ -82,7 +102,9 @@ class Server extends EventEmitter {
       maxConnectionsPerIp: limits.maxConnectionsPerIp,
       maxHeadBytes: limits.maxHeadBytes,
       headTimeout: seconds('limits.headTimeout', limits.headTimeout),
-      reusePort: options.reusePort
+      reusePort: options.reusePort,
+      broker: options.broker,
+      brokerQueue: options.brokerQueue
     })
     this._keepProcessAlive = null
   }

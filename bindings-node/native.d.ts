@@ -13,6 +13,13 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeChannel {
   /** Publishes one event; returns the id it was sent with, or null. */
   publish(event: EventInit): string | null
+  /**
+   * Publishes one event and resolves once it is stored (with a broker:
+   * stored by the broker and in this server's history) to the id it is
+   * sent with, the broker's automatic id included. Waits on the libuv
+   * thread pool, never on the JS thread; `timeout` in seconds.
+   */
+  publishConfirmed(event: EventInit, timeout?: number | undefined | null): Promise<string | null>
   get path(): string
   get subscribers(): number
   get eventsPublished(): number
@@ -82,6 +89,20 @@ export declare class StreamSink {
   get closed(): boolean
 }
 
+/** The broker connection's state, in `stats().broker`. */
+export interface BrokerStats {
+  url: string
+  connected: boolean
+  faults: number
+  reconnects: number
+  queued: number
+  sent: number
+  refused: number
+  received: number
+  gaps: number
+  lastError: string | null
+}
+
 /** Channel options; durations in seconds. */
 export interface ChannelOptions {
   history?: number
@@ -143,6 +164,13 @@ export interface ServerOptions {
   headTimeout?: number
   /** Let other processes listen on the same host and port (SO_REUSEPORT). */
   reusePort?: boolean
+  /**
+   * A Redis URL (`redis://host:port/db`) joining this server's channels
+   * with every server on it.
+   */
+  broker?: string
+  /** Most publishes waiting for the broker. */
+  brokerQueue?: number
 }
 
 export interface Stats {
@@ -157,6 +185,7 @@ export interface Stats {
   slowConsumerDrops: number
   writeTimeouts: number
   channels: Record<string, ChannelStats>
+  broker: BrokerStats | null
 }
 
 /** The version of the native module. */

@@ -3,6 +3,7 @@
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunctionCallMode, UnknownReturnValue};
+use napi::{Env, Task};
 use napi_derive::napi;
 
 use crate::convert::{to_event, EventInit};
@@ -19,6 +20,36 @@ pub struct ChannelOptions {
     /// 0 turns keep-alives off for this channel; absent, the server's apply.
     pub keepalive: Option<f64>,
     pub max_subscribers: Option<u32>,
+}
+
+/// Waits for a publish's confirmation on the libuv thread pool.
+pub struct ConfirmTask {
+    published: Option<tidings::Published>,
+    timeout: Option<std::time::Duration>,
+}
+
+#[napi]
+impl Task for ConfirmTask {
+    type Output = Option<String>;
+    type JsValue = Option<String>;
+
+    fn compute(&mut self) -> Result<Option<String>> {
+        let published = self
+            .published
+            .take()
+            .ok_or_else(|| Error::from_reason("the confirmation was already taken"))?;
+        match published.wait(self.timeout) {
+            Ok(id) => Ok(id.map(|id| id.as_str().to_owned())),
+            Err(err) => Err(Error::new(
+                Status::GenericFailure,
+                format!("ERR_TIDINGS_{}: {err}", err.code()),
+            )),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, id: Option<String>) -> Result<Option<String>> {
+        Ok(id)
+    }
 }
 
 /// A broadcast channel.
@@ -40,6 +71,24 @@ impl NativeChannel {
     pub fn publish(&self, event: EventInit) -> Result<Option<String>, Code> {
         let id = self.inner.publish(to_event(event)?).map_err(js_error)?;
         Ok(id.map(|id| id.as_str().to_owned()))
+    }
+
+    /// Publishes one event and resolves once it is stored (with a broker:
+    /// stored by the broker and in this server's history) to the id it is
+    /// sent with, the broker's automatic id included. Waits on the libuv
+    /// thread pool, never on the JS thread; `timeout` in seconds.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn publish_confirmed(
+        &self,
+        event: EventInit,
+        timeout: Option<f64>,
+    ) -> Result<AsyncTask<ConfirmTask>, Code> {
+        let timeout = timeout
+            .map(|seconds| tidings::duration_from_secs("timeout", seconds))
+            .transpose()
+            .map_err(js_error)?;
+        let published = Some(self.inner.publish_confirmed(to_event(event)?));
+        Ok(AsyncTask::new(ConfirmTask { published, timeout }))
     }
 
     #[napi(getter)]

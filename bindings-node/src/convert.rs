@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use napi::bindgen_prelude::Result;
+use napi::bindgen_prelude::{Either, Null, Result};
 use napi_derive::napi;
 
 use crate::errors::{js_error, Code};
@@ -73,6 +73,37 @@ pub struct Stats {
     pub slow_consumer_drops: f64,
     pub write_timeouts: f64,
     pub channels: HashMap<String, ChannelStats>,
+    pub broker: Either<BrokerStats, Null>,
+}
+
+/// The broker connection's state, in `stats().broker`.
+#[napi(object)]
+pub struct BrokerStats {
+    pub url: String,
+    pub connected: bool,
+    pub faults: f64,
+    pub reconnects: f64,
+    pub queued: f64,
+    pub sent: f64,
+    pub refused: f64,
+    pub received: f64,
+    pub gaps: f64,
+    pub last_error: Either<String, Null>,
+}
+
+fn broker_stats(broker: tidings::BrokerStats) -> BrokerStats {
+    BrokerStats {
+        url: broker.url,
+        connected: broker.connected,
+        faults: broker.faults as f64,
+        reconnects: broker.reconnects as f64,
+        queued: broker.queued as f64,
+        sent: broker.sent as f64,
+        refused: broker.refused as f64,
+        received: broker.received as f64,
+        gaps: broker.gaps as f64,
+        last_error: broker.last_error.map_or(Either::B(Null), Either::A),
+    }
 }
 
 /// The server's counters as JS numbers (counts past 2^53 lose precision,
@@ -89,6 +120,9 @@ pub(crate) fn stats(stats: tidings::Stats) -> Stats {
         bytes_written: stats.bytes_written as f64,
         slow_consumer_drops: stats.slow_consumer_drops as f64,
         write_timeouts: stats.write_timeouts as f64,
+        broker: stats
+            .broker
+            .map_or(Either::B(Null), |broker| Either::A(broker_stats(broker))),
         channels: stats
             .channels
             .into_iter()

@@ -38,6 +38,11 @@ pub struct ServerOptions {
     pub head_timeout: Option<f64>,
     /// Let other processes listen on the same host and port (SO_REUSEPORT).
     pub reuse_port: Option<bool>,
+    /// A Redis URL (`redis://host:port/db`) joining this server's channels
+    /// with every server on it.
+    pub broker: Option<String>,
+    /// Most publishes waiting for the broker.
+    pub broker_queue: Option<u32>,
 }
 
 /// Stops a server on the libuv thread pool (it waits for the engine's threads).
@@ -116,6 +121,10 @@ impl NativeServer {
                 config.limits.head_timeout = seconds("limits.headTimeout", value)?;
             }
             config.reuse_port = options.reuse_port.unwrap_or(false);
+            config.broker = options.broker;
+            if let Some(queue) = options.broker_queue {
+                config.broker_queue = queue as usize;
+            }
         }
         let inner = tidings::Server::new(config).map_err(js_error)?;
         Ok(NativeServer {

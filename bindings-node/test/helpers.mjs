@@ -84,3 +84,37 @@ export async function eventually (what, condition) {
     await sleep(10)
   }
 }
+
+/** A port nothing listens on now. */
+export async function freePort () {
+  const net = await import('node:net')
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+/** A redis-server of the test's own on a free loopback port, without persistence; `stop()` kills it. */
+export async function redisServer () {
+  const net = await import('node:net')
+  const port = await freePort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore'
+  })
+  const reachable = () => new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true) })
+    socket.once('error', () => resolve(false))
+  })
+  await eventually('redis-server to listen', reachable)
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    stop: () => new Promise((resolve) => {
+      child.once('exit', resolve)
+      child.kill('SIGKILL')
+    })
+  }
+}

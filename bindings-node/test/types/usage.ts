@@ -9,6 +9,7 @@ import {
   HTTPError,
   Server,
   version,
+  type BrokerStats,
   type ChannelOptions,
   type ChannelStats,
   type Request,
@@ -104,11 +105,16 @@ async function main (): Promise<void> {
     bytesWritten: true,
     slowConsumerDrops: true,
     writeTimeouts: true,
-    channels: true
+    channels: true,
+    broker: true
   }, stats, 'Stats')
   for (const [key, value] of Object.entries(stats)) {
-    if (key !== 'channels') assert.equal(typeof value, 'number', key)
+    if (key !== 'channels' && key !== 'broker') assert.equal(typeof value, 'number', key)
   }
+  const noBroker: BrokerStats | null = stats.broker
+  assert.equal(noBroker, null)
+  const confirmed: string | null = await channel.publishConfirmed('sure', { event: 'named', timeout: 1 })
+  assert.ok(confirmed)
   const perChannel: ChannelStats | undefined = stats.channels['/c']
   assert.ok(perChannel)
   sameKeys<ChannelStats>({ subscribers: true, eventsPublished: true, historyLength: true }, perChannel, 'ChannelStats')
