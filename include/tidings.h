@@ -126,6 +126,19 @@ enum tidings_status
    */
   TIDINGS_ERR_ALREADY_ANSWERED = 19,
   /**
+   * The broker has been unreachable long enough to fill the publish
+   * queue (`broker_queue`); publish again once it is back.
+   */
+  TIDINGS_ERR_BROKER_UNAVAILABLE = 20,
+  /**
+   * The broker refused the event (a Redis error reply such as OOM).
+   */
+  TIDINGS_ERR_BROKER_REFUSED = 21,
+  /**
+   * A wait ended before its answer came (the event may still be delivered).
+   */
+  TIDINGS_ERR_TIMED_OUT = 22,
+  /**
    * A bug in tidings was caught at the boundary; please report it.
    */
   TIDINGS_ERR_PANIC = 99,
@@ -307,9 +320,23 @@ typedef struct tidings_config {
   /**
    * Let other sockets listen on the same host and port (SO_REUSEPORT):
    * several processes started so share the port, the kernel spreading
-   * connections among them; each keeps its own channels. Default false.
+   * connections among them; each keeps its own channels unless they
+   * share a `broker`. Default false.
    */
   bool reuse_port;
+  /**
+   * A Redis URL (`redis://[:password@]host[:port][/db]`) joining this
+   * server's channels with every server on it: a publish on any reaches
+   * the subscribers of all, in one order, and a client resumes on any.
+   * NULL (the default) keeps channels in this process. Read during
+   * `tidings_server_new` only.
+   */
+  const char *broker;
+  /**
+   * Most publishes waiting for the broker; beyond it publishing fails
+   * with TIDINGS_ERR_BROKER_UNAVAILABLE. Default 10000.
+   */
+  uint32_t broker_queue;
 } tidings_config;
 
 /**
@@ -393,6 +420,28 @@ tidings_status tidings_last_error_copy(char *buffer, size_t capacity, size_t *le
  */
 tidings_status tidings_channel_publish(const struct tidings_channel *channel,
                                        const struct tidings_event *event);
+
+/**
+ * Publishes `event` like `tidings_channel_publish`, then blocks until it is
+ * stored: at once without a broker; with one, once the broker stored it and
+ * it is in this server's history. Copies the id it is sent with (the
+ * broker's automatic id included; empty if it has none) into `id_buffer`,
+ * NUL-terminated, and its length into `*id_length`.
+ *
+ * `timeout_ms` 0 waits as long as it takes; past a non-zero one it fails
+ * with TIDINGS_ERR_TIMED_OUT (the event may still be delivered). Fails with
+ * TIDINGS_ERR_BROKER_UNAVAILABLE when the broker's queue is full,
+ * TIDINGS_ERR_WOULD_BLOCK on an engine thread (a callback), and
+ * TIDINGS_ERR_BUFFER_TOO_SMALL if the id does not fit (it was published;
+ * `*id_length` says what is needed). `id_buffer` may be NULL with
+ * `id_capacity` 0; `id_length` must not be NULL.
+ */
+tidings_status tidings_channel_publish_confirmed(const struct tidings_channel *channel,
+                                                 const struct tidings_event *event,
+                                                 uint32_t timeout_ms,
+                                                 char *id_buffer,
+                                                 size_t id_capacity,
+                                                 size_t *id_length);
 
 /**
  * Calls `hook(user_data, request)` (not NULL) on an engine thread once for

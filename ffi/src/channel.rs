@@ -1,9 +1,10 @@
 //! `tidings_channel`: publish from any thread.
 #![allow(non_camel_case_types)]
 
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
+use std::time::Duration;
 
-use crate::boundary::{arg_ref, fail, fail_with, guard, UserData};
+use crate::boundary::{arg_ref, copy_out, fail, fail_with, guard, UserData};
 use crate::event::{tidings_event, to_event};
 use crate::request::tidings_request;
 use crate::status::tidings_status;
@@ -36,6 +37,65 @@ pub unsafe extern "C" fn tidings_channel_publish(
             .inner
             .publish(event)
             .map_or_else(fail_with, |_| tidings_status::TIDINGS_OK)
+    })
+}
+
+/// Publishes `event` like `tidings_channel_publish`, then blocks until it is
+/// stored: at once without a broker; with one, once the broker stored it and
+/// it is in this server's history. Copies the id it is sent with (the
+/// broker's automatic id included; empty if it has none) into `id_buffer`,
+/// NUL-terminated, and its length into `*id_length`.
+///
+/// `timeout_ms` 0 waits as long as it takes; past a non-zero one it fails
+/// with TIDINGS_ERR_TIMED_OUT (the event may still be delivered). Fails with
+/// TIDINGS_ERR_BROKER_UNAVAILABLE when the broker's queue is full,
+/// TIDINGS_ERR_WOULD_BLOCK on an engine thread (a callback), and
+/// TIDINGS_ERR_BUFFER_TOO_SMALL if the id does not fit (it was published;
+/// `*id_length` says what is needed). `id_buffer` may be NULL with
+/// `id_capacity` 0; `id_length` must not be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_channel_publish_confirmed(
+    channel: *const tidings_channel,
+    event: *const tidings_event,
+    timeout_ms: u32,
+    id_buffer: *mut c_char,
+    id_capacity: usize,
+    id_length: *mut usize,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let channel = arg_ref!(channel, "channel");
+        let event = arg_ref!(event, "event");
+        if id_length.is_null() {
+            return fail(
+                tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+                "`id_length` must not be NULL",
+            );
+        }
+        // SAFETY: as in `tidings_channel_publish`: `event` is the caller's
+        // non-NULL `tidings_event`, its strings NULL or NUL-terminated and valid
+        // during this call (tidings.h), which is `to_event`'s contract.
+        let event = match unsafe { to_event(event) } {
+            Ok(event) => event,
+            Err(status) => return status,
+        };
+        let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms.into()));
+        let id = match channel.inner.publish_confirmed(event).wait(timeout) {
+            Ok(id) => id,
+            Err(err) => return fail_with(err),
+        };
+        let id = id.as_ref().map_or("", |id| id.as_str());
+        // SAFETY: `id_length` was checked non-NULL above and the caller passes
+        // it aligned and writable (tidings.h); `id_buffer` is NULL (allowed,
+        // never written through) or writable for `id_capacity` bytes as the
+        // caller promises, and cannot overlap `id`, which the engine owns.
+        let status = unsafe { copy_out(id.as_bytes(), id_buffer, id_capacity, id_length) };
+        if status != tidings_status::TIDINGS_OK {
+            return fail(
+                status,
+                "the event was published, but its id does not fit `id_buffer`",
+            );
+        }
+        status
     })
 }
 

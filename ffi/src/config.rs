@@ -59,8 +59,18 @@ pub struct tidings_config {
     pub head_timeout_ms: u32,
     /// Let other sockets listen on the same host and port (SO_REUSEPORT):
     /// several processes started so share the port, the kernel spreading
-    /// connections among them; each keeps its own channels. Default false.
+    /// connections among them; each keeps its own channels unless they
+    /// share a `broker`. Default false.
     pub reuse_port: bool,
+    /// A Redis URL (`redis://[:password@]host[:port][/db]`) joining this
+    /// server's channels with every server on it: a publish on any reaches
+    /// the subscribers of all, in one order, and a client resumes on any.
+    /// NULL (the default) keeps channels in this process. Read during
+    /// `tidings_server_new` only.
+    pub broker: *const c_char,
+    /// Most publishes waiting for the broker; beyond it publishing fails
+    /// with TIDINGS_ERR_BROKER_UNAVAILABLE. Default 10000.
+    pub broker_queue: u32,
 }
 
 /// Options of a broadcast channel. Start from `tidings_channel_options_default()`.
@@ -120,6 +130,8 @@ pub extern "C" fn tidings_config_default() -> tidings_config {
         max_head_bytes: defaults.limits.max_head_bytes as u32,
         head_timeout_ms: ms(defaults.limits.head_timeout),
         reuse_port: defaults.reuse_port,
+        broker: std::ptr::null(),
+        broker_queue: u32::try_from(defaults.broker_queue).unwrap_or(u32::MAX),
     }
 }
 
@@ -140,7 +152,7 @@ pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
 /// Converts a C configuration.
 ///
 /// # Safety
-/// `config.host` is NULL or a NUL-terminated string. If `config.cors` is
+/// `config.host` and `config.broker` are NULL or NUL-terminated strings. If `config.cors` is
 /// TIDINGS_CORS_ORIGINS and `cors_origins` is not NULL, it points to
 /// `cors_origins_len` aligned, readable `const char *` entries, each NULL or
 /// NUL-terminated. All of it stays valid and unmodified during the call.
@@ -149,6 +161,9 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
     // string read during `tidings_server_new` only) `config.host` is NULL or
     // NUL-terminated and valid for this call; the `&str` is copied below.
     let host = unsafe { optional_str(config.host, "config.host") }?.unwrap_or("127.0.0.1");
+    // SAFETY: as for `host`: by this function's contract `config.broker` is
+    // NULL or NUL-terminated and valid for this call; it is copied below.
+    let broker = unsafe { optional_str(config.broker, "config.broker") }?;
     const DISABLED: u32 = tidings_cors::TIDINGS_CORS_DISABLED as u32;
     const ANY_ORIGIN: u32 = tidings_cors::TIDINGS_CORS_ANY_ORIGIN as u32;
     const ORIGINS: u32 = tidings_cors::TIDINGS_CORS_ORIGINS as u32;
@@ -210,6 +225,8 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
             head_timeout: millis(config.head_timeout_ms),
         },
         reuse_port: config.reuse_port,
+        broker: broker.map(str::to_owned),
+        broker_queue: config.broker_queue as usize,
     })
 }
 

@@ -53,6 +53,13 @@ pub enum tidings_status {
     TIDINGS_ERR_WOULD_BLOCK = 18,
     /// The route's reply was already sent; a request is answered once.
     TIDINGS_ERR_ALREADY_ANSWERED = 19,
+    /// The broker has been unreachable long enough to fill the publish
+    /// queue (`broker_queue`); publish again once it is back.
+    TIDINGS_ERR_BROKER_UNAVAILABLE = 20,
+    /// The broker refused the event (a Redis error reply such as OOM).
+    TIDINGS_ERR_BROKER_REFUSED = 21,
+    /// A wait ended before its answer came (the event may still be delivered).
+    TIDINGS_ERR_TIMED_OUT = 22,
     /// A bug in tidings was caught at the boundary; please report it.
     TIDINGS_ERR_PANIC = 99,
 }
@@ -76,13 +83,16 @@ impl From<&tidings::Error> for tidings_status {
             E::InvalidStatus(_) => Self::TIDINGS_ERR_INVALID_STATUS,
             E::BlockingInAsync => Self::TIDINGS_ERR_WOULD_BLOCK,
             E::AlreadyAnswered => Self::TIDINGS_ERR_ALREADY_ANSWERED,
+            E::BrokerUnavailable { .. } => Self::TIDINGS_ERR_BROKER_UNAVAILABLE,
+            E::BrokerRefused(_) => Self::TIDINGS_ERR_BROKER_REFUSED,
+            E::TimedOut => Self::TIDINGS_ERR_TIMED_OUT,
             _ => Self::TIDINGS_ERR_RUNTIME,
         }
     }
 }
 
 impl tidings_status {
-    const ALL: [tidings_status; 21] = [
+    const ALL: [tidings_status; 24] = [
         Self::TIDINGS_OK,
         Self::TIDINGS_ERR_NULL_ARGUMENT,
         Self::TIDINGS_ERR_INVALID_UTF8,
@@ -103,6 +113,9 @@ impl tidings_status {
         Self::TIDINGS_ERR_NOT_FOUND,
         Self::TIDINGS_ERR_WOULD_BLOCK,
         Self::TIDINGS_ERR_ALREADY_ANSWERED,
+        Self::TIDINGS_ERR_BROKER_UNAVAILABLE,
+        Self::TIDINGS_ERR_BROKER_REFUSED,
+        Self::TIDINGS_ERR_TIMED_OUT,
         Self::TIDINGS_ERR_PANIC,
     ];
 }
@@ -141,6 +154,9 @@ pub extern "C" fn tidings_status_name(status: u32) -> *const c_char {
         tidings_status::TIDINGS_ERR_NOT_FOUND => c"TIDINGS_ERR_NOT_FOUND",
         tidings_status::TIDINGS_ERR_WOULD_BLOCK => c"TIDINGS_ERR_WOULD_BLOCK",
         tidings_status::TIDINGS_ERR_ALREADY_ANSWERED => c"TIDINGS_ERR_ALREADY_ANSWERED",
+        tidings_status::TIDINGS_ERR_BROKER_UNAVAILABLE => c"TIDINGS_ERR_BROKER_UNAVAILABLE",
+        tidings_status::TIDINGS_ERR_BROKER_REFUSED => c"TIDINGS_ERR_BROKER_REFUSED",
+        tidings_status::TIDINGS_ERR_TIMED_OUT => c"TIDINGS_ERR_TIMED_OUT",
         tidings_status::TIDINGS_ERR_PANIC => c"TIDINGS_ERR_PANIC",
     };
     name.as_ptr()
