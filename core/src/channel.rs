@@ -306,14 +306,7 @@ impl Channel {
             state.push(entry, inner.capacity);
             (id, state.take_waiting())
         };
-        for (_, waker) in waiting {
-            waker.wake();
-        }
-        inner.published.fetch_add(1, Ordering::Relaxed);
-        inner
-            .counters
-            .events_published
-            .fetch_add(1, Ordering::Relaxed);
+        inner.appended(waiting);
         Ok(id.map(EventId))
     }
 
@@ -390,14 +383,7 @@ impl Channel {
             state.push(entry, inner.capacity);
             state.take_waiting()
         };
-        for (_, waker) in waiting {
-            waker.wake();
-        }
-        inner.published.fetch_add(1, Ordering::Relaxed);
-        inner
-            .counters
-            .events_published
-            .fetch_add(1, Ordering::Relaxed);
+        inner.appended(waiting);
     }
 
     /// A handle that does not keep the channel alive.
@@ -498,6 +484,18 @@ impl Channel {
 }
 
 impl ChannelInner {
+    /// After an event joined the ring (outside its lock): wakes the
+    /// subscribers that waited for it and counts it.
+    fn appended(&self, waiting: Vec<(usize, Waker)>) {
+        for (_, waker) in waiting {
+            waker.wake();
+        }
+        self.published.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .events_published
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     fn auto_id(&self, seq: u64) -> String {
         format!("{}{seq}", self.auto_id_prefix)
     }
