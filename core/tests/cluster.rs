@@ -7,6 +7,8 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -102,9 +104,9 @@ struct Node {
     addr: SocketAddr,
 }
 
-fn node(redis: &Redis, history: usize) -> Node {
+fn node(broker: &str, history: usize) -> Node {
     let server = server(Config {
-        broker: Some(redis.url()),
+        broker: Some(broker.to_owned()),
         worker_threads: 1,
         ..Config::default()
     });
@@ -163,7 +165,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 async fn every_subscriber_of_every_server_gets_every_publish_in_one_order() {
     quiet_logs();
     let redis = Redis::start(false);
-    let nodes: Vec<Node> = (0..3).map(|_| node(&redis, 1000)).collect();
+    let nodes: Vec<Node> = (0..3).map(|_| node(&redis.url(), 1000)).collect();
     let mut subscribers = Vec::new();
     for node in &nodes {
         for _ in 0..2 {
@@ -239,8 +241,8 @@ async fn every_subscriber_of_every_server_gets_every_publish_in_one_order() {
 async fn a_client_resumes_on_another_server_with_no_gap_and_no_duplicate() {
     quiet_logs();
     let redis = Redis::start(false);
-    let a = node(&redis, 100);
-    let b = node(&redis, 100);
+    let a = node(&redis.url(), 100);
+    let b = node(&redis.url(), 100);
     settled(&[&a, &b]).await;
     let mut first_half = get(a.addr, "/c", &[]).await.events();
     for i in 0..10 {
@@ -270,8 +272,8 @@ async fn a_client_resumes_on_another_server_with_no_gap_and_no_duplicate() {
 async fn a_resume_from_an_entry_this_server_has_not_read_yet_skips_it_when_it_arrives() {
     quiet_logs();
     let redis = Redis::start(false);
-    let a = node(&redis, 100);
-    let b = node(&redis, 100);
+    let a = node(&redis.url(), 100);
+    let b = node(&redis.url(), 100);
     settled(&[&a, &b]).await;
     // An id newer than anything b has read, as a client served by a faster
     // server would bring: what b reads up to it is not sent again.
@@ -300,7 +302,7 @@ async fn a_resume_from_an_entry_this_server_has_not_read_yet_skips_it_when_it_ar
 async fn publish_confirmed_tells_the_brokers_id_and_the_host_id_wins_when_given() {
     quiet_logs();
     let redis = Redis::start(false);
-    let a = node(&redis, 10);
+    let a = node(&redis.url(), 10);
     let id = a
         .channel
         .publish_confirmed(Event::data("x"))
@@ -348,8 +350,8 @@ async fn publish_confirmed_tells_the_brokers_id_and_the_host_id_wins_when_given(
 async fn an_id_older_than_the_history_resets_as_on_one_server() {
     quiet_logs();
     let redis = Redis::start(false);
-    let a = node(&redis, 5);
-    let b = node(&redis, 5);
+    let a = node(&redis.url(), 5);
+    let b = node(&redis.url(), 5);
     settled(&[&a, &b]).await;
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -379,8 +381,8 @@ async fn an_id_older_than_the_history_resets_as_on_one_server() {
 async fn redis_killed_and_restarted_with_its_data_loses_nothing() {
     quiet_logs();
     let mut redis = Redis::start(true);
-    let a = node(&redis, 1000);
-    let b = node(&redis, 1000);
+    let a = node(&redis.url(), 1000);
+    let b = node(&redis.url(), 1000);
     settled(&[&a, &b]).await;
     let mut on_a = get(a.addr, "/c", &[]).await.events();
     let mut on_b = get(b.addr, "/c", &[]).await.events();
@@ -417,11 +419,149 @@ async fn redis_killed_and_restarted_with_its_data_loses_nothing() {
     .await;
 }
 
+/// A TCP proxy to Redis that the test cuts (every connection reset, new ones
+/// refused) and heals.
+struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(redis_port: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let accepting = tokio::spawn({
+            let open = Arc::clone(&open);
+            let connections = Arc::clone(&connections);
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        continue; // dropped: the client sees the connection close
+                    }
+                    let relay = tokio::spawn(async move {
+                        if let Ok(mut redis) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
+                        {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut redis).await;
+                        }
+                    });
+                    connections.lock().unwrap().push(relay);
+                }
+            }
+        });
+        Proxy {
+            port,
+            open,
+            connections,
+            accepting,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for relay in self.connections.lock().unwrap().drain(..) {
+            relay.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accepting.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_cut_off_from_redis_stalls_no_other_and_catches_up_when_healed() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let proxy = Proxy::start(redis.port).await;
+    let cut_off = node(&proxy.url(), 1000);
+    let direct = node(&redis.url(), 1000);
+    settled(&[&direct, &cut_off]).await;
+    let mut on_cut_off = get(cut_off.addr, "/c", &[]).await.events();
+    let mut on_direct = get(direct.addr, "/c", &[]).await.events();
+    proxy.cut();
+    eventually("the cut to show", || {
+        !cut_off.server.stats().broker.unwrap().connected
+    })
+    .await;
+    // The other server goes on as if nothing happened.
+    for i in 0..20 {
+        direct
+            .channel
+            .publish(Event::data(format!("d{i}")))
+            .unwrap();
+    }
+    let during = tokio::time::timeout(PATIENCE, on_direct.take(20))
+        .await
+        .unwrap();
+    assert_eq!(during.len(), 20);
+    // The cut-off server queues its own publishes.
+    for i in 0..5 {
+        cut_off
+            .channel
+            .publish(Event::data(format!("c{i}")))
+            .unwrap();
+    }
+    proxy.heal();
+    let caught_up = tokio::time::timeout(PATIENCE, on_cut_off.take(25))
+        .await
+        .unwrap();
+    let data: Vec<String> = caught_up.iter().map(|e| e.data.clone()).collect();
+    let direct_part: Vec<String> = data
+        .iter()
+        .filter(|d| d.starts_with('d'))
+        .cloned()
+        .collect();
+    let own_part: Vec<String> = data
+        .iter()
+        .filter(|d| d.starts_with('c'))
+        .cloned()
+        .collect();
+    assert_eq!(
+        direct_part,
+        (0..20).map(|i| format!("d{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        own_part,
+        (0..5).map(|i| format!("c{i}")).collect::<Vec<_>>()
+    );
+    assert!(
+        caught_up.iter().all(|e| e.event != "reset"),
+        "Redis kept everything"
+    );
+    let rest = tokio::time::timeout(PATIENCE, on_direct.take(5))
+        .await
+        .unwrap();
+    let ids = |events: &[Received]| events.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        [ids(&during), ids(&rest)].concat(),
+        ids(&caught_up),
+        "one order"
+    );
+    let broker = cut_off.server.stats().broker.unwrap();
+    assert!(broker.connected && broker.reconnects > 0 && broker.gaps == 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_without_its_data_sends_a_reset_then_carries_on() {
     quiet_logs();
     let mut redis = Redis::start(false);
-    let a = node(&redis, 1000);
+    let a = node(&redis.url(), 1000);
     settled(&[&a]).await;
     let mut events = get(a.addr, "/c", &[]).await.events();
     a.channel.publish(Event::data("before")).unwrap();
