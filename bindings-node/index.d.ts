@@ -106,9 +106,12 @@ export interface RouteResponse {
 export type RouteHandler = (request: Request) => string | Buffer | RouteResponse | Promise<string | Buffer | RouteResponse>
 
 export interface ChannelStats {
+  /** Subscribers on this server. */
   subscribers: number
   eventsPublished: number
   historyLength: number
+  /** Subscribers on every server sharing the broker, counted every 2 s; null without a broker (or before the first count). */
+  clusterSubscribers: number | null
 }
 
 export interface Stats {

@@ -117,6 +117,8 @@ export interface ChannelStats {
   subscribers: number
   eventsPublished: number
   historyLength: number
+  /** Subscribers on every server sharing the broker; null without one. */
+  clusterSubscribers: number | null
 }
 
 export interface ClientAddress {

@@ -58,6 +58,8 @@ pub struct ChannelStats {
     pub subscribers: u32,
     pub events_published: f64,
     pub history_length: u32,
+    /// Subscribers on every server sharing the broker; null without one.
+    pub cluster_subscribers: Either<u32, Null>,
 }
 
 #[napi(object)]
@@ -131,6 +133,9 @@ pub(crate) fn stats(stats: tidings::Stats) -> Stats {
                     subscribers: c.subscribers as u32,
                     events_published: c.events_published as f64,
                     history_length: c.history_len as u32,
+                    cluster_subscribers: c
+                        .cluster_subscribers
+                        .map_or(Either::B(Null), |n| Either::A(n as u32)),
                 };
                 (c.path, entry)
             })

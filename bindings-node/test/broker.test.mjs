@@ -33,6 +33,12 @@ test('servers on one broker deliver every publish to every subscriber in one ord
     assert.equal(broker.connected, true)
     assert.equal(broker.sent, 20)
     assert.equal(broker.lastError, null)
+    // Presence counts every server's subscribers (reported every 2 s).
+    const stay = sse(`${servers[1].url}/c`, { limit: 1 })
+    await eventually('a cluster-wide count', () => servers[0].stats().channels['/c'].clusterSubscribers === 1)
+    assert.equal(servers[0].stats().channels['/c'].subscribers, 0)
+    channels[1].publish('bye')
+    await stay
   } finally {
     for (const server of servers) await server.stop()
     await redis.stop()

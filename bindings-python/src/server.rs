@@ -317,6 +317,7 @@ impl Server {
             entry.set_item("subscribers", channel.subscribers)?;
             entry.set_item("events_published", channel.events_published)?;
             entry.set_item("history_len", channel.history_len)?;
+            entry.set_item("cluster_subscribers", channel.cluster_subscribers)?;
             channels.set_item(&channel.path, entry)?;
         }
         out.set_item("channels", channels)?;

@@ -36,6 +36,12 @@ def publish(request):
 def confirm(request):
     return channel.publish_confirmed(request.query["data"], timeout=10)
 
+@server.route("/presence")
+def presence(request):
+    import json
+    stats = server.stats()["channels"]["/c"]
+    return tidings.Response(json.dumps([stats["subscribers"], stats["cluster_subscribers"]]), content_type="application/json")
+
 @server.route("/broker")
 def broker(request):
     import json
@@ -156,6 +162,9 @@ def test_a_client_resumes_on_another_node_where_it_left_off(node_script: Path, r
         assert [data for _, data in seen + rest] == [f"e:{i}" for i in range(10)]
         confirmed = http.get(f"{b.url}/confirm", params={"data": "x"}).text
         assert confirmed.count("-") == 1 and confirmed > last_id
+        # Presence counts every node's subscribers (reported every 2 s).
+        with httpx_sse.connect_sse(http, "GET", f"{a.url}/c"):
+            wait_for(lambda: http.get(f"{b.url}/presence").json() == [0, 1], "b to count a's subscriber")
 
 
 def test_redis_killed_and_restarted_with_its_data_loses_nothing(node_script: Path, tmp_path: Path) -> None:

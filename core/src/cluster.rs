@@ -21,6 +21,11 @@
 //! the last entry it read, and if Redis lost entries it had not read yet
 //! (trimmed past it, or restarted without its data) the channel's
 //! subscribers are sent `event: reset` at the gap.
+//!
+//! Presence across servers: every [`PRESENCE_PERIOD`] each server writes its
+//! channels' subscriber counts to a hash of its own that expires, marks
+//! itself alive in `tidings:nodes` (a sorted set by Redis's clock), and sums
+//! the counts of the servers alive: `ChannelStats::cluster_subscribers`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -49,6 +54,12 @@ const SEND_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often a server tells Redis its subscriber counts and reads the others'.
+const PRESENCE_PERIOD: Duration = Duration::from_secs(2);
+/// A server silent this long counts as gone: its counts expire with it.
+const PRESENCE_TTL: Duration = Duration::from_secs(6);
+/// The sorted set of servers by their last report (Redis time, ms).
+const NODES_KEY: &str = "tidings:nodes";
 /// The fewest entries a stream keeps, whatever the channel's history: the
 /// other servers must have time to read an entry before it is trimmed.
 const MIN_RETAINED: usize = 1000;
@@ -84,6 +95,8 @@ struct Shared {
     refused: AtomicU64,
     received: AtomicU64,
     gaps: AtomicU64,
+    /// Subscribers per channel path on every server alive, as last summed.
+    cluster_counts: Mutex<HashMap<String, usize>>,
 }
 
 struct Registered {
@@ -110,10 +123,13 @@ struct Outgoing {
     receipt: Option<Receipt>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Sender,
     Reader,
+    /// Presence reports: their faults are the other two's too, so they are
+    /// counted there, not twice.
+    Presence,
 }
 
 impl RedisBroker {
@@ -147,6 +163,7 @@ impl RedisBroker {
                 refused: AtomicU64::new(0),
                 received: AtomicU64::new(0),
                 gaps: AtomicU64::new(0),
+                cluster_counts: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -167,7 +184,14 @@ impl RedisBroker {
         if let Some(queue) = lock(&self.shared.queue_receiver).take() {
             runtime.spawn(run_sender(Arc::clone(&self.shared), queue));
             runtime.spawn(run_reader(Arc::clone(&self.shared)));
+            runtime.spawn(run_presence(Arc::clone(&self.shared)));
         }
+    }
+
+    /// Subscribers of the channel at `path` on every server sharing the
+    /// broker, as last counted (`None` until the first count).
+    pub(crate) fn cluster_subscribers(&self, path: &str) -> Option<usize> {
+        lock(&self.shared.cluster_counts).get(path).copied()
     }
 
     /// Takes no more publishes and resolves once the sender has sent every
@@ -177,9 +201,28 @@ impl RedisBroker {
         loop {
             let done = self.shared.sender_done.notified();
             if self.shared.sender_finished.load(Ordering::Acquire) {
-                return;
+                break;
             }
             done.await;
+        }
+        // Leaving: the others stop counting this server's subscribers now,
+        // not when its report expires.
+        let shared = &self.shared;
+        let leave = async {
+            let mut connection = shared.connect(Role::Presence).await?;
+            redis::pipe()
+                .cmd("DEL")
+                .arg(presence_key(&shared.node))
+                .ignore()
+                .cmd("ZREM")
+                .arg(NODES_KEY)
+                .arg(&shared.node)
+                .ignore()
+                .query_async::<()>(&mut connection)
+                .await
+        };
+        if let Err(error) = leave.await {
+            tracing::debug!(broker = %shared.shown_url, %error, "could not withdraw this server's presence");
         }
     }
 
@@ -253,7 +296,7 @@ impl Shared {
 
     async fn connect(&self, role: Role) -> RedisResult<MultiplexedConnection> {
         let reply_timeout = match role {
-            Role::Sender => SEND_REPLY_TIMEOUT,
+            Role::Sender | Role::Presence => SEND_REPLY_TIMEOUT,
             // A blocked read answers within its block time.
             Role::Reader => READ_BLOCK + SEND_REPLY_TIMEOUT,
         };
@@ -264,11 +307,15 @@ impl Shared {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        if role == Role::Presence {
+            return Ok(connection);
+        }
         let was_faulted = {
             let mut health = lock(&self.health);
             match role {
                 Role::Sender => health.sender_up = true,
                 Role::Reader => health.reader_up = true,
+                Role::Presence => {}
             }
             let was_faulted = health.last_error.is_some();
             if was_faulted {
@@ -290,6 +337,7 @@ impl Shared {
             let was_up = match role {
                 Role::Sender => std::mem::replace(&mut health.sender_up, false),
                 Role::Reader => std::mem::replace(&mut health.reader_up, false),
+                Role::Presence => return,
             };
             let first = was_up || health.last_error.is_none();
             health.faults += 1;
@@ -617,6 +665,98 @@ async fn run_reader(shared: Arc<Shared>) {
             () = changed => connection = None,
         }
     }
+}
+
+/// Reports this server's subscriber counts and sums everyone's, every
+/// [`PRESENCE_PERIOD`], for as long as the server runs.
+async fn run_presence(shared: Arc<Shared>) {
+    let mut connection: Option<MultiplexedConnection> = None;
+    let mut ticks = tokio::time::interval(PRESENCE_PERIOD);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let live = match &mut connection {
+            Some(live) => live,
+            None => match shared.connect(Role::Presence).await {
+                Ok(made) => connection.insert(made),
+                // The sender and the reader report the fault.
+                Err(_) => continue,
+            },
+        };
+        match report_presence(&shared, live).await {
+            Ok(counts) => *lock(&shared.cluster_counts) = counts,
+            Err(error) => {
+                tracing::debug!(broker = %shared.shown_url, %error, "presence report failed");
+                connection = None;
+            }
+        }
+    }
+}
+
+/// Writes this server's counts, then reads and sums those of every server
+/// that reported within [`PRESENCE_TTL`] (by Redis's clock, so that the
+/// servers' own clocks need not agree).
+async fn report_presence(
+    shared: &Shared,
+    connection: &mut MultiplexedConnection,
+) -> RedisResult<HashMap<String, usize>> {
+    let own: Vec<(String, usize)> = lock(&shared.channels)
+        .iter()
+        .filter_map(|registered| Channel::upgrade(&registered.channel))
+        .map(|channel| (channel.path().to_owned(), channel.subscribers()))
+        .collect();
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(connection).await?;
+    let now_ms = seconds * 1000 + micros / 1000;
+    let ttl_ms = PRESENCE_TTL.as_millis() as u64;
+    let key = presence_key(&shared.node);
+    // One transaction, so that no reader sees this server's counts half
+    // replaced.
+    let mut pipe = redis::pipe();
+    pipe.atomic().cmd("DEL").arg(&key).ignore();
+    if !own.is_empty() {
+        let hset = pipe.cmd("HSET").arg(&key);
+        for (path, count) in &own {
+            hset.arg(path).arg(count);
+        }
+        hset.ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(ttl_ms).ignore();
+    }
+    pipe.cmd("ZADD")
+        .arg(NODES_KEY)
+        .arg(now_ms)
+        .arg(&shared.node)
+        .ignore()
+        .cmd("ZREMRANGEBYSCORE")
+        .arg(NODES_KEY)
+        .arg("-inf")
+        .arg(now_ms.saturating_sub(ttl_ms))
+        .ignore()
+        .cmd("ZRANGE")
+        .arg(NODES_KEY)
+        .arg(0)
+        .arg(-1);
+    let (nodes,): (Vec<String>,) = pipe.query_async(connection).await?;
+    let mut reads = redis::pipe();
+    for node in &nodes {
+        reads.cmd("HGETALL").arg(presence_key(node));
+    }
+    let reports: Vec<HashMap<String, usize>> = reads.query_async(connection).await?;
+    let mut totals: HashMap<String, usize> = HashMap::new();
+    for report in reports {
+        for (path, count) in report {
+            *totals.entry(path).or_insert(0) += count;
+        }
+    }
+    // A channel no server reports has none anywhere, this one included.
+    for (path, _) in own {
+        totals.entry(path).or_insert(0);
+    }
+    Ok(totals)
+}
+
+/// The hash of one server's subscriber counts, by channel path.
+fn presence_key(node: &str) -> String {
+    format!("tidings:node:{node}")
 }
 
 /// Fills a new channel's ring with the stream's newest `history` entries,

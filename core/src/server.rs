@@ -428,6 +428,10 @@ impl Server {
             .map(|channel| ChannelStats {
                 path: channel.path().to_owned(),
                 subscribers: channel.subscribers(),
+                cluster_subscribers: self
+                    .broker
+                    .as_ref()
+                    .and_then(|broker| broker.cluster_subscribers(channel.path())),
                 events_published: channel.events_published(),
                 history_len: channel.history_len(),
             })

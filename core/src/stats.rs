@@ -85,8 +85,11 @@ pub struct BrokerStats {
 pub struct ChannelStats {
     /// The channel's path.
     pub path: String,
-    /// Subscribers now.
+    /// Subscribers now, on this server.
     pub subscribers: usize,
+    /// Subscribers on every server sharing the broker, as last counted
+    /// (every 2 s); `None` without a broker, or before the first count.
+    pub cluster_subscribers: Option<usize>,
     /// Events published on it.
     pub events_published: u64,
     /// Events offered for replay now.

@@ -620,6 +620,45 @@ async fn publishes_beyond_the_queue_fail_clearly_while_redis_is_unreachable() {
     assert!(matches!(pending.await, Err(Error::Stopped)));
 }
 
+fn cluster_count(node: &Node) -> Option<usize> {
+    node.server.stats().channels[0].cluster_subscribers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_server_counts_the_subscribers_of_all() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let a = node(&redis.url(), 10);
+    let b = node(&redis.url(), 10);
+    let on_a: Vec<_> = futures_util::future::join_all((0..2).map(|_| get(a.addr, "/c", &[]))).await;
+    let mut on_b: Vec<_> =
+        futures_util::future::join_all((0..3).map(|_| get(b.addr, "/c", &[]))).await;
+    eventually("both servers to count 5", || {
+        cluster_count(&a) == Some(5) && cluster_count(&b) == Some(5)
+    })
+    .await;
+    assert_eq!(
+        a.server.stats().channels[0].subscribers,
+        2,
+        "the local count stays local"
+    );
+    on_b.truncate(1);
+    eventually("b's leavers to be counted out", || {
+        cluster_count(&a) == Some(3)
+    })
+    .await;
+    // A server that stops withdraws its count at once, not when it expires.
+    b.server.stop();
+    eventually("a stopped server to be counted out", || {
+        cluster_count(&a) == Some(2)
+    })
+    .await;
+    drop((on_a, on_b));
+    let alone = self::server(Config::default());
+    alone.channel("/c", ChannelOptions::default()).unwrap();
+    assert_eq!(alone.stats().channels[0].cluster_subscribers, None);
+}
+
 #[test]
 fn a_confirmation_waited_for_past_its_timeout_says_so() {
     let port = free_port();

@@ -117,7 +117,8 @@ async function main (): Promise<void> {
   assert.ok(confirmed)
   const perChannel: ChannelStats | undefined = stats.channels['/c']
   assert.ok(perChannel)
-  sameKeys<ChannelStats>({ subscribers: true, eventsPublished: true, historyLength: true }, perChannel, 'ChannelStats')
+  sameKeys<ChannelStats>({ subscribers: true, eventsPublished: true, historyLength: true, clusterSubscribers: true }, perChannel, 'ChannelStats')
+  assert.equal(perChannel.clusterSubscribers, null)
 
   const refusal: HTTPError = new HTTPError(404, 'gone')
   assert.deepEqual([refusal.status, refusal.reason, refusal.code], [404, 'gone', 'ERR_TIDINGS_HTTP'])
