@@ -54,6 +54,8 @@ const SEND_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// After this long without a publish, the sender checks its connection.
+const IDLE_PING: Duration = Duration::from_secs(2);
 /// How often a server tells Redis its subscriber counts and reads the others'.
 const PRESENCE_PERIOD: Duration = Duration::from_secs(2);
 /// A server silent this long counts as gone: its counts expire with it.
@@ -108,11 +110,30 @@ struct Registered {
 
 #[derive(Default)]
 struct Health {
-    sender_up: bool,
-    reader_up: bool,
+    sender: Link,
+    reader: Link,
     faults: u64,
     reconnects: u64,
     last_error: Option<String>,
+}
+
+/// The state of one of the two connections that count for `connected`.
+#[derive(Default)]
+struct Link {
+    up: bool,
+    /// Its last connection ended in a fault (or could not be made), so the
+    /// next one made is a reconnect.
+    faulted: bool,
+}
+
+impl Health {
+    fn link(&mut self, role: Role) -> Option<&mut Link> {
+        match role {
+            Role::Sender => Some(&mut self.sender),
+            Role::Reader => Some(&mut self.reader),
+            Role::Presence => None,
+        }
+    }
 }
 
 /// A publish waiting in the queue.
@@ -239,7 +260,7 @@ impl RedisBroker {
         let health = lock(&shared.health);
         BrokerStats {
             url: shared.shown_url.clone(),
-            connected: health.sender_up && health.reader_up,
+            connected: health.sender.up && health.reader.up,
             faults: health.faults,
             reconnects: health.reconnects,
             queued: shared.queued(),
@@ -307,17 +328,13 @@ impl Shared {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        if role == Role::Presence {
-            return Ok(connection);
-        }
         let was_faulted = {
             let mut health = lock(&self.health);
-            match role {
-                Role::Sender => health.sender_up = true,
-                Role::Reader => health.reader_up = true,
-                Role::Presence => {}
-            }
-            let was_faulted = health.last_error.is_some();
+            let Some(link) = health.link(role) else {
+                return Ok(connection);
+            };
+            link.up = true;
+            let was_faulted = std::mem::replace(&mut link.faulted, false);
             if was_faulted {
                 health.reconnects += 1;
             }
@@ -334,12 +351,12 @@ impl Shared {
     fn fault(&self, role: Role, error: &RedisError) {
         let first = {
             let mut health = lock(&self.health);
-            let was_up = match role {
-                Role::Sender => std::mem::replace(&mut health.sender_up, false),
-                Role::Reader => std::mem::replace(&mut health.reader_up, false),
-                Role::Presence => return,
+            let Some(link) = health.link(role) else {
+                return;
             };
-            let first = was_up || health.last_error.is_none();
+            link.up = false;
+            // Logged once per outage; the retries are counted, at debug.
+            let first = !std::mem::replace(&mut link.faulted, true);
             health.faults += 1;
             health.last_error = Some(error.to_string());
             first
@@ -372,8 +389,9 @@ impl Shared {
     }
 }
 
-/// Retries with exponential backoff and full jitter, so that servers that
-/// lost Redis together do not come back in lockstep.
+/// Retries with exponential backoff and jitter (each wait between half and
+/// all of its ceiling), so that servers that lost Redis together do not
+/// come back in lockstep.
 struct Backoff {
     next: Duration,
 }
@@ -415,8 +433,27 @@ async fn run_sender(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>) {
     let mut batch: Vec<(u64, Outgoing)> = Vec::with_capacity(MAX_SEND_BATCH);
     loop {
         if batch.is_empty() {
-            let Some(first) = queue.recv().await else {
-                break;
+            let first = match tokio::time::timeout(IDLE_PING, queue.recv()).await {
+                Ok(Some(first)) => first,
+                Ok(None) => break,
+                Err(_) => {
+                    // Idle: a PING finds a connection that died meanwhile,
+                    // so that `connected` tells the truth and the next
+                    // publish does not wait for a reconnect.
+                    if let Some(live) = &mut connection {
+                        if let Err(error) = redis::cmd("PING").query_async::<()>(live).await {
+                            shared.fault(Role::Sender, &error);
+                            connection = None;
+                        }
+                    }
+                    if connection.is_none() {
+                        match shared.connect(Role::Sender).await {
+                            Ok(made) => connection = Some(made),
+                            Err(error) => shared.fault(Role::Sender, &error),
+                        }
+                    }
+                    continue;
+                }
             };
             let mut next = Some(first);
             while let Some(mut outgoing) = next.take() {

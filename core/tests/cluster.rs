@@ -410,13 +410,25 @@ async fn redis_killed_and_restarted_with_its_data_loses_nothing() {
     let data = |events: &[Received]| events.iter().map(|e| e.data.clone()).collect::<Vec<_>>();
     assert_eq!(data(&all_a), expected);
     assert_eq!([data(&before), data(&after_b)].concat(), expected);
+    // Both connections of both servers reconnect, a's idle sender too (it
+    // checks its connection when idle).
     eventually("both servers to reconnect", || {
         [&a, &b].iter().all(|node| {
             let broker = node.server.stats().broker.unwrap();
-            broker.connected && broker.reconnects > 0 && broker.gaps == 0
+            broker.connected && broker.reconnects == 2 && broker.gaps == 0
         })
     })
     .await;
+    // Once healed, a channel added (which makes the reader connect again
+    // with it) is not counted as another reconnect. (`connected` holds for
+    // a's sender too, which sent nothing meanwhile: idle, it checks.)
+    let reconnects = a.server.stats().broker.unwrap().reconnects;
+    let late = a
+        .server
+        .channel("/late", ChannelOptions::default())
+        .unwrap();
+    late.publish_confirmed(Event::data("x")).await.unwrap();
+    assert_eq!(a.server.stats().broker.unwrap().reconnects, reconnects);
 }
 
 /// A TCP proxy to Redis that the test cuts (every connection reset, new ones
@@ -618,6 +630,46 @@ async fn publishes_beyond_the_queue_fail_clearly_while_redis_is_unreachable() {
     // waiting confirmations learn that the server stopped.
     server.stop();
     assert!(matches!(pending.await, Err(Error::Stopped)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_added_while_running_is_read_at_once_and_is_no_fault() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let a = node(&redis.url(), 10);
+    let b = node(&redis.url(), 10);
+    settled(&[&a, &b]).await;
+    let late_a = a
+        .server
+        .channel("/late", ChannelOptions::default())
+        .unwrap();
+    let late_b = b
+        .server
+        .channel("/late", ChannelOptions::default())
+        .unwrap();
+    let mut events = get(b.addr, "/late", &[]).await.events();
+    let id = late_a
+        .publish_confirmed(Event::data("late"))
+        .await
+        .unwrap()
+        .unwrap();
+    let event = tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (event.id.as_str(), event.data.as_str()),
+        (id.as_str(), "late")
+    );
+    assert_eq!(late_b.events_published(), 1);
+    for node in [&a, &b] {
+        let broker = node.server.stats().broker.unwrap();
+        assert_eq!(
+            (broker.faults, broker.reconnects),
+            (0, 0),
+            "a new channel is no fault"
+        );
+    }
 }
 
 fn cluster_count(node: &Node) -> Option<usize> {
