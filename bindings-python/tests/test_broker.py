@@ -5,6 +5,8 @@ apps under ``tidings run --workers``), read with httpx-sse."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -191,14 +193,28 @@ def test_redis_killed_and_restarted_with_its_data_loses_nothing(node_script: Pat
 
 
 def test_a_node_killed_and_restarted_serves_resumes_again(node_script: Path, redis: RedisServer) -> None:
-    with start_node(node_script, redis) as a:
-        first = Collector(f"{a.url}/c", 10)
-        publish_from(a, "e", 15)
+    killed = subprocess.Popen([sys.executable, str(node_script), redis.url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert killed.stdout is not None
+        opened = re.search(r"open (http://\S+)/", killed.stdout.readline())
+        assert opened, "the node did not start"
+        url = opened.group(1)
+        first = Collector(f"{url}/c", 10)
+        with client() as http:
+            assert http.get(f"{url}/publish", params={"name": "e", "count": 15}).text == "ok"
         last_id = first.result()[-1][0]
+        # Confirmed: everything is in Redis before the kill.
+        with client() as http:
+            http.get(f"{url}/confirm", params={"data": "last"})
+    finally:
+        killed.kill()  # SIGKILL: no stop, no goodbye to Redis
+        killed.wait()
+        if killed.stdout is not None:
+            killed.stdout.close()
     # A new process, never part of the first half: its history comes from Redis.
     with start_node(node_script, redis) as again:
-        rest = Collector(f"{again.url}/c", 5, **{"last-event-id": last_id}).result()
-    assert [data for _, data in rest] == [f"e:{i}" for i in range(10, 15)]
+        rest = Collector(f"{again.url}/c", 6, **{"last-event-id": last_id}).result()
+    assert [data for _, data in rest] == [f"e:{i}" for i in range(10, 15)] + ["last"]
 
 
 def test_four_workers_on_one_port_are_one_server(tmp_path: Path, redis: RedisServer) -> None:
