@@ -312,9 +312,10 @@ impl Channel {
 
     /// Publishes like [`publish`](Self::publish), and resolves (`.await`, or
     /// [`Published::wait`] from a plain thread) once the event is stored:
-    /// at once without a broker, when the broker has acknowledged it with
-    /// one. Its output is the id the event is sent with, as `publish`
-    /// returns it, but with the broker's automatic id filled in.
+    /// at once without a broker; with one, once the broker stored it and
+    /// this server read it back into its history. Its output is the id the
+    /// event is sent with, as `publish` returns it, but with the broker's
+    /// automatic id filled in.
     pub fn publish_confirmed(&self, event: Event) -> Published {
         let inner = &*self.inner;
         let Some(broker) = &inner.broker else {

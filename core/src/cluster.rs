@@ -348,6 +348,22 @@ impl Shared {
         Ok(connection)
     }
 
+    /// The connection in `slot`, made first if there is none; `None` (the
+    /// fault recorded) if it cannot be made.
+    async fn connection<'c>(
+        &self,
+        role: Role,
+        slot: &'c mut Option<MultiplexedConnection>,
+    ) -> Option<&'c mut MultiplexedConnection> {
+        if slot.is_none() {
+            match self.connect(role).await {
+                Ok(made) => *slot = Some(made),
+                Err(error) => self.fault(role, &error),
+            }
+        }
+        slot.as_mut()
+    }
+
     fn fault(&self, role: Role, error: &RedisError) {
         let first = {
             let mut health = lock(&self.health);
@@ -379,7 +395,6 @@ impl Shared {
                     channel: registered.channel.clone(),
                     history: registered.history,
                     last: StreamPos::START,
-                    last_id: "0-0".to_owned(),
                     senders: HashMap::new(),
                     backfilled: false,
                 });
@@ -446,12 +461,7 @@ async fn run_sender(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>) {
                             connection = None;
                         }
                     }
-                    if connection.is_none() {
-                        match shared.connect(Role::Sender).await {
-                            Ok(made) => connection = Some(made),
-                            Err(error) => shared.fault(Role::Sender, &error),
-                        }
-                    }
+                    shared.connection(Role::Sender, &mut connection).await;
                     continue;
                 }
             };
@@ -468,20 +478,14 @@ async fn run_sender(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>) {
             }
             shared.in_flight.store(batch.len(), Ordering::Relaxed);
         }
-        let live = match &mut connection {
-            Some(live) => live,
-            None => match shared.connect(Role::Sender).await {
-                Ok(made) => {
-                    backoff.reset();
-                    connection.insert(made)
-                }
-                Err(error) => {
-                    shared.fault(Role::Sender, &error);
-                    backoff.wait().await;
-                    continue;
-                }
-            },
+        let fresh = connection.is_none();
+        let Some(live) = shared.connection(Role::Sender, &mut connection).await else {
+            backoff.wait().await;
+            continue;
         };
+        if fresh {
+            backoff.reset();
+        }
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for (sequence, outgoing) in &batch {
@@ -573,9 +577,9 @@ struct Cursor {
     key: String,
     channel: Weak<ChannelInner>,
     history: usize,
+    /// The newest entry read (`0-0` before any), where the next `XREAD`
+    /// starts.
     last: StreamPos,
-    /// `last` as Redis wrote it, for the next `XREAD`.
-    last_id: String,
     /// Each sending server's newest sequence number seen here: an entry at
     /// or below it is a copy of one sent again after a lost connection.
     senders: HashMap<String, u64>,
@@ -591,7 +595,6 @@ impl Cursor {
             return;
         }
         self.last = position;
-        self.last_id = entry.id;
         let Some(channel) = Channel::upgrade(&self.channel) else {
             return;
         };
@@ -613,12 +616,12 @@ impl Cursor {
                 shared.received.fetch_add(1, Ordering::Relaxed);
                 if let Some(sequence) = mine {
                     if let Some(receipt) = lock(&shared.confirmations).remove(&sequence) {
-                        let _ = receipt.send(Ok(EventId::from_text(&self.last_id)));
+                        let _ = receipt.send(Ok(EventId::from_text(&entry.id)));
                     }
                 }
             }
             Err(reason) => {
-                tracing::warn!(stream = %self.key, id = %self.last_id, %reason, "skipped a malformed broker entry");
+                tracing::warn!(stream = %self.key, id = %entry.id, %reason, "skipped a malformed broker entry");
             }
         }
     }
@@ -640,18 +643,16 @@ async fn run_reader(shared: Arc<Shared>) {
     let mut connection: Option<MultiplexedConnection> = None;
     let mut backoff = Backoff::new();
     let mut after_fault = false;
+    // Channels are looked up again only when one was added (at first, and
+    // when `channels_changed` fires), not after every read.
+    let mut channels_changed = true;
     loop {
-        shared.sync_cursors(&mut cursors);
-        let live = match &mut connection {
-            Some(live) => live,
-            None => match shared.connect(Role::Reader).await {
-                Ok(made) => connection.insert(made),
-                Err(error) => {
-                    shared.fault(Role::Reader, &error);
-                    backoff.wait().await;
-                    continue;
-                }
-            },
+        if std::mem::take(&mut channels_changed) {
+            shared.sync_cursors(&mut cursors);
+        }
+        let Some(live) = shared.connection(Role::Reader, &mut connection).await else {
+            backoff.wait().await;
+            continue;
         };
         let prepared = async {
             if after_fault {
@@ -675,6 +676,7 @@ async fn run_reader(shared: Arc<Shared>) {
         backoff.reset();
         if cursors.is_empty() {
             shared.channels_changed.notified().await;
+            channels_changed = true;
             continue;
         }
         let read = xread(live, &cursors);
@@ -699,7 +701,10 @@ async fn run_reader(shared: Arc<Shared>) {
             },
             // A channel was added: the blocked read must be made again with
             // it, on a new connection (the old one stays blocked in Redis).
-            () = changed => connection = None,
+            () = changed => {
+                connection = None;
+                channels_changed = true;
+            }
         }
     }
 }
@@ -712,13 +717,10 @@ async fn run_presence(shared: Arc<Shared>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let live = match &mut connection {
-            Some(live) => live,
-            None => match shared.connect(Role::Presence).await {
-                Ok(made) => connection.insert(made),
-                // The sender and the reader report the fault.
-                Err(_) => continue,
-            },
+        // A presence connection's faults are the sender's and the reader's
+        // too; they report them.
+        let Some(live) = shared.connection(Role::Presence, &mut connection).await else {
+            continue;
         };
         match report_presence(&shared, live).await {
             Ok(counts) => *lock(&shared.cluster_counts) = counts,
@@ -818,7 +820,6 @@ async fn backfill(
         // Nothing to replay: only the place to tail from.
         if let Some(newest) = entries.pop() {
             cursor.last = StreamPos::parse(&newest.id).unwrap_or(StreamPos::START);
-            cursor.last_id = newest.id;
         }
     } else {
         for entry in entries {
@@ -870,7 +871,7 @@ async fn check_for_gap(
     };
     if gap {
         shared.gaps.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(stream = %cursor.key, after = %cursor.last_id, "the broker lost entries this server had not read; subscribers are sent a reset");
+        tracing::warn!(stream = %cursor.key, after = %cursor.last, "the broker lost entries this server had not read; subscribers are sent a reset");
         if let Some(channel) = Channel::upgrade(&cursor.channel) {
             channel.append_gap(cursor.last);
         }
@@ -894,7 +895,7 @@ async fn xread(
         cmd.arg(&cursor.key);
     }
     for cursor in cursors {
-        cmd.arg(&cursor.last_id);
+        cmd.arg(cursor.last.to_string());
     }
     let reply: Value = cmd.query_async(connection).await?;
     let pairs = match reply {
@@ -1180,7 +1181,6 @@ mod tests {
             channel: channel.downgrade(),
             history: 10,
             last: StreamPos::START,
-            last_id: "0-0".into(),
             senders: HashMap::new(),
             backfilled: true,
         };
@@ -1207,7 +1207,7 @@ mod tests {
         }
         assert_eq!(channel.events_published(), 4);
         assert_eq!(shared.received.load(Ordering::Relaxed), 4);
-        assert_eq!(cursor.last_id, "6-0");
+        assert_eq!(cursor.last.to_string(), "6-0");
         assert_eq!(answer.try_recv().unwrap().unwrap().as_str(), "2-0");
         assert!(lock(&shared.confirmations).is_empty());
     }
