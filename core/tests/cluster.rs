@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use tidings::{Channel, ChannelOptions, Config, Error, Server};
+use tidings::{Channel, ChannelOptions, Config, Error, EventId, Server};
 
 use tidings::Event;
 
@@ -127,15 +127,32 @@ fn node(broker: &str, history: usize) -> Node {
     }
 }
 
+/// Publishes `event` and waits for its confirmation, failing the test
+/// rather than hanging if it never comes.
+async fn confirmed(channel: &Channel, event: Event) -> tidings::Result<Option<EventId>> {
+    tokio::time::timeout(PATIENCE, channel.publish_confirmed(event))
+        .await
+        .expect("the publish is confirmed in time")
+}
+
+/// Two servers on `redis`, channel histories of `history`, each having read
+/// up to the stream's head.
+async fn settled_pair(redis: &Redis, history: usize) -> (Node, Node) {
+    let pair = (node(&redis.url(), history), node(&redis.url(), history));
+    settled(&[&pair.0, &pair.1]).await;
+    pair
+}
+
 /// Waits until every node's reader has read up to the stream's head: a
 /// marker published from the first one has reached all of them.
 async fn settled(nodes: &[&Node]) {
-    let id = nodes[0]
-        .channel
-        .publish_confirmed(Event::data("settle").event("settle").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let id = confirmed(
+        &nodes[0].channel,
+        Event::data("settle").event("settle").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     for node in nodes {
         let mut events = get(node.addr, "/c", &[("last-event-id", "0-1")])
             .await
@@ -241,9 +258,7 @@ async fn every_subscriber_of_every_server_gets_every_publish_in_one_order() {
 async fn a_client_resumes_on_another_server_with_no_gap_and_no_duplicate() {
     quiet_logs();
     let redis = Redis::start(false);
-    let a = node(&redis.url(), 100);
-    let b = node(&redis.url(), 100);
-    settled(&[&a, &b]).await;
+    let (a, b) = settled_pair(&redis, 100).await;
     let mut first_half = get(a.addr, "/c", &[]).await.events();
     for i in 0..10 {
         a.channel.publish(Event::data(format!("e{i}"))).unwrap();
@@ -272,14 +287,10 @@ async fn a_client_resumes_on_another_server_with_no_gap_and_no_duplicate() {
 async fn a_resume_from_an_entry_this_server_has_not_read_yet_skips_it_when_it_arrives() {
     quiet_logs();
     let redis = Redis::start(false);
-    let a = node(&redis.url(), 100);
-    let b = node(&redis.url(), 100);
-    settled(&[&a, &b]).await;
+    let (a, b) = settled_pair(&redis, 100).await;
     // An id newer than anything b has read, as a client served by a faster
     // server would bring: what b reads up to it is not sent again.
-    let id = a
-        .channel
-        .publish_confirmed(Event::data("seen elsewhere"))
+    let id = confirmed(&a.channel, Event::data("seen elsewhere"))
         .await
         .unwrap()
         .unwrap();
@@ -303,16 +314,12 @@ async fn publish_confirmed_tells_the_brokers_id_and_the_host_id_wins_when_given(
     quiet_logs();
     let redis = Redis::start(false);
     let a = node(&redis.url(), 10);
-    let id = a
-        .channel
-        .publish_confirmed(Event::data("x"))
+    let id = confirmed(&a.channel, Event::data("x"))
         .await
         .unwrap()
         .unwrap();
     assert!(id.as_str().contains('-'), "{id}");
-    let own = a
-        .channel
-        .publish_confirmed(Event::data("y").id("mine-1").unwrap())
+    let own = confirmed(&a.channel, Event::data("y").id("mine-1").unwrap())
         .await
         .unwrap();
     assert_eq!(own.unwrap().as_str(), "mine-1");
@@ -350,14 +357,10 @@ async fn publish_confirmed_tells_the_brokers_id_and_the_host_id_wins_when_given(
 async fn an_id_older_than_the_history_resets_as_on_one_server() {
     quiet_logs();
     let redis = Redis::start(false);
-    let a = node(&redis.url(), 5);
-    let b = node(&redis.url(), 5);
-    settled(&[&a, &b]).await;
+    let (a, b) = settled_pair(&redis, 5).await;
     let mut ids = Vec::new();
     for i in 0..20 {
-        let id = a
-            .channel
-            .publish_confirmed(Event::data(format!("e{i}")))
+        let id = confirmed(&a.channel, Event::data(format!("e{i}")))
             .await
             .unwrap()
             .unwrap();
@@ -381,9 +384,7 @@ async fn an_id_older_than_the_history_resets_as_on_one_server() {
 async fn redis_killed_and_restarted_with_its_data_loses_nothing() {
     quiet_logs();
     let mut redis = Redis::start(true);
-    let a = node(&redis.url(), 1000);
-    let b = node(&redis.url(), 1000);
-    settled(&[&a, &b]).await;
+    let (a, b) = settled_pair(&redis, 1000).await;
     let mut on_a = get(a.addr, "/c", &[]).await.events();
     let mut on_b = get(b.addr, "/c", &[]).await.events();
     for i in 0..50 {
@@ -427,7 +428,7 @@ async fn redis_killed_and_restarted_with_its_data_loses_nothing() {
         .server
         .channel("/late", ChannelOptions::default())
         .unwrap();
-    late.publish_confirmed(Event::data("x")).await.unwrap();
+    confirmed(&late, Event::data("x")).await.unwrap();
     assert_eq!(a.server.stats().broker.unwrap().reconnects, reconnects);
 }
 
@@ -629,16 +630,17 @@ async fn publishes_beyond_the_queue_fail_clearly_while_redis_is_unreachable() {
     // Stopping does not wait for Redis longer than the drain time, and
     // waiting confirmations learn that the server stopped.
     server.stop();
-    assert!(matches!(pending.await, Err(Error::Stopped)));
+    let answer = tokio::time::timeout(PATIENCE, pending)
+        .await
+        .expect("answered at stop");
+    assert!(matches!(answer, Err(Error::Stopped)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_added_while_running_is_read_at_once_and_is_no_fault() {
     quiet_logs();
     let redis = Redis::start(false);
-    let a = node(&redis.url(), 10);
-    let b = node(&redis.url(), 10);
-    settled(&[&a, &b]).await;
+    let (a, b) = settled_pair(&redis, 10).await;
     let late_a = a
         .server
         .channel("/late", ChannelOptions::default())
@@ -648,8 +650,7 @@ async fn a_channel_added_while_running_is_read_at_once_and_is_no_fault() {
         .channel("/late", ChannelOptions::default())
         .unwrap();
     let mut events = get(b.addr, "/late", &[]).await.events();
-    let id = late_a
-        .publish_confirmed(Event::data("late"))
+    let id = confirmed(&late_a, Event::data("late"))
         .await
         .unwrap()
         .unwrap();
