@@ -4,6 +4,7 @@ apps under ``tidings run --workers``), read with httpx-sse."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx_sse
 import pytest
@@ -93,7 +94,7 @@ def node_script(tmp_path: Path) -> Path:
     return script
 
 
-def start_node(script: Path, redis: RedisServer) -> "serving":  # type: ignore[valid-type]
+def start_node(script: Path, redis: RedisServer) -> contextlib.AbstractContextManager[Demo]:
     return serving([sys.executable, str(script), redis.url])
 
 
@@ -269,7 +270,7 @@ def test_a_full_queue_raises_broker_error_while_redis_is_unreachable() -> None:
         server.stop()
 
 
-def wait_for(condition, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition: Callable[[], object], what: str) -> None:
     deadline = time.monotonic() + PATIENCE
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
