@@ -40,14 +40,17 @@ export interface ServerOptions {
    */
   reusePort?: boolean
   /**
-   * A Redis URL (`redis://[:password@]host[:port][/db]`) that joins this
-   * server's channels with every server on it: a publish on any reaches the
-   * subscribers of all, in one order, and a client resumes on any of them.
-   * Default none (channels live in this process).
+   * A Redis URL (`redis://[:password@]host[:port][/db]`, or `rediss://` for
+   * Redis over TLS) that joins this server's channels with every server on
+   * it: a publish on any reaches the subscribers of all, in one order, and a
+   * client resumes on any of them. Default none (channels live in this
+   * process).
    */
   broker?: string
   /** Most publishes waiting for the broker; beyond it publish throws ERR_TIDINGS_BROKER_UNAVAILABLE. Default 10000. */
   brokerQueue?: number
+  /** A PEM file of the certificate authorities a `rediss://` broker's certificate must chain to. Default: the system's. */
+  brokerCa?: string
 }
 
 export interface ChannelOptions {

@@ -104,7 +104,8 @@ class Server extends EventEmitter {
       headTimeout: seconds('limits.headTimeout', limits.headTimeout),
       reusePort: options.reusePort,
       broker: options.broker,
-      brokerQueue: options.brokerQueue
+      brokerQueue: options.brokerQueue,
+      brokerCa: options.brokerCa
     })
     this._keepProcessAlive = null
   }

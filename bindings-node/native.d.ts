@@ -167,12 +167,17 @@ export interface ServerOptions {
   /** Let other processes listen on the same host and port (SO_REUSEPORT). */
   reusePort?: boolean
   /**
-   * A Redis URL (`redis://host:port/db`) joining this server's channels
-   * with every server on it.
+   * A Redis URL (`redis://host:port/db`, or `rediss://` over TLS)
+   * joining this server's channels with every server on it.
    */
   broker?: string
   /** Most publishes waiting for the broker. */
   brokerQueue?: number
+  /**
+   * A PEM file of the authorities a `rediss://` broker's certificate
+   * must chain to (default: the system's).
+   */
+  brokerCa?: string
 }
 
 export interface Stats {

@@ -325,11 +325,11 @@ typedef struct tidings_config {
    */
   bool reuse_port;
   /**
-   * A Redis URL (`redis://[:password@]host[:port][/db]`) joining this
-   * server's channels with every server on it: a publish on any reaches
-   * the subscribers of all, in one order, and a client resumes on any.
-   * NULL (the default) keeps channels in this process. Read during
-   * `tidings_server_new` only.
+   * A Redis URL (`redis://[:password@]host[:port][/db]`, or `rediss://`
+   * for Redis over TLS) joining this server's channels with every server
+   * on it: a publish on any reaches the subscribers of all, in one order,
+   * and a client resumes on any. NULL (the default) keeps channels in
+   * this process. Read during `tidings_server_new` only.
    */
   const char *broker;
   /**
@@ -337,6 +337,12 @@ typedef struct tidings_config {
    * with TIDINGS_ERR_BROKER_UNAVAILABLE. Default 10000.
    */
   uint32_t broker_queue;
+  /**
+   * Path of a PEM file of the certificate authorities a `rediss://`
+   * broker's certificate must chain to; NULL (the default): the system's.
+   * Read during `tidings_server_new` only.
+   */
+  const char *broker_ca;
 } tidings_config;
 
 /**

@@ -38,11 +38,14 @@ pub struct ServerOptions {
     pub head_timeout: Option<f64>,
     /// Let other processes listen on the same host and port (SO_REUSEPORT).
     pub reuse_port: Option<bool>,
-    /// A Redis URL (`redis://host:port/db`) joining this server's channels
-    /// with every server on it.
+    /// A Redis URL (`redis://host:port/db`, or `rediss://` over TLS)
+    /// joining this server's channels with every server on it.
     pub broker: Option<String>,
     /// Most publishes waiting for the broker.
     pub broker_queue: Option<u32>,
+    /// A PEM file of the authorities a `rediss://` broker's certificate
+    /// must chain to (default: the system's).
+    pub broker_ca: Option<String>,
 }
 
 /// Stops a server on the libuv thread pool (it waits for the engine's threads).
@@ -125,6 +128,7 @@ impl NativeServer {
             if let Some(queue) = options.broker_queue {
                 config.broker_queue = queue as usize;
             }
+            config.broker_ca = options.broker_ca.map(std::path::PathBuf::from);
         }
         let inner = tidings::Server::new(config).map_err(js_error)?;
         Ok(NativeServer {

@@ -63,3 +63,11 @@ test('an unreachable broker shows in stats and a full queue refuses with a code'
   }
   assert.throws(() => new Server({ broker: 'http://127.0.0.1:6379' }), (error) => error.code === 'ERR_TIDINGS_INVALID_CONFIG')
 })
+
+test("a TLS broker's CA file is read when the server is made", () => {
+  const invalid = (fragment) => (error) => error.code === 'ERR_TIDINGS_INVALID_CONFIG' && error.message.includes(fragment)
+  assert.throws(() => new Server({ broker: 'rediss://127.0.0.1:1/0', brokerCa: '/nonexistent/tidings-ca.pem' }),
+    invalid('tidings-ca.pem'))
+  assert.throws(() => new Server({ broker: 'redis://127.0.0.1:1/0', brokerCa: '/nonexistent/tidings-ca.pem' }),
+    invalid('rediss://'))
+})

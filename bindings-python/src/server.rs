@@ -38,11 +38,11 @@ impl Server {
         host="127.0.0.1", port=8000, *, cors=None, keepalive=Some(15.0), write_timeout=30.0,
         tcp_keepalive=Some(60.0), drain_timeout=5.0, worker_threads=0, stream_queue=32,
         max_connections=None, max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0,
-        max_pending_callbacks=1024, reuse_port=false, broker=None, broker_queue=10_000,
+        max_pending_callbacks=1024, reuse_port=false, broker=None, broker_queue=10_000, broker_ca=None,
     ), text_signature = "(host='127.0.0.1', port=8000, *, cors=None, keepalive=15.0, write_timeout=30.0, \
         tcp_keepalive=60.0, drain_timeout=5.0, worker_threads=0, stream_queue=32, max_connections=None, \
         max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0, max_pending_callbacks=1024, \
-        reuse_port=False, broker=None, broker_queue=10000)")]
+        reuse_port=False, broker=None, broker_queue=10000, broker_ca=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: &str,
@@ -62,6 +62,7 @@ impl Server {
         reuse_port: bool,
         broker: Option<String>,
         broker_queue: usize,
+        broker_ca: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let config = tidings::Config {
             host: host.to_owned(),
@@ -85,6 +86,7 @@ impl Server {
             reuse_port,
             broker,
             broker_queue,
+            broker_ca,
         };
         Ok(Server {
             inner: Arc::new(tidings::Server::new(config).py_err()?),

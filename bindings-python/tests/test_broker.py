@@ -253,6 +253,29 @@ def test_broker_settings_are_checked() -> None:
     assert tidings.Server().stats()["broker"] is None
 
 
+def test_a_tls_brokers_ca_file_is_read_when_the_server_is_made(tmp_path: Path) -> None:
+    # The connection itself is the core's (core/tests/cluster.rs runs Redis over TLS).
+    with pytest.raises(tidings.ConfigError, match="missing-ca.pem"):
+        tidings.Server(broker="rediss://127.0.0.1:1/0", broker_ca=tmp_path / "missing-ca.pem")
+    (tmp_path / "empty.pem").write_text("no certificate\n")
+    with pytest.raises(tidings.ConfigError, match="no PEM certificate"):
+        tidings.Server(broker="rediss://127.0.0.1:1/0", broker_ca=str(tmp_path / "empty.pem"))
+    with pytest.raises(tidings.ConfigError, match="rediss://"):
+        tidings.Server(broker="redis://127.0.0.1:1/0", broker_ca=tmp_path / "empty.pem")
+
+
+def test_tidings_run_hands_the_broker_and_its_ca_to_the_apps_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidings._default import with_broker_from_environment
+
+    monkeypatch.setenv("TIDINGS_BROKER", "rediss://redis.internal:6380/0")
+    monkeypatch.setenv("TIDINGS_BROKER_CA", "/etc/redis/ca.pem")
+    assert with_broker_from_environment({"port": 1}) == {
+        "port": 1, "broker": "rediss://redis.internal:6380/0", "broker_ca": "/etc/redis/ca.pem"}
+    # What the app gives wins.
+    given = {"broker": "redis://other:6379/0"}
+    assert with_broker_from_environment(given) == given
+
+
 def test_a_full_queue_raises_broker_error_while_redis_is_unreachable() -> None:
     from helpers import free_port
 

@@ -19,14 +19,15 @@ pub(crate) type Receipt = oneshot::Sender<Result<EventId>>;
 
 /// A broker that orders and carries the events of channels across servers.
 pub(crate) trait Broker: Send + Sync + 'static {
-    /// Queues `event` for the channel named `channel`, whose history keeps
-    /// `history` events; never waits on the network. Fails at once if the
-    /// queue is full. `receipt`, if given, gets the event's id once the
-    /// broker has stored it.
+    /// Queues `event` for the channel named `channel`, whose ring holds
+    /// `retain` events (its history and how far a subscriber may lag), as
+    /// many as the broker should keep; never waits on the network. Fails at
+    /// once if the queue is full. `receipt`, if given, gets the event's id
+    /// once the broker has stored it.
     fn publish(
         &self,
         channel: &str,
-        history: usize,
+        retain: usize,
         event: Event,
         receipt: Option<Receipt>,
     ) -> Result<()>;

@@ -342,7 +342,11 @@ impl Channel {
         if lock(&self.inner.state).closed {
             return Err(Error::Stopped);
         }
-        broker.publish(&self.inner.path, self.inner.options.history, event, receipt)
+        // Redis keeps as many entries as the ring holds: a reader that falls
+        // behind during a burst still finds every entry it has not read.
+        let options = &self.inner.options;
+        let retain = options.history.saturating_add(options.max_lag);
+        broker.publish(&self.inner.path, retain, event, receipt)
     }
 
     /// Appends an event the broker delivered at `position`: it gets the

@@ -8,7 +8,10 @@
 //! - **the sender** takes publishes from a bounded queue, in their order,
 //!   and sends them as pipelined `XADD`s. Each entry carries this server's
 //!   id and a sequence number, so that a batch sent again after a lost
-//!   connection (some of it may have been stored) is recognised downstream.
+//!   connection (some of it may have been stored) is recognised downstream,
+//!   and the sequence number of this server's previous entry in the same
+//!   stream, so that a reader knows when entries it had not read were
+//!   trimmed.
 //! - **the reader** tails every channel's stream with one blocking `XREAD`
 //!   and appends what it reads to the channel's ring, which serves the
 //!   server's subscribers as without a broker: fan-out stays local and
@@ -28,6 +31,7 @@
 //! the counts of the servers alive: `ChannelStats::cluster_subscribers`.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -142,6 +146,9 @@ struct Outgoing {
     retain: usize,
     event: Event,
     receipt: Option<Receipt>,
+    /// The sequence number of this server's previous entry in the same
+    /// stream (0: none), set when the sender takes it.
+    previous: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,12 +161,25 @@ enum Role {
 }
 
 impl RedisBroker {
-    /// A broker for `url` (`redis://`, with an optional password and
-    /// database); nothing connects until [`start`](Self::start).
-    pub(crate) fn new(url: &str, queue_capacity: usize) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|err| {
+    /// A broker for `url` (`redis://` or `rediss://`, with an optional
+    /// password and database; `ca`: the authorities a `rediss://` server's
+    /// certificate must chain to, else the system's); nothing connects
+    /// until [`start`](Self::start).
+    pub(crate) fn new(url: &str, ca: Option<&Path>, queue_capacity: usize) -> Result<Self> {
+        let invalid = |err: &dyn std::fmt::Display| {
             Error::InvalidConfig(format!("broker {:?}: {err}", without_password(url)))
-        })?;
+        };
+        let client = if url.starts_with("rediss://") {
+            use_ring_unless_chosen();
+            let root_cert = ca.map(read_authorities).transpose()?;
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert,
+            };
+            redis::Client::build_with_tls(url, certificates).map_err(|err| invalid(&err))?
+        } else {
+            redis::Client::open(url).map_err(|err| invalid(&err))?
+        };
         let (sender, receiver) = mpsc::channel(queue_capacity);
         let node = format!(
             "{:016x}",
@@ -277,7 +297,7 @@ impl Broker for RedisBroker {
     fn publish(
         &self,
         channel: &str,
-        history: usize,
+        retain: usize,
         event: Event,
         receipt: Option<Receipt>,
     ) -> Result<()> {
@@ -288,9 +308,10 @@ impl Broker for RedisBroker {
         };
         let outgoing = Outgoing {
             key: stream_key(channel),
-            retain: history,
+            retain,
             event,
             receipt,
+            previous: 0,
         };
         queue.try_send(outgoing).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => {
@@ -441,10 +462,21 @@ fn is_connection_fault(error: &RedisError) -> bool {
         || error.is_unrecoverable_error()
 }
 
+/// An answer that says "not now" (`LOADING`, `TRYAGAIN`, `MASTERDOWN`,
+/// `CLUSTERDOWN`, `READONLY` during a failover), not "never".
+fn is_transient(error: &RedisError) -> bool {
+    matches!(
+        error.retry_method(),
+        redis::RetryMethod::WaitAndRetry | redis::RetryMethod::RefreshSlotsAndRetry
+    )
+}
+
 async fn run_sender(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>) {
     let mut connection: Option<MultiplexedConnection> = None;
     let mut backoff = Backoff::new();
     let mut sequence = 0u64;
+    // The newest sequence number sent on each stream.
+    let mut newest_on_stream: HashMap<String, u64> = HashMap::new();
     let mut batch: Vec<(u64, Outgoing)> = Vec::with_capacity(MAX_SEND_BATCH);
     loop {
         if batch.is_empty() {
@@ -468,6 +500,8 @@ async fn run_sender(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>) {
             let mut next = Some(first);
             while let Some(mut outgoing) = next.take() {
                 sequence += 1;
+                let newest = newest_on_stream.entry(outgoing.key.clone()).or_insert(0);
+                outgoing.previous = std::mem::replace(newest, sequence);
                 if let Some(receipt) = outgoing.receipt.take() {
                     lock(&shared.confirmations).insert(sequence, receipt);
                 }
@@ -492,6 +526,20 @@ async fn run_sender(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>) {
             pipe.add_command(xadd(&shared.node, *sequence, outgoing));
         }
         match pipe.query_async::<Vec<RedisResult<String>>>(live).await {
+            Ok(replies)
+                if replies
+                    .iter()
+                    .any(|reply| reply.as_ref().is_err_and(is_transient)) =>
+            {
+                // Redis is loading its data after a restart, or failing
+                // over: the batch waits and goes again, whole, like after a
+                // lost connection, rather than being refused.
+                if let Some(Err(error)) = replies.into_iter().find(Result::is_err) {
+                    shared.fault(Role::Sender, &error);
+                }
+                connection = None;
+                backoff.wait().await;
+            }
             Ok(replies) => {
                 let mut replies = replies.into_iter();
                 for (sequence, outgoing) in batch.drain(..) {
@@ -540,8 +588,8 @@ fn settle(shared: &Shared, sequence: u64, outgoing: &Outgoing, reply: RedisResul
     }
 }
 
-/// `XADD <key> MAXLEN ~ <n> * n <node> s <sequence> [d <data>] [e <event>]
-/// [i <id>] [r <retry ms>] [c <comment>]`.
+/// `XADD <key> MAXLEN ~ <n> * n <node> s <sequence> p <previous> [d <data>]
+/// [e <event>] [i <id>] [r <retry ms>] [c <comment>]`.
 fn xadd(node: &str, sequence: u64, outgoing: &Outgoing) -> redis::Cmd {
     let event = &outgoing.event;
     let mut cmd = redis::cmd("XADD");
@@ -553,7 +601,9 @@ fn xadd(node: &str, sequence: u64, outgoing: &Outgoing) -> redis::Cmd {
         .arg("n")
         .arg(node)
         .arg("s")
-        .arg(sequence);
+        .arg(sequence)
+        .arg("p")
+        .arg(outgoing.previous);
     if let Some(data) = event.data_str() {
         cmd.arg("d").arg(data);
     }
@@ -594,18 +644,30 @@ impl Cursor {
         if position <= self.last {
             return;
         }
-        self.last = position;
+        let before = std::mem::replace(&mut self.last, position);
         let Some(channel) = Channel::upgrade(&self.channel) else {
             return;
         };
         match event_from_fields(entry.fields) {
             Ok((event, origin)) => {
                 let mine = match origin {
-                    Some((node, sequence)) => {
+                    Some(Origin {
+                        node,
+                        sequence,
+                        previous,
+                    }) => {
                         let own = node == shared.node;
                         let newest = self.senders.entry(node).or_insert(0);
                         if sequence <= *newest {
                             return;
+                        }
+                        // That server's entries between the last one read
+                        // here and this one were trimmed before this reader
+                        // got to them.
+                        if *newest != 0 && previous.is_some_and(|previous| previous > *newest) {
+                            tracing::warn!(stream = %self.key, id = %entry.id, "entries were trimmed before they were read: subscribers are sent a reset");
+                            shared.gaps.fetch_add(1, Ordering::Relaxed);
+                            channel.append_gap(before);
                         }
                         *newest = sequence;
                         own.then_some(sequence)
@@ -964,13 +1026,22 @@ fn parse_entries(reply: Value) -> RedisResult<Vec<StreamEntry>> {
         .collect()
 }
 
-/// The event an entry holds, and who sent it (server id, sequence number)
-/// if a tidings server did. Entries other programs add with the same field
-/// names are delivered too.
+/// Which server sent an entry, and its place in that server's sends.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    node: String,
+    sequence: u64,
+    /// The sequence number of that server's previous entry in the same
+    /// stream (0: none); absent from entries of older versions.
+    previous: Option<u64>,
+}
+
+/// The event an entry holds, and who sent it if a tidings server did.
+/// Entries other programs add with the same field names are delivered too.
 fn event_from_fields(
     fields: Vec<(Vec<u8>, Vec<u8>)>,
-) -> std::result::Result<(Event, Option<(String, u64)>), String> {
-    let mut parts: [Option<String>; 7] = Default::default();
+) -> std::result::Result<(Event, Option<Origin>), String> {
+    let mut parts: [Option<String>; 8] = Default::default();
     for (name, value) in fields {
         let slot = match name.as_slice() {
             b"d" => 0,
@@ -980,13 +1051,14 @@ fn event_from_fields(
             b"c" => 4,
             b"n" => 5,
             b"s" => 6,
+            b"p" => 7,
             _ => continue,
         };
         let value = String::from_utf8(value)
             .map_err(|_| format!("field {:?} is not UTF-8", String::from_utf8_lossy(&name)))?;
         parts[slot] = Some(value);
     }
-    let [data, name, id, retry, comment, node, sequence] = parts;
+    let [data, name, id, retry, comment, node, sequence, previous] = parts;
     let mut event = match (data, &comment) {
         (Some(data), _) => Event::data(data),
         (None, Some(_)) => Event::comment_only(""),
@@ -1008,7 +1080,11 @@ fn event_from_fields(
         event = event.retry(Duration::from_millis(millis));
     }
     let origin = match (node, sequence.and_then(|s| s.parse::<u64>().ok())) {
-        (Some(node), Some(sequence)) => Some((node, sequence)),
+        (Some(node), Some(sequence)) => Some(Origin {
+            node,
+            sequence,
+            previous: previous.and_then(|p| p.parse().ok()),
+        }),
         _ => None,
     };
     Ok((event, origin))
@@ -1080,6 +1156,33 @@ fn stream_key(path: &str) -> String {
     format!("tidings:{path}")
 }
 
+/// The PEM certificates in the file at `path`, checked to hold at least one
+/// (an empty or unreadable file would only fail later, at every connect).
+fn read_authorities(path: &Path) -> Result<Vec<u8>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let invalid =
+        |why: String| Error::InvalidConfig(format!("broker_ca {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|err| invalid(err.to_string()))?;
+    let mut certificates = 0;
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        certificate.map_err(|err| invalid(format!("not a PEM certificate ({err})")))?;
+        certificates += 1;
+    }
+    if certificates == 0 {
+        return Err(invalid("holds no PEM certificate".to_owned()));
+    }
+    Ok(pem)
+}
+
+/// rustls needs one process-wide cryptography provider. Ours is ring; a host
+/// that installed its own (another library of the process did) keeps it.
+fn use_ring_unless_chosen() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Fails only if another thread installed one first: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// `url` with its password (if any) replaced by `***`.
 fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -1141,6 +1244,7 @@ mod tests {
             retain: 10,
             event: event.clone(),
             receipt: None,
+            previous: 2,
         };
         let args: Vec<String> = xadd("node", 3, &outgoing)
             .args_iter()
@@ -1159,31 +1263,44 @@ mod tests {
             .collect();
         let (back, origin) = event_from_fields(fields(&pairs)).unwrap();
         assert_eq!(back, event);
-        assert_eq!(origin, Some(("node".to_owned(), 3)));
+        let sender = Origin {
+            node: "node".to_owned(),
+            sequence: 3,
+            previous: Some(2),
+        };
+        assert_eq!(origin, Some(sender));
         let (_, origin) = event_from_fields(fields(&[("d", "x")])).unwrap();
         assert_eq!(origin, None, "entries other programs add have no sender");
     }
 
-    /// A batch sent again after a lost connection may be stored twice; the
-    /// copies carry the sequence numbers of the first and are dropped.
-    #[test]
-    fn copies_of_a_batch_sent_again_are_dropped_and_own_entries_confirm() {
-        let broker = RedisBroker::new("redis://127.0.0.1:1/0", 10).unwrap();
-        let shared = &broker.shared;
-        let channel = Channel::new(
-            "/c".into(),
-            crate::ChannelOptions::default(),
-            Arc::default(),
-            None,
-        );
-        let mut cursor = Cursor {
+    fn test_cursor(channel: &Channel) -> Cursor {
+        Cursor {
             key: stream_key("/c"),
             channel: channel.downgrade(),
             history: 10,
             last: StreamPos::START,
             senders: HashMap::new(),
             backfilled: true,
-        };
+        }
+    }
+
+    fn test_channel() -> Channel {
+        Channel::new(
+            "/c".into(),
+            crate::ChannelOptions::default(),
+            Arc::default(),
+            None,
+        )
+    }
+
+    /// A batch sent again after a lost connection may be stored twice; the
+    /// copies carry the sequence numbers of the first and are dropped.
+    #[test]
+    fn copies_of_a_batch_sent_again_are_dropped_and_own_entries_confirm() {
+        let broker = RedisBroker::new("redis://127.0.0.1:1/0", None, 10).unwrap();
+        let shared = &broker.shared;
+        let channel = test_channel();
+        let mut cursor = test_cursor(&channel);
         let (receipt, mut answer) = tokio::sync::oneshot::channel();
         lock(&shared.confirmations).insert(2, receipt);
         let entry = |id: &str, node: &str, sequence: &str| StreamEntry {
@@ -1210,6 +1327,55 @@ mod tests {
         assert_eq!(cursor.last.to_string(), "6-0");
         assert_eq!(answer.try_recv().unwrap().unwrap().as_str(), "2-0");
         assert!(lock(&shared.confirmations).is_empty());
+        assert_eq!(shared.gaps.load(Ordering::Relaxed), 0);
+    }
+
+    /// Entries trimmed before the reader read them (a burst longer than the
+    /// stream keeps) leave a hole in a sender's chain: the subscribers get a
+    /// reset there, not a silent gap.
+    #[test]
+    fn entries_trimmed_before_they_were_read_send_a_reset() {
+        let broker = RedisBroker::new("redis://127.0.0.1:1/0", None, 10).unwrap();
+        let shared = &broker.shared;
+        let channel = test_channel();
+        let mut cursor = test_cursor(&channel);
+        let entry = |id: &str, node: &str, sequence: &str, previous: &str| StreamEntry {
+            id: id.into(),
+            fields: fields(&[("n", node), ("s", sequence), ("p", previous), ("d", id)]),
+        };
+        for (id, node, sequence, previous) in [
+            // The first entry read from a sender starts its chain anywhere.
+            ("1-0", "a", "7", "5"),
+            ("2-0", "a", "8", "7"),
+            // Another stream's sends come between a sender's entries here.
+            ("3-0", "b", "1", "0"),
+            ("4-0", "b", "4", "1"),
+        ] {
+            cursor.take(shared, entry(id, node, sequence, previous));
+        }
+        assert_eq!(shared.gaps.load(Ordering::Relaxed), 0);
+        assert_eq!(channel.events_published(), 4);
+        // a's entries 9 and 10 were trimmed before this reader got to them.
+        cursor.take(shared, entry("9-0", "a", "11", "10"));
+        assert_eq!(shared.gaps.load(Ordering::Relaxed), 1);
+        // The reset, then the entry itself.
+        assert_eq!(channel.events_published(), 6);
+        // Entries without the field (older servers) are taken as they come.
+        cursor.take(
+            shared,
+            StreamEntry {
+                id: "10-0".into(),
+                fields: fields(&[("n", "c"), ("s", "5"), ("d", "x")]),
+            },
+        );
+        cursor.take(
+            shared,
+            StreamEntry {
+                id: "11-0".into(),
+                fields: fields(&[("n", "c"), ("s", "9"), ("d", "x")]),
+            },
+        );
+        assert_eq!(shared.gaps.load(Ordering::Relaxed), 1);
     }
 
     #[test]

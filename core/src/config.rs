@@ -128,11 +128,16 @@ pub struct Config {
     /// its own channels, unless they share a [`broker`](Self::broker).
     /// Default false.
     pub reuse_port: bool,
-    /// A broker that joins servers into one: `redis://[:password@]host[:port][/db]`.
-    /// A publish on any server sharing it reaches the subscribers of every
-    /// one, in one order, and a client resumes on any of them. `None` (the
-    /// default) keeps channels in this process.
+    /// A broker that joins servers into one: `redis://[[user]:password@]host[:port][/db]`,
+    /// or `rediss://…` for Redis over TLS. A publish on any server sharing
+    /// it reaches the subscribers of every one, in one order, and a client
+    /// resumes on any of them. `None` (the default) keeps channels in this
+    /// process.
     pub broker: Option<String>,
+    /// A PEM file of the certificate authorities a `rediss://` broker's
+    /// certificate must chain to, instead of the system's (for a Redis
+    /// with a private CA). Default `None`: the system's roots.
+    pub broker_ca: Option<std::path::PathBuf>,
     /// Most publishes waiting for the broker (while it is slow or
     /// unreachable); beyond it `publish` fails with
     /// [`Error::BrokerUnavailable`]. Default 10,000.
@@ -155,6 +160,7 @@ impl Default for Config {
             limits: Limits::default(),
             reuse_port: false,
             broker: None,
+            broker_ca: None,
             broker_queue: 10_000,
         }
     }
@@ -222,15 +228,19 @@ impl Config {
             return invalid("broker_queue must be between 1 and 16777216");
         }
         if let Some(url) = &self.broker {
-            if url.starts_with("rediss://") {
-                return invalid("broker: rediss:// (Redis over TLS) is not supported yet; reach Redis over a private network or a TLS tunnel with redis://");
-            }
-            if !url.starts_with("redis://") {
+            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
                 return Err(Error::InvalidConfig(format!(
-                    "broker must be a redis:// URL, not {:?}",
+                    "broker must be a redis:// or rediss:// URL, not {:?}",
                     url.split_once('@').map_or(url.as_str(), |(_, host)| host)
                 )));
             }
+        }
+        let over_tls = self
+            .broker
+            .as_ref()
+            .is_some_and(|url| url.starts_with("rediss://"));
+        if self.broker_ca.is_some() && !over_tls {
+            return invalid("broker_ca applies to a rediss:// broker only");
         }
         if self.write_timeout.is_zero() {
             return invalid("write_timeout must be greater than zero");

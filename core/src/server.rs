@@ -123,7 +123,11 @@ impl Server {
             keepalive: config.keepalive,
         };
         let broker = match &config.broker {
-            Some(url) => Some(Arc::new(RedisBroker::new(url, config.broker_queue)?)),
+            Some(url) => Some(Arc::new(RedisBroker::new(
+                url,
+                config.broker_ca.as_deref(),
+                config.broker_queue,
+            )?)),
             None => None,
         };
         let settings = StartSettings {

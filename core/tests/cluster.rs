@@ -25,18 +25,39 @@ struct Redis {
     port: u16,
     dir: PathBuf,
     persistent: bool,
+    /// Serves TLS only, with a certificate for 127.0.0.1 signed by `ca.pem`
+    /// in `dir`.
+    tls: bool,
     process: Option<Child>,
 }
 
 impl Redis {
     fn start(persistent: bool) -> Redis {
+        Redis::launched(persistent, false)
+    }
+
+    /// A redis-server that speaks TLS only (`rediss://`), its certificate
+    /// signed by a CA made for it ([`Redis::ca`]).
+    fn start_tls() -> Redis {
+        Redis::launched(false, true)
+    }
+
+    fn launched(persistent: bool, tls: bool) -> Redis {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("tidings-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        if tls {
+            let ca = TestCa::new("tidings test CA");
+            std::fs::write(dir.join("ca.pem"), ca.certificate.pem()).unwrap();
+            let (certificate, key) = ca.sign_server("127.0.0.1");
+            std::fs::write(dir.join("server.pem"), certificate).unwrap();
+            std::fs::write(dir.join("server.key"), key).unwrap();
+        }
         let mut redis = Redis {
             port,
             dir,
             persistent,
+            tls,
             process: None,
         };
         redis.launch();
@@ -44,14 +65,46 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The CA that signed a TLS server's certificate.
+    fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 
     fn launch(&mut self) {
         let port = self.port.to_string();
         let mut command = Command::new("redis-server");
+        if self.tls {
+            command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(self.dir.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(self.ca());
+        } else {
+            command.args(["--port", &port]);
+        }
         command
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--enable-debug-command",
+                "local",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .args(["--appendonly", if self.persistent { "yes" } else { "no" }])
@@ -66,6 +119,29 @@ impl Redis {
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Adds `keys` filler keys and rewrites the append-only file with them,
+    /// so that a restart spends a while loading (Redis answers `LOADING`
+    /// meanwhile).
+    fn fill(&self, keys: usize) {
+        let cli = |args: &[&str]| {
+            let output = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string()])
+                .args(args)
+                .output()
+                .expect("redis-cli runs (Debian's redis-tools, with redis-server)");
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        assert_eq!(cli(&["DEBUG", "POPULATE", &keys.to_string()]).trim(), "OK");
+        cli(&["BGREWRITEAOF"]);
+        let deadline = Instant::now() + PATIENCE;
+        while !cli(&["INFO", "persistence"])
+            .contains("aof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0")
+        {
+            assert!(Instant::now() < deadline, "the AOF rewrite did not finish");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -90,6 +166,35 @@ impl Drop for Redis {
     }
 }
 
+/// A certificate authority made for one test (rcgen).
+struct TestCa {
+    certificate: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    fn new(name: &str) -> TestCa {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let certificate = params.self_signed(&key).unwrap();
+        TestCa { certificate, key }
+    }
+
+    /// A server certificate for `host` and its key, both PEM.
+    fn sign_server(&self, host: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![host.to_owned()]).unwrap();
+        let certificate = params
+            .signed_by(&key, &self.certificate, &self.key)
+            .unwrap();
+        (certificate.pem(), key.serialize_pem())
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -105,20 +210,26 @@ struct Node {
 }
 
 fn node(broker: &str, history: usize) -> Node {
+    node_with(
+        Config {
+            broker: Some(broker.to_owned()),
+            ..Config::default()
+        },
+        ChannelOptions {
+            history,
+            ..ChannelOptions::default()
+        },
+    )
+}
+
+/// A node of `config` (on one engine thread), its channel `/c` of
+/// `options` started.
+fn node_with(config: Config, options: ChannelOptions) -> Node {
     let server = server(Config {
-        broker: Some(broker.to_owned()),
         worker_threads: 1,
-        ..Config::default()
+        ..config
     });
-    let channel = server
-        .channel(
-            "/c",
-            ChannelOptions {
-                history,
-                ..ChannelOptions::default()
-            },
-        )
-        .unwrap();
+    let channel = server.channel("/c", options).unwrap();
     let addr = server.start().unwrap();
     Node {
         server,
@@ -252,6 +363,46 @@ async fn every_subscriber_of_every_server_gets_every_publish_in_one_order() {
         assert_eq!(broker.received, 3 * PER_NODE as u64);
         assert_eq!(broker.url, redis.url());
     }
+}
+
+/// The stream keeps what the channel's ring holds (history + max_lag), so a
+/// burst far longer than the history reaches a server whose reader falls
+/// behind the sender, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_longer_than_the_history_reaches_every_server_whole() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    const BURST: usize = 20_000;
+    let options = ChannelOptions {
+        history: 0,
+        max_lag: BURST,
+        ..ChannelOptions::default()
+    };
+    let config = || Config {
+        broker: Some(redis.url()),
+        broker_queue: BURST,
+        ..Config::default()
+    };
+    let (a, b) = (
+        node_with(config(), options.clone()),
+        node_with(config(), options),
+    );
+    let mut on_b = get(b.addr, "/c", &[]).await.raw();
+    // Once the marker arrives, b's reader is tailing the stream.
+    confirmed(&a.channel, Event::data("ready")).await.unwrap();
+    on_b.read_until("data: ready\n\n").await;
+    let channel = a.channel.clone();
+    std::thread::spawn(move || {
+        for i in 0..BURST {
+            channel.publish(Event::data(i.to_string())).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let last = format!("data: {}\n\n", BURST - 1);
+    let received = on_b.count_events_until(&last).await;
+    assert_eq!(received, BURST, "events lost or a reset sent");
+    assert_eq!(b.server.stats().broker.unwrap().gaps, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,6 +721,29 @@ async fn a_server_cut_off_from_redis_stalls_no_other_and_catches_up_when_healed(
     assert!(broker.connected && broker.reconnects > 0 && broker.gaps == 0);
 }
 
+/// After a restart Redis answers `LOADING` until its data is read back:
+/// publishes sent then wait and go again; none is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_sent_while_redis_loads_its_data_wait_and_arrive() {
+    quiet_logs();
+    let mut redis = Redis::start(true);
+    redis.fill(2_000_000);
+    let (a, b) = settled_pair(&redis, 100).await;
+    let mut on_b = get(b.addr, "/c", &[]).await.raw();
+    redis.kill();
+    for i in 0..20 {
+        a.channel
+            .publish(Event::data(format!("during:{i}")))
+            .unwrap();
+    }
+    // Accepting connections again, and loading for a while.
+    redis.launch();
+    let received = on_b.count_events_until("data: during:19\n\n").await;
+    assert_eq!(received, 20);
+    let broker = a.server.stats().broker.unwrap();
+    assert_eq!((broker.refused, broker.gaps), (0, 0), "{broker:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_without_its_data_sends_a_reset_then_carries_on() {
     quiet_logs();
@@ -728,6 +902,112 @@ fn a_confirmation_waited_for_past_its_timeout_says_so() {
         .wait(Some(Duration::from_millis(100)));
     assert!(matches!(waited, Err(Error::TimedOut)), "{waited:?}");
     assert_eq!(Error::TimedOut.code(), "TIMED_OUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_joined_over_tls_share_one_order() {
+    quiet_logs();
+    let redis = Redis::start_tls();
+    let over_tls = || {
+        node_with(
+            Config {
+                broker: Some(redis.url()),
+                broker_ca: Some(redis.ca()),
+                ..Config::default()
+            },
+            ChannelOptions::default(),
+        )
+    };
+    let (a, b) = (over_tls(), over_tls());
+    settled(&[&a, &b]).await;
+    let mut on_b = get(b.addr, "/c", &[]).await.events();
+    let id = confirmed(&a.channel, Event::data("encrypted"))
+        .await
+        .unwrap()
+        .unwrap();
+    let event = tokio::time::timeout(PATIENCE, on_b.next())
+        .await
+        .expect("delivered in time")
+        .expect("stream open");
+    assert_eq!(
+        (event.data.as_str(), event.id.as_str()),
+        ("encrypted", id.as_str())
+    );
+    // The sender counts its reply after the reader may have confirmed.
+    eventually("both publishes to be counted as sent", || {
+        a.server.stats().broker.unwrap().sent == 2
+    })
+    .await;
+    let broker = a.server.stats().broker.unwrap();
+    assert!(broker.connected && broker.faults == 0, "{broker:?}");
+    assert!(broker.url.starts_with("rediss://"), "{}", broker.url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_broker_whose_certificate_another_ca_signed_is_refused() {
+    quiet_logs();
+    let redis = Redis::start_tls();
+    let stranger = redis.dir.join("stranger-ca.pem");
+    std::fs::write(&stranger, TestCa::new("not the signer").certificate.pem()).unwrap();
+    let node = node_with(
+        Config {
+            broker: Some(redis.url()),
+            broker_ca: Some(stranger),
+            drain_timeout: Duration::from_millis(300),
+            ..Config::default()
+        },
+        ChannelOptions::default(),
+    );
+    eventually("the refused certificate to show in stats", || {
+        let broker = node.server.stats().broker.unwrap();
+        !broker.connected
+            && broker.faults > 0
+            && broker
+                .last_error
+                .is_some_and(|error| error.to_lowercase().contains("certificate"))
+    })
+    .await;
+    // Nothing is sent in the clear instead: the publish is never confirmed.
+    let pending = node.channel.publish_confirmed(Event::data("kept back"));
+    let waited = tokio::time::timeout(Duration::from_millis(300), pending).await;
+    assert!(waited.is_err(), "{waited:?}");
+    assert_eq!(node.server.stats().broker.unwrap().sent, 0);
+}
+
+#[test]
+fn a_broker_ca_is_checked_when_the_server_is_made() {
+    let dir = std::env::temp_dir().join(format!("tidings-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let cases = [
+        (
+            "redis://127.0.0.1/0",
+            Some(empty.clone()),
+            "rediss:// broker only",
+        ),
+        (
+            "rediss://127.0.0.1/0",
+            Some(dir.join("missing.pem")),
+            "missing.pem",
+        ),
+        (
+            "rediss://127.0.0.1/0",
+            Some(empty),
+            "holds no PEM certificate",
+        ),
+    ];
+    for (url, ca, expected) in cases {
+        let err = Server::new(Config {
+            broker: Some(url.into()),
+            broker_ca: ca,
+            ..Config::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+        assert!(err.to_string().contains(expected), "{url}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -62,15 +62,19 @@ pub struct tidings_config {
     /// connections among them; each keeps its own channels unless they
     /// share a `broker`. Default false.
     pub reuse_port: bool,
-    /// A Redis URL (`redis://[:password@]host[:port][/db]`) joining this
-    /// server's channels with every server on it: a publish on any reaches
-    /// the subscribers of all, in one order, and a client resumes on any.
-    /// NULL (the default) keeps channels in this process. Read during
-    /// `tidings_server_new` only.
+    /// A Redis URL (`redis://[:password@]host[:port][/db]`, or `rediss://`
+    /// for Redis over TLS) joining this server's channels with every server
+    /// on it: a publish on any reaches the subscribers of all, in one order,
+    /// and a client resumes on any. NULL (the default) keeps channels in
+    /// this process. Read during `tidings_server_new` only.
     pub broker: *const c_char,
     /// Most publishes waiting for the broker; beyond it publishing fails
     /// with TIDINGS_ERR_BROKER_UNAVAILABLE. Default 10000.
     pub broker_queue: u32,
+    /// Path of a PEM file of the certificate authorities a `rediss://`
+    /// broker's certificate must chain to; NULL (the default): the system's.
+    /// Read during `tidings_server_new` only.
+    pub broker_ca: *const c_char,
 }
 
 /// Options of a broadcast channel. Start from `tidings_channel_options_default()`.
@@ -132,6 +136,7 @@ pub extern "C" fn tidings_config_default() -> tidings_config {
         reuse_port: defaults.reuse_port,
         broker: std::ptr::null(),
         broker_queue: u32::try_from(defaults.broker_queue).unwrap_or(u32::MAX),
+        broker_ca: std::ptr::null(),
     }
 }
 
@@ -152,7 +157,7 @@ pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
 /// Converts a C configuration.
 ///
 /// # Safety
-/// `config.host` and `config.broker` are NULL or NUL-terminated strings. If `config.cors` is
+/// `config.host`, `config.broker` and `config.broker_ca` are NULL or NUL-terminated strings. If `config.cors` is
 /// TIDINGS_CORS_ORIGINS and `cors_origins` is not NULL, it points to
 /// `cors_origins_len` aligned, readable `const char *` entries, each NULL or
 /// NUL-terminated. All of it stays valid and unmodified during the call.
@@ -164,6 +169,9 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
     // SAFETY: as for `host`: by this function's contract `config.broker` is
     // NULL or NUL-terminated and valid for this call; it is copied below.
     let broker = unsafe { optional_str(config.broker, "config.broker") }?;
+    // SAFETY: as for `host`: by this function's contract `config.broker_ca`
+    // is NULL or NUL-terminated and valid for this call; it is copied below.
+    let broker_ca = unsafe { optional_str(config.broker_ca, "config.broker_ca") }?;
     const DISABLED: u32 = tidings_cors::TIDINGS_CORS_DISABLED as u32;
     const ANY_ORIGIN: u32 = tidings_cors::TIDINGS_CORS_ANY_ORIGIN as u32;
     const ORIGINS: u32 = tidings_cors::TIDINGS_CORS_ORIGINS as u32;
@@ -227,6 +235,7 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
         reuse_port: config.reuse_port,
         broker: broker.map(str::to_owned),
         broker_queue: config.broker_queue as usize,
+        broker_ca: broker_ca.map(std::path::PathBuf::from),
     })
 }
 

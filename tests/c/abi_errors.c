@@ -153,6 +153,16 @@ static void test_bad_arguments_and_config(void) {
     EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_UTF8);
     EXPECT_ERROR_MENTIONS("config.host");
 
+    /* A rediss:// broker's CA file is read when the server is made. */
+    config = tidings_config_default();
+    config.broker = "rediss://127.0.0.1:1/0";
+    config.broker_ca = "/nonexistent/tidings-ca.pem";
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("tidings-ca.pem");
+    config.broker = "redis://127.0.0.1:1/0";
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("rediss://");
+
     /* The error can be copied out, and a zero-length buffer says how much is needed. */
     size_t needed = 0;
     EXPECT_STATUS(tidings_last_error_copy(NULL, 0, &needed), TIDINGS_ERR_BUFFER_TOO_SMALL);

@@ -117,8 +117,15 @@ def parser() -> argparse.ArgumentParser:
         "--broker",
         default=None,
         metavar="URL",
-        help="join the app's channels with every server on this Redis (redis://host:port/db), so that "
-        "workers and machines act as one (default: $TIDINGS_BROKER, else none)",
+        help="join the app's channels with every server on this Redis (redis://host:port/db, or rediss:// "
+        "over TLS), so that workers and machines act as one (default: $TIDINGS_BROKER, else none)",
+    )
+    run.add_argument(
+        "--broker-ca",
+        default=None,
+        metavar="PEM",
+        help="the certificate authorities a rediss:// broker's certificate must chain to "
+        "(default: $TIDINGS_BROKER_CA, else the system's)",
     )
     run.add_argument(
         "--reuse-port",
@@ -151,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Read by the server the app declares when it is imported, here and
         # in every worker and reloaded child.
         os.environ["TIDINGS_BROKER"] = options.broker
+    if options.broker_ca:
+        os.environ["TIDINGS_BROKER_CA"] = os.path.abspath(options.broker_ca)
     if options.workers > 1:
         if options.reload:
             logger.error("--reload and --workers cannot be combined")

@@ -38,11 +38,16 @@ def default_server() -> Server:
 
 
 def with_broker_from_environment(options: dict[str, Any]) -> dict[str, Any]:
-    """`options`, with ``broker`` from ``$TIDINGS_BROKER`` unless given:
-    how ``tidings run --broker`` reaches the server an app declares."""
+    """`options`, with ``broker`` from ``$TIDINGS_BROKER`` (and ``broker_ca``
+    from ``$TIDINGS_BROKER_CA``) unless given: how ``tidings run --broker``
+    reaches the server an app declares."""
     broker = os.environ.get("TIDINGS_BROKER")
-    if broker and "broker" not in options:
-        return {**options, "broker": broker}
+    if not broker or "broker" in options:
+        return options
+    options = {**options, "broker": broker}
+    ca = os.environ.get("TIDINGS_BROKER_CA")
+    if ca and "broker_ca" not in options:
+        options["broker_ca"] = ca
     return options
 
 

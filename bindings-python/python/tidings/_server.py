@@ -51,6 +51,7 @@ class Server:
         reuse_port: bool = False,
         broker: str | None = None,
         broker_queue: int = 10_000,
+        broker_ca: str | os.PathLike[str] | None = None,
     ) -> None:
         self._native = _tidings.Server(
             host,
@@ -70,6 +71,7 @@ class Server:
             reuse_port=reuse_port,
             broker=broker,
             broker_queue=broker_queue,
+            broker_ca=broker_ca,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None

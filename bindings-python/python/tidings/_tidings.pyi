@@ -1,5 +1,6 @@
 """Type stubs of the native module (checked against it by mypy.stubtest)."""
 
+import os
 from collections.abc import Callable
 from typing import Any, Optional, Union, final
 
@@ -214,6 +215,7 @@ class Server:
         reuse_port: bool = False,
         broker: Optional[str] = None,
         broker_queue: int = 10000,
+        broker_ca: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> Server: ...
     def channel(
         self,
