@@ -189,8 +189,66 @@ def publish_section(name: str, data: Json) -> list[str]:
     return lines + [""]
 
 
+def cluster_section(name: str, data: Json) -> list[str]:
+    pace = f"{data['rate']:g} events/s" if data.get("rate") else "as fast as possible"
+    lines = [f"## {name}", "",
+             f"{data['subscribers']:,} subscribers of one channel, {data['events']:,} events of {data['size']} B, "
+             f"{pace}, published on the first server. *{data['nodes']} nodes + Redis*: the subscribers spread "
+             f"evenly over {data['nodes']} servers that share a Redis broker (a redis-server of the run's own), so "
+             "every event crosses Redis to reach two thirds of them; *one node*: one server serves them all, "
+             "without (and with) the broker. Every process of the server side (nodes and redis-server) shares "
+             "core 0, so each setup has the same CPU; Redis CPU is redis-server's CPU time over the run per "
+             "published event.", "",
+             "| peer | setup | events | deliveries/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery "
+             "| Redis CPU µs/event | complete | gaps | ÷ one node: deliveries/s | − one node: p99 ms |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for peer, entry in data["peers"].items():
+        if "error" in entry:
+            lines.append(f"| {peer} | failed: {entry['error']} |" + " |" * 11)
+            continue
+        alone = entry["setups"].get("one node", {})
+        for setup, result in entry["setups"].items():
+            mt = result["metrics"]
+            redis = fmt(mt["redis_cpu_us_per_event"], 1) if result["broker"] else "—"
+            rate, p99 = median(result, "deliveries_per_s"), median(result, "p99_ms")
+            base_p99 = median(alone, "p99_ms")
+            added = f"{p99 - base_p99:+.1f}" if p99 is not None and base_p99 is not None else "—"
+            lines.append(
+                f"| {peer} | {setup} | {entry['events']:,} | {fmt(mt['deliveries_per_s'], 0)} | {fmt(mt['p50_ms'])} | "
+                f"{fmt(mt['p99_ms'])} | {fmt(mt['p999_ms'])} | {fmt(mt['cpu_us_per_delivery'], 3)} | {redis} | "
+                f"{mt['complete']['median']:.0%} | {mt['gaps']['median']:.0f} | "
+                f"{ratio(rate, median(alone, 'deliveries_per_s'))} | {added} |")
+    return lines + [""]
+
+
+def workers_section(name: str, data: Json) -> list[str]:
+    lines = [f"## {name}", "",
+             f"{data['subscribers']:,} subscribers of one channel on {data['workers']} worker processes sharing "
+             f"one port (`reuse_port`, the kernel spreads the connections) and a Redis broker, from "
+             f"{data['loadgens']} load generators side by side (each process stays below the open-file limit); "
+             f"{data['events']:,} events of {data['size']} B at {data['rate']:g} events/s, published by one worker "
+             "once the cluster counts every subscriber. Memory is the workers' RSS growth at that moment (all "
+             "connected, idle) per connection; latency is the worst load generator's.", "",
+             "| peer | answered | complete | gaps | deliveries/s | p50 ms | p99 ms | RSS per connection KiB "
+             "| server RSS MiB | connections per worker | server CPU µs/delivery | Redis CPU µs/event |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    for peer, entry in data["peers"].items():
+        if "error" in entry:
+            lines.append(f"| {peer} | failed: {entry['error']} |" + " |" * 10)
+            continue
+        mt, run = entry["metrics"], entry["runs"][0]
+        spread = ", ".join(f"{n:,}" for n in run["connections_per_worker"])
+        lines.append(
+            f"| {peer} | {fmt(mt['answered'], 0)} | {mt['complete']['median']:.0%} | {mt['gaps']['median']:.0f} | "
+            f"{fmt(mt['deliveries_per_s'], 0)} | {fmt(mt['p50_ms'])} | {fmt(mt['p99_ms'])} | "
+            f"{fmt(mt['rss_kib_per_connection'], 2)} | {fmt(mt['rss_mib'], 0)} | {spread} | "
+            f"{fmt(mt['cpu_us_per_delivery'], 3)} | {fmt(mt['redis_cpu_us_per_event'], 1)} |")
+    return lines + [""]
+
+
 SECTIONS = {"fanout": fanout_section, "streams": fanout_section, "sustained": sustained_section,
-            "idle": idle_section, "publish": publish_section}
+            "idle": idle_section, "publish": publish_section, "cluster": cluster_section,
+            "workers": workers_section}
 
 
 def targets(scenarios: Json) -> list[str]:
@@ -245,6 +303,29 @@ def targets(scenarios: Json) -> list[str]:
     if cpu_mine and cpu_axum:
         row("server CPU per delivered event ≤ ½ axum's (1k × 100 B burst)",
             f"{cpu_mine:.3f} vs {cpu_axum:.3f} µs = {cpu_mine / cpu_axum:.2f}×", cpu_mine / cpu_axum <= 0.5)
+    # The Redis broker (issue 13): what crossing Redis adds over one node.
+    def setup(scenario: str, name: str, metric: str) -> float | None:
+        found = scenarios.get(scenario, {}).get("peers", {}).get("tidings", {}).get("setups", {})
+        return median(found.get(name, {}), metric) if found else None
+
+    nodes = scenarios.get("cluster-latency-3x1k-200eps", {}).get("nodes", 3)
+    a = setup("cluster-latency-3x1k-200eps", f"{nodes} nodes + Redis", "p99_ms")
+    b = setup("cluster-latency-3x1k-200eps", "one node", "p99_ms")
+    if a is not None and b is not None:
+        row(f"{nodes} nodes + Redis add ≤ 2 ms to one node's p99 (200 events/s)",
+            f"{a:.1f} vs {b:.1f} ms = {a - b:+.1f} ms", a - b <= 2)
+    a = setup("cluster-throughput-3x1k-100B", f"{nodes} nodes + Redis", "deliveries_per_s")
+    b = setup("cluster-throughput-3x1k-100B", "one node", "deliveries_per_s")
+    if a and b:
+        row(f"{nodes} nodes + Redis deliver ≥ 0.8× one node's rate on the same core (burst)",
+            f"{a:,.0f} vs {b:,.0f} deliveries/s = {a / b:.2f}×", a / b >= 0.8)
+    entry = scenarios.get("workers-100k", {}).get("peers", {}).get("tidings", {})
+    if entry.get("runs"):
+        run = entry["runs"][0]
+        row(f"{entry['runs'][0]['connections']:,} subscribers over worker processes, every event to all",
+            f"{run['complete_streams']:,} complete, {run['gaps']} gaps, "
+            f"{run['rss_kib_per_connection']:.2f} KiB per connection",
+            run["complete_streams"] == run["connections"] and run["gaps"] == 0)
     cpu_rate = get("latency-1k-200eps", "tidings", "cpu_us_per_delivery")
     cpu_rate_axum = get("latency-1k-200eps", "axum", "cpu_us_per_delivery")
     if cpu_rate and cpu_rate_axum:

@@ -10,10 +10,12 @@ reported as the median with min-max.
 Peer protocol: `<peer> --port 0 --subscribers N --events E --rate R --size S
 --mode broadcast|stream --threads T --payloads live|prebuilt` prints `port
 <P>`, serves `GET /sse`, and (broadcast) once N subscribers are connected
-publishes E events of S bytes whose data starts with `<seq> <send time ns>`
-(built before the clock starts if prebuilt), then prints `published <E> in
-<seconds>` and idles until killed; (stream) gives every connection its own E
-events as fast as possible.
+prints `subscribers <N>`, publishes E events of S bytes whose data starts
+with `<seq> <send time ns>` (built before the clock starts if prebuilt), then
+prints `published <E> in <seconds>` and idles until killed; (stream) gives
+every connection its own E events as fast as possible. A peer that joins a
+cluster also takes `--broker redis://...` (N then counts the cluster's
+subscribers) and `--reuse-port 1` (workers sharing one port).
 
 Usage: bench/run.py [--profile quick|full] [--repeat N] [--only PEER,...]
 """
@@ -31,8 +33,10 @@ import resource
 import shutil
 import signal
 import statistics
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -60,6 +64,8 @@ class Peer:
     slow: bool = False
     # Files the peer needs besides its program (bench/setup.sh installs them).
     requires: tuple[str, ...] = ()
+    # Takes --broker (and, where workers apply, --reuse-port).
+    clusters: bool = False
 
     def missing(self) -> str | None:
         """Why this peer cannot run here, or None."""
@@ -76,7 +82,7 @@ PEERS = [
     Peer("ceiling", (str(BIN / "peer_ceiling"),),
          "the smallest encode-once server: one writer thread writes each batch to every socket in turn",
          modes=frozenset({"broadcast"})),
-    Peer("tidings", (str(BIN / "peer_tidings"),), "tidings driven from Rust"),
+    Peer("tidings", (str(BIN / "peer_tidings"),), "tidings driven from Rust", clusters=True),
     Peer("tidings-c", (str(BIN / "peer_c"),), "tidings driven from C through its C ABI",
          modes=frozenset({"broadcast"})),
     Peer("tidings-python", (str(VENV_PYTHON), str(PEER_SCRIPTS / "python_peer.py"), "--impl", "tidings"),
@@ -88,7 +94,7 @@ PEERS = [
     Peer("nchan", ("python3", str(PEER_SCRIPTS / "nchan_peer.py")),
          "nginx + nchan (Debian), one worker, events published through nchan's HTTP publisher",
          modes=frozenset({"broadcast"}), slow=True,
-         requires=("/usr/sbin/nginx", "/usr/lib/nginx/modules/ngx_nchan_module.so")),
+         requires=("/usr/sbin/nginx", "/usr/lib/nginx/modules/ngx_nchan_module.so"), clusters=True),
     Peer("sse-starlette", (str(VENV_PYTHON), str(PEER_SCRIPTS / "python_peer.py"), "--impl", "sse-starlette"),
          "uvicorn + sse-starlette, the idiomatic broadcast (an asyncio queue per subscriber)", slow=True),
     Peer("fastapi", (str(VENV_PYTHON), str(PEER_SCRIPTS / "python_peer.py"), "--impl", "fastapi"),
@@ -160,7 +166,38 @@ class PublishCost:
     kind: str = "publish"
 
 
-Scenario = Fanout | Sustained | Streams | Idle | PublishCost
+@dataclass(frozen=True)
+class Cluster:
+    """N subscribers spread over `nodes` servers sharing a Redis broker, E
+    events published on the first, beside one server serving them all alone
+    (with and without the broker), on the same core."""
+    name: str
+    nodes: int
+    subscribers: int
+    events: int
+    rate: float
+    size: int
+    peers: tuple[str, ...] | None = None
+    kind: str = "cluster"
+
+
+@dataclass(frozen=True)
+class Workers:
+    """`workers` processes sharing one port (SO_REUSEPORT) and a Redis broker,
+    N subscribers from `loadgens` load generators: past one process's
+    open-file limit."""
+    name: str
+    workers: int
+    subscribers: int
+    events: int
+    rate: float
+    size: int
+    loadgens: int
+    peers: tuple[str, ...] | None = ("tidings",)
+    kind: str = "workers"
+
+
+Scenario = Fanout | Sustained | Streams | Idle | PublishCost | Cluster | Workers
 SLOW_EVENTS = 0.05  # share of a burst's events a slow peer publishes
 
 PROFILES: dict[str, list[Scenario]] = {
@@ -176,6 +213,9 @@ PROFILES: dict[str, list[Scenario]] = {
         Idle("idle-100k", 100_000, peers=RUST + ("nchan",)),
         PublishCost("publish-0", 0, 200_000),
         PublishCost("publish-1k", 1000, 20_000),
+        Cluster("cluster-latency-3x1k-200eps", 3, 3000, 400, 200, 100),
+        Cluster("cluster-throughput-3x1k-100B", 3, 3000, 4000, 0, 100),
+        Workers("workers-100k", 6, 100_000, 30, 5, 100, loadgens=6),
     ],
     # A minute-long pass over every scenario kind, for the bench's own tests.
     "smoke": [
@@ -185,6 +225,8 @@ PROFILES: dict[str, list[Scenario]] = {
         Streams("streams-1k", 50, 50, 100),
         Idle("idle-10k", 200),
         PublishCost("publish-0", 0, 2000),
+        Cluster("cluster-latency-3x1k-200eps", 3, 60, 40, 200, 100),
+        Workers("workers-100k", 2, 200, 10, 20, 100, loadgens=2),
     ],
     "full": [
         Fanout("latency-1k-200eps", 1000, 2000, 200, 100),
@@ -201,6 +243,9 @@ PROFILES: dict[str, list[Scenario]] = {
         Idle("idle-100k", 100_000),
         PublishCost("publish-0", 0, 1_000_000),
         PublishCost("publish-1k", 1000, 100_000),
+        Cluster("cluster-latency-3x1k-200eps", 3, 3000, 2000, 200, 100),
+        Cluster("cluster-throughput-3x1k-100B", 3, 3000, 20_000, 0, 100),
+        Workers("workers-100k", 6, 100_000, 100, 5, 100, loadgens=6),
     ],
 }
 
@@ -211,7 +256,7 @@ class RunningPeer:
     def __init__(self, peer: Peer, cores: str, **options: object) -> None:
         command = ["taskset", "-c", cores, *peer.command]
         for name, value in options.items():
-            command += [f"--{name}", str(value)]
+            command += [f"--{name.replace('_', '-')}", str(value)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -256,14 +301,100 @@ class RunningPeer:
         self.process.wait()
 
 
-def loadgen(port: int, pid: int, connections: int, events: int, timeout: float, cores: str) -> Json:
+def loadgen_command(ports: list[int], pids: list[int], connections: int, events: int, timeout: float,
+                    cores: str, *, source_offset: int = 0) -> list[str]:
     sources = max(1, math.ceil(connections / 25_000))  # ~28k ephemeral ports per source address
-    command = ["taskset", "-c", cores, str(BIN / "loadgen"), "--port", str(port), "--pid", str(pid),
-               "--connections", str(connections), "--events", str(events), "--timeout", str(timeout),
-               "--hold", "2", "--sources", str(sources)]
+    return ["taskset", "-c", cores, str(BIN / "loadgen"), "--port", ",".join(map(str, ports)),
+            "--pid", ",".join(map(str, pids)), "--connections", str(connections), "--events", str(events),
+            "--timeout", str(timeout), "--hold", "2", "--sources", str(sources),
+            "--source-offset", str(source_offset)]
+
+
+def loadgen(ports: list[int], pids: list[int], connections: int, events: int, timeout: float, cores: str) -> Json:
+    command = loadgen_command(ports, pids, connections, events, timeout, cores)
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 60, check=True)
     parsed: Json = json.loads(result.stdout)
     return parsed
+
+
+def cpu_ms(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1])
+    return 0.0
+
+
+def connections_on(pids: list[int], port: int) -> list[int]:
+    """How many established connections to local `port` each process holds
+    (its sockets' inodes looked up in /proc/net/tcp)."""
+    established = set()
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                established.add(fields[9])
+    counts = []
+    for pid in pids:
+        inodes = (os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir())
+        counts.append(sum(1 for inode in inodes if inode.startswith("socket:[") and inode[8:-1] in established))
+    return counts
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Redis:
+    """A redis-server of the run's own, on a free port of 127.0.0.1, without
+    persistence, pinned to the servers' core (it is part of the server side)."""
+
+    def __init__(self, cores: str) -> None:
+        self.directory = tempfile.TemporaryDirectory(prefix="bench-redis-")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            ["taskset", "-c", cores, "redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+             "--save", "", "--appendonly", "no", "--dir", self.directory.name],
+            stdout=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"redis-server did not start (exit {self.process.poll()})")
+            time.sleep(0.02)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def cpu_ms(self) -> float:
+        return cpu_ms(self.process.pid)
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        self.process.wait()
+        self.directory.cleanup()
+
+    def __enter__(self) -> Redis:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def run_fanout(peer: Peer, subscribers: int, events: int, rate: float, size: int, *, timeout: float,
@@ -272,7 +403,7 @@ def run_fanout(peer: Peer, subscribers: int, events: int, rate: float, size: int
     running = RunningPeer(peer, server_cores, subscribers=subscribers, events=events, rate=rate, size=size,
                           mode=mode, threads=2 if both_cores else 1, payloads=payloads)
     try:
-        result = loadgen(running.port, running.process.pid, subscribers, events, timeout, client_cores)
+        result = loadgen([running.port], [running.process.pid], subscribers, events, timeout, client_cores)
         if mode == "broadcast":
             result["publish_calls_per_s"] = running.published_per_s(timeout=1)
         return result
@@ -305,7 +436,7 @@ def idle(peer: Peer, scenario: Idle, repeat: int) -> Json:
         running = RunningPeer(peer, SERVER_CORE, subscribers=scenario.connections, events=0, rate=0, size=100,
                               mode="broadcast", threads=1)
         try:
-            runs.append(loadgen(running.port, running.process.pid, scenario.connections, 0, 90, LOADGEN_CORE))
+            runs.append(loadgen([running.port], [running.process.pid], scenario.connections, 0, 90, LOADGEN_CORE))
         finally:
             running.kill()
     return {"runs": runs, "metrics": summarize(runs)}
@@ -372,6 +503,106 @@ def publish_cost(peer: Peer, scenario: PublishCost, repeat: int) -> Json:
     return {"calls_per_s": rates, "metrics": {"calls_per_s": spread(rates)}}
 
 
+def run_cluster(peer: Peer, nodes: int, subscribers: int, events: int, rate: float, size: int, *,
+                broker: bool, timeout: float) -> Json:
+    """`subscribers` spread over `nodes` servers (a Redis broker of its own
+    joins them when `broker`), `events` published on the first one."""
+    with contextlib.ExitStack() as stack:
+        redis = stack.enter_context(Redis(SERVER_CORE)) if broker else None
+        running: list[RunningPeer] = []
+        stack.callback(lambda: [node.kill() for node in running])
+        for index in range(nodes):
+            publisher = index == 0
+            options: dict[str, object] = {
+                "subscribers": subscribers if publisher else 0, "events": events if publisher else 0,
+                "rate": rate, "size": size, "mode": "broadcast", "threads": 1, "payloads": "live"}
+            if redis is not None:
+                options["broker"] = redis.url
+            running.append(RunningPeer(peer, SERVER_CORE, **options))
+        redis_before = redis.cpu_ms() if redis is not None else 0.0
+        result = loadgen([node.port for node in running], [node.process.pid for node in running], subscribers,
+                         events, timeout, LOADGEN_CORE)
+        result["publish_calls_per_s"] = running[0].published_per_s(timeout=1)
+        if redis is not None:
+            result["redis_cpu_us_per_event"] = (redis.cpu_ms() - redis_before) * 1000 / max(1, events)
+        return result
+
+
+def cluster_setups(scenario: Cluster) -> dict[str, tuple[int, bool]]:
+    """Setup name → (nodes, broker)."""
+    return {"one node": (1, False), "one node + Redis": (1, True),
+            f"{scenario.nodes} nodes + Redis": (scenario.nodes, True)}
+
+
+def cluster(peer: Peer, scenario: Cluster, repeat: int) -> Json:
+    events = scaled(peer, scenario.events) if not scenario.rate else scenario.events
+    timeout = (events / scenario.rate + 30) if scenario.rate else 90
+    setups = {}
+    for setup, (nodes, broker) in cluster_setups(scenario).items():
+        runs = [run_cluster(peer, nodes, scenario.subscribers, events, scenario.rate, scenario.size, broker=broker,
+                            timeout=timeout) for _ in range(repeat)]
+        setups[setup] = {"nodes": nodes, "broker": broker, "runs": runs, "metrics": summarize(runs)}
+    return {"events": events, "setups": setups}
+
+
+def run_workers(peer: Peer, workers: int, subscribers: int, events: int, rate: float, size: int, *,
+                loadgens: int, timeout: float) -> Json:
+    """`workers` servers on one port and one broker; `loadgens` load
+    generators side by side, each from its own source addresses, share the
+    subscribers. Memory is read when the first worker (the publisher) counts
+    them all in the cluster, before it publishes."""
+    with contextlib.ExitStack() as stack:
+        redis = stack.enter_context(Redis(SERVER_CORE))
+        running: list[RunningPeer] = []
+        stack.callback(lambda: [node.kill() for node in running])
+        shared = {"rate": rate, "size": size, "mode": "broadcast", "threads": 1, "payloads": "live",
+                  "broker": redis.url, "reuse_port": 1}
+        running.append(RunningPeer(peer, SERVER_CORE, port=0, subscribers=subscribers, events=events, **shared))
+        port = running[0].port
+        for _ in range(workers - 1):
+            running.append(RunningPeer(peer, SERVER_CORE, port=port, subscribers=0, events=0, **shared))
+        pids = [node.process.pid for node in running]
+        rss_before = sum(rss_kib(pid) for pid in pids)
+        shares = [subscribers // loadgens + (1 if n < subscribers % loadgens else 0) for n in range(loadgens)]
+        sources_each = max(1, math.ceil(max(shares) / 25_000))
+        clients = [subprocess.Popen(loadgen_command([port], pids, share, events, timeout, LOADGEN_CORE,
+                                                    source_offset=n * sources_each),
+                                    stdout=subprocess.PIPE, text=True)
+                   for n, share in enumerate(shares)]
+        stack.callback(lambda: [client.kill() for client in clients if client.poll() is None])
+        if running[0].expect("subscribers ", timeout=timeout) is None:
+            raise RuntimeError(f"the cluster never counted {subscribers:,} subscribers")
+        rss_full = sum(rss_kib(pid) for pid in pids)
+        per_worker = connections_on(pids, port)
+        cpu_before, redis_before = sum(cpu_ms(pid) for pid in pids), redis.cpu_ms()
+        reports = [json.loads(client.communicate(timeout=timeout + 60)[0]) for client in clients]
+        cpu_after, redis_after = sum(cpu_ms(pid) for pid in pids), redis.cpu_ms()
+    received = sum(r["events_received"] for r in reports)
+    answered = sum(r["answered"] for r in reports)
+    seconds = max(r["seconds"] for r in reports)
+    return {
+        "connections": subscribers, "answered": answered,
+        "complete_streams": sum(r["complete_streams"] for r in reports),
+        "events_received": received, "gaps": sum(r["gaps"] for r in reports),
+        "seconds": seconds, "deliveries_per_s": received / seconds if seconds else 0.0,
+        # Each load generator's percentiles; the worst stands for the whole.
+        "latency_ms": {p: max(r["latency_ms"][p] for r in reports) for p in ("p50", "p99", "p999", "max")},
+        "server_rss_kib_before": rss_before, "server_rss_kib_after": rss_full,
+        "rss_kib_per_connection": (rss_full - rss_before) / answered if answered else 0.0,
+        "connections_per_worker": per_worker,
+        "server_cpu_us_per_delivery": (cpu_after - cpu_before) * 1000 / received if received else 0.0,
+        "redis_cpu_us_per_event": (redis_after - redis_before) * 1000 / max(1, events),
+        "loadgen_cpu_ms": sum(r["loadgen_cpu_ms"] for r in reports),
+    }
+
+
+def workers(peer: Peer, scenario: Workers, repeat: int) -> Json:
+    timeout = 120 + scenario.events / scenario.rate
+    runs = [run_workers(peer, scenario.workers, scenario.subscribers, scenario.events, scenario.rate, scenario.size,
+                        loadgens=scenario.loadgens, timeout=timeout) for _ in range(repeat)]
+    return {"events": scenario.events, "runs": runs, "metrics": summarize(runs)}
+
+
 def spread(values: list[float]) -> Json:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)} if values else {}
 
@@ -389,6 +620,7 @@ METRICS: dict[str, Callable[[Json], float]] = {
     "rss_kib_per_connection": lambda r: r.get("rss_kib_per_connection", 0.0),
     "rss_mib": lambda r: (r.get("server_rss_kib_after") or 0.0) / 1024,
     "answered": lambda r: float(r.get("answered", 0)),
+    "redis_cpu_us_per_event": lambda r: r.get("redis_cpu_us_per_event", 0.0),
 }
 
 
@@ -396,7 +628,10 @@ def summarize(runs: list[Json]) -> Json:
     return {name: spread([get(run) for run in runs]) for name, get in METRICS.items()}
 
 
-RUNNERS: dict[str, Callable[[Peer, Any, int], Json]] = {"fanout": fanout, "sustained": sustained, "streams": streams, "idle": idle, "publish": publish_cost}
+RUNNERS: dict[str, Callable[[Peer, Any, int], Json]] = {
+    "fanout": fanout, "sustained": sustained, "streams": streams, "idle": idle, "publish": publish_cost,
+    "cluster": cluster, "workers": workers,
+}
 
 
 def raise_fd_limit(wanted: int = 262_144) -> int:
@@ -412,7 +647,11 @@ def raise_fd_limit(wanted: int = 262_144) -> int:
 
 def too_many(scenario: Scenario, fd_limit: int) -> str | None:
     """Why this machine cannot run `scenario`, or None."""
+    if isinstance(scenario, (Cluster, Workers)) and shutil.which("redis-server") is None:
+        return "needs redis-server (bench/setup.sh installs it)"
     connections = getattr(scenario, "connections", getattr(scenario, "subscribers", 0))
+    if isinstance(scenario, Workers):  # per process: the busiest worker or load generator
+        connections = math.ceil(connections / min(scenario.workers, scenario.loadgens) * 1.05)
     if connections + 100 > fd_limit:
         return (f"needs {connections:,} sockets in one process; this machine's open-file limit is "
                 f"{fd_limit:,} and cannot be raised (no CAP_SYS_RESOURCE)")
@@ -426,6 +665,8 @@ def save(results: Json, out: Path) -> None:
 
 def applicable(peer: Peer, scenario: Scenario) -> bool:
     if scenario.peers is not None and peer.name not in scenario.peers:
+        return False
+    if scenario.kind in ("cluster", "workers") and not peer.clusters:
         return False
     return scenario.kind != "streams" or "stream" in peer.modes
 
@@ -471,7 +712,8 @@ def main() -> None:
         for peer in peers:
             if not applicable(peer, scenario):
                 continue
-            repeat = 1 if (peer.slow and args.profile == "quick") or scenario.kind == "sustained" else args.repeat
+            repeat = 1 if (peer.slow and args.profile == "quick") or scenario.kind in ("sustained", "workers") \
+                else args.repeat
             elapsed = (time.monotonic() - started) / 60
             print(f"{elapsed:5.1f} min  {scenario.name:30} {peer.name:15} ×{repeat}", file=sys.stderr, flush=True)
             try:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and builds everything `make bench` runs: the Rust peers and load
 # generator, the C peer, the Python peers' packages (into .venv), the Node
-# addon, and nginx + nchan from Debian (when this user may install packages).
+# addon, and nginx + nchan and redis-server from Debian (when this user may
+# install packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ command -v taskset >/dev/null || packages+=(util-linux)
 command -v wrk >/dev/null || packages+=(wrk)  # bench/asgi.py's load generator
 [ -x /usr/sbin/nginx ] || packages+=(nginx)
 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || packages+=(libnginx-mod-nchan)
+command -v redis-server >/dev/null || packages+=(redis-server)  # the cluster scenarios' broker
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)

@@ -103,6 +103,8 @@ int main(int argc, char **argv) {
         }
         sleep_seconds(0.01);
     }
+    printf("subscribers %zu\n", tidings_channel_subscribers(channel));
+    fflush(stdout);
     sleep_seconds(0.3);
     size_t capacity = (size_t)size + 64;
     /* One payload slot per event when prebuilt, else one reused slot. */

@@ -11,7 +11,12 @@ nchan answers GET /sse with an event stream only when the request says
 `Accept: text/event-stream` (as every EventSource client does); without it,
 403.
 
-Usage: nchan_peer.py [--port P --subscribers N --events E --rate R --size S --threads T]
+With `--broker redis://host:port`, nchan keeps the channel in Redis (its
+Redis mode): several of these peers given the same broker are one cluster,
+and the subscriber count nchan reports is the cluster's.
+
+Usage: nchan_peer.py [--port P --subscribers N --events E --rate R --size S --threads T
+                      --broker URL]
 """
 
 from __future__ import annotations
@@ -51,11 +56,13 @@ http {{
     keepalive_requests 1000000000;
     # Shared memory for messages; each is stored once, however many subscribers.
     nchan_max_reserved_memory 256M;
+{redis_url}
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location = /sse {{
             nchan_subscriber eventsource;
             nchan_channel_id bench;
+{use_redis}
         }}
         location = /pub {{
             nchan_publisher;
@@ -65,6 +72,7 @@ http {{
             # (10, 16 or 4096 fan out alike) and never expire a message.
             nchan_message_buffer_length 16;
             nchan_message_timeout 0;
+{use_redis}
         }}
     }}
 }}
@@ -95,12 +103,24 @@ class Publisher:
     def __init__(self, port: int) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port)
 
-    def subscribers(self) -> int:
+    def channel(self) -> tuple[int, bytes]:
+        """The status and body of nchan's channel info."""
         self.connection.request("GET", "/pub", headers={"Accept": "text/json"})
         response = self.connection.getresponse()
-        body = response.read()
+        return response.status, response.read()
+
+    def subscribers(self) -> int:
+        status, body = self.channel()
         # 404 until the first subscriber creates the channel.
-        return json.loads(body)["subscribers"] if response.status == 200 else 0
+        return json.loads(body)["subscribers"] if status == 200 else 0
+
+    def wait_for_redis(self) -> None:
+        """In Redis mode nchan answers 503 until it has connected."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while self.channel()[0] == 503:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nchan did not reach Redis in {START_TIMEOUT_S:g} s")
+            time.sleep(0.01)
 
     def publish(self, data: str) -> None:
         self.connection.request("POST", "/pub", body=data.encode())
@@ -112,6 +132,7 @@ class Publisher:
 
 def main() -> None:
     cli = parser(__doc__.split("\n\n")[0])
+    cli.add_argument("--broker", help="redis://host:port: keep the channel in this Redis (nchan's Redis mode)")
     args = cli.parse_args()
     if args.mode != "broadcast":
         cli.error("nchan has no per-connection streams: only --mode broadcast")
@@ -127,12 +148,17 @@ def main() -> None:
         # Started as root, nginx's workers run as nobody and must reach their temp paths.
         directory.chmod(0o755)
         config = directory / "nginx.conf"
-        config.write_text(CONFIG.format(module=NCHAN_MODULE, workers=args.threads, port=port))
+        redis_url = f"    upstream redis {{ nchan_redis_server {args.broker}; }}" if args.broker else ""
+        use_redis = "            nchan_redis_pass redis;" if args.broker else ""
+        config.write_text(CONFIG.format(module=NCHAN_MODULE, workers=args.threads, port=port,
+                                        redis_url=redis_url, use_redis=use_redis))
         nginx = subprocess.Popen([NGINX, "-p", name, "-c", str(config)])
         try:
             wait_until_listening(directory, nginx)
-            announce(port)
             publisher = Publisher(port)
+            if args.broker:
+                publisher.wait_for_redis()
+            announce(port)
             publish_on_schedule(args, publisher.subscribers, publisher.publish)
             nginx.wait()
             raise RuntimeError(f"nginx exited with status {nginx.returncode}")

@@ -71,8 +71,9 @@ function payloads (args) {
 }
 
 /**
- * Waits for the subscribers, then publishes every event on time (event seq is
- * due seq / rate after the first) and prints `published <events> in <seconds>`.
+ * Waits for the subscribers (printing `subscribers <N>`), then publishes every
+ * event on time (event seq is due seq / rate after the first) and prints
+ * `published <events> in <seconds>`.
  */
 async function publishOnSchedule (args, subscribers, publish) {
   const data = payloads(args)
@@ -81,6 +82,7 @@ async function publishOnSchedule (args, subscribers, publish) {
     if (performance.now() > deadline) throw new Error(`${subscribers()} of ${args.subscribers} subscribers after ${SUBSCRIBER_WAIT_MS / 1000} s`)
     await sleep(SUBSCRIBER_POLL_MS)
   }
+  console.log(`subscribers ${subscribers()}`)
   await sleep(SETTLE_MS)
   const start = performance.now()
   for (let seq = 0; seq < args.events; seq++) {

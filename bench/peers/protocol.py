@@ -1,7 +1,7 @@
 """The peer protocol (see bench/run.py), shared by the Python peers: the
 command line, the payload that carries its own send time, the broadcast
-schedule and the two lines a peer prints (`port <P>`, then `published <E> in
-<seconds>`).
+schedule and the lines a peer prints (`port <P>`, `subscribers <N>` once they
+arrived, then `published <E> in <seconds>`).
 
 It mirrors bench/src/lib.rs (the Rust peers' side) so that every peer is
 driven and measured the same way. Standard library only: the nchan peer
@@ -72,6 +72,7 @@ def arrival_pauses(subscribers: Callable[[], int], target: int) -> Iterator[floa
         if time.monotonic() > deadline:
             raise TimeoutError(f"{connected} of {target} subscribers after {SUBSCRIBER_WAIT_S:g} s")
         yield SUBSCRIBER_POLL_S
+    print(f"subscribers {connected}", flush=True)
     yield SETTLE_S
 
 

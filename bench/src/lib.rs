@@ -24,6 +24,12 @@ pub struct PeerArgs {
     /// Build every payload before the clock starts (`--payloads prebuilt`):
     /// publish cost alone; the send times they carry are then meaningless.
     pub prebuilt: bool,
+    /// Peers that join a cluster only (see [`PeerArgs::parse_clustered`]):
+    /// the broker's URL (`--broker`), so several peers act as one.
+    pub broker: Option<String>,
+    /// Peers that join a cluster only: share the port with other processes
+    /// (`--reuse-port 1`), as workers do.
+    pub reuse_port: bool,
 }
 
 /// What `GET /sse` serves.
@@ -40,6 +46,17 @@ impl PeerArgs {
     /// Parses `--port --subscribers --events --rate --size --mode --threads
     /// --payloads`.
     pub fn parse() -> Self {
+        Self::parse_options(false)
+    }
+
+    /// [`PeerArgs::parse`] for a peer that can join a cluster: it also takes
+    /// `--broker URL` and `--reuse-port 0|1`, and its `--subscribers` counts
+    /// the cluster's.
+    pub fn parse_clustered() -> Self {
+        Self::parse_options(true)
+    }
+
+    fn parse_options(clustered: bool) -> Self {
         let mut args = PeerArgs {
             port: 0,
             subscribers: 1,
@@ -49,6 +66,8 @@ impl PeerArgs {
             mode: Mode::Broadcast,
             threads: 1,
             prebuilt: false,
+            broker: None,
+            reuse_port: false,
         };
         for (name, value) in option_pairs() {
             match name.as_str() {
@@ -71,6 +90,10 @@ impl PeerArgs {
                         "prebuilt" => true,
                         other => panic!("--payloads {other}: expected live or prebuilt"),
                     }
+                }
+                "--broker" if clustered => args.broker = Some(value),
+                "--reuse-port" if clustered => {
+                    args.reuse_port = parse_value::<u8>(&name, &value) != 0
                 }
                 other => panic!("unknown argument {other}"),
             }
@@ -114,10 +137,11 @@ pub fn payload(seq: usize, size: usize) -> String {
     data
 }
 
-/// Waits until `subscribers()` reaches the target, then calls `publish(data)`
-/// with every event's payload on schedule; returns when all were published, after
-/// printing `published <events> in <seconds>` (the harness derives publish
-/// calls/s from it).
+/// Waits until `subscribers()` reaches the target (printing `subscribers
+/// <N>`: the harness reads the servers' memory then), then calls
+/// `publish(data)` with every event's payload on schedule; returns when all
+/// were published, after printing `published <events> in <seconds>` (the
+/// harness derives publish calls/s from it).
 pub fn run_schedule(
     args: &PeerArgs,
     subscribers: impl Fn() -> usize,
@@ -132,7 +156,12 @@ pub fn run_schedule(
     };
     let mut prebuilt = built.into_iter();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while subscribers() < args.subscribers {
+    loop {
+        let connected = subscribers();
+        if connected >= args.subscribers {
+            println!("subscribers {connected}");
+            break;
+        }
         assert!(Instant::now() < deadline, "subscribers never arrived");
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -20,6 +20,7 @@ import run
 
 PEERS = {peer.name: peer for peer in run.PEERS}
 STREAMING = [name for name, peer in PEERS.items() if "stream" in peer.modes]
+CLUSTERING = [name for name, peer in PEERS.items() if peer.clusters]
 
 
 @pytest.fixture(params=list(PEERS))
@@ -64,6 +65,28 @@ def test_idle_connections_are_answered_and_measured(peer: run.Peer) -> None:
     assert result["server_rss_kib_after"] >= result["server_rss_kib_before"] > 0
 
 
+@pytest.mark.parametrize("name", CLUSTERING)
+def test_a_cluster_delivers_what_one_node_publishes_to_the_subscribers_of_every_node(name: str) -> None:
+    # Two thirds of the subscribers are on nodes that only Redis connects to the publisher.
+    result = run.run_cluster(PEERS[name], 3, 30, 40, 200, 100, broker=True, timeout=30)
+    assert result["answered"] == 30
+    assert result["complete_streams"] == 30, result
+    assert result["events_received"] == 1200
+    assert result["gaps"] == 0
+    assert result["redis_cpu_us_per_event"] >= 0
+
+
+def test_workers_share_one_port_and_every_subscriber_gets_every_event() -> None:
+    result = run.run_workers(PEERS["tidings"], 3, 300, 10, 20, 100, loadgens=2, timeout=60)
+    assert result["answered"] == 300
+    assert result["complete_streams"] == 300, result
+    assert result["gaps"] == 0
+    # The kernel spread the connections over every worker, and the count was read while they were all open.
+    assert sum(result["connections_per_worker"]) == 300
+    assert all(count > 0 for count in result["connections_per_worker"]), result["connections_per_worker"]
+    assert result["rss_kib_per_connection"] > 0
+
+
 def test_the_smoke_profile_writes_results_a_page_and_plots(tmp_path: Path) -> None:
     harness = Path(run.__file__)
     subprocess.run([sys.executable, str(harness), "--profile", "smoke", "--repeat", "1", "--out", str(tmp_path)],
@@ -78,5 +101,6 @@ def test_the_smoke_profile_writes_results_a_page_and_plots(tmp_path: Path) -> No
     for name in results["scenarios"]:
         assert f"## {name}" in page
     assert "## Targets" in page and "| ceiling |" in page and "| nchan |" in page
+    assert "| tidings | 3 nodes + Redis |" in page and "| nchan | 3 nodes + Redis |" in page
     for plot in ("bench-throughput.png", "bench-latency-cdf.png", "bench-rss.png"):
         assert (tmp_path / "img" / plot).read_bytes().startswith(b"\x89PNG")

@@ -3,8 +3,13 @@
 //! receive latency from the send time in each event's data, and samples the
 //! server's CPU time and memory from /proc. Prints one JSON object.
 //!
-//! loadgen --port P --pid PID --connections N --events E [--timeout S]
-//!         [--hold S] [--sources K] [--window W] [--ramp R]
+//! loadgen --port P[,P...] --pid PID[,PID...] --connections N --events E
+//!         [--timeout S] [--hold S] [--sources K] [--source-offset O]
+//!         [--window W] [--ramp R]
+//!
+//! With several ports (the nodes of a cluster), connection n goes to the
+//! n-th port in turn; with several pids, the servers' CPU time and memory
+//! are their sum.
 //!
 //! A connection counts once the server answered its request with a 200
 //! head; at most `--window` connections wait for that at once (so a server
@@ -12,7 +17,9 @@
 //! per second (0: no limit). Each then reads its stream on its own task.
 //! With `--events 0` it only holds the connections and reports the server's
 //! memory per connection. Past ~28k connections one source address runs out
-//! of ephemeral ports, so `--sources K` spreads them over 127.0.0.1 ..= .K.
+//! of ephemeral ports, so `--sources K` spreads them over 127.0.0.1 ..= .K
+//! (shifted by `--source-offset`, so that load generators running side by
+//! side take different addresses).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -23,45 +30,70 @@ use tidings_bench::{now_ns, option_pairs, parse_value, process_usage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Args {
-    port: u16,
-    pid: u32,
+    ports: Vec<u16>,
+    pids: Vec<u32>,
     connections: usize,
     events: usize,
     timeout: Duration,
     hold: Duration,
     sources: u8,
+    source_offset: u8,
     window: usize,
     ramp: f64,
 }
 
 fn parse() -> Args {
     let mut args = Args {
-        port: 0,
-        pid: 0,
+        ports: Vec::new(),
+        pids: Vec::new(),
         connections: 1,
         events: 0,
         timeout: Duration::from_secs(60),
         hold: Duration::from_secs(2),
         sources: 1,
+        source_offset: 0,
         window: 256,
         ramp: 0.0,
     };
     for (name, value) in option_pairs() {
         let seconds = |value: &str| Duration::from_secs_f64(parse_value(&name, value));
         match name.as_str() {
-            "--port" => args.port = parse_value(&name, &value),
-            "--pid" => args.pid = parse_value(&name, &value),
+            "--port" => args.ports = list(&name, &value),
+            "--pid" => args.pids = list(&name, &value),
             "--connections" => args.connections = parse_value(&name, &value),
             "--events" => args.events = parse_value(&name, &value),
             "--timeout" => args.timeout = seconds(&value),
             "--hold" => args.hold = seconds(&value),
             "--sources" => args.sources = parse_value(&name, &value),
+            "--source-offset" => args.source_offset = parse_value(&name, &value),
             "--window" => args.window = parse_value(&name, &value),
             "--ramp" => args.ramp = parse_value(&name, &value),
             other => panic!("unknown argument {other}"),
         }
     }
+    assert!(!args.ports.is_empty(), "--port is required");
+    let last_source = u16::from(args.source_offset) + u16::from(args.sources.max(1));
+    assert!(
+        last_source < 255,
+        "--sources and --source-offset go past 127.0.0.254"
+    );
     args
+}
+
+/// A comma-separated list of values.
+fn list<T: std::str::FromStr>(name: &str, value: &str) -> Vec<T> {
+    value
+        .split(',')
+        .map(|item| parse_value(name, item))
+        .collect()
+}
+
+/// CPU time (ms) and memory (KiB) of every server process, summed.
+fn servers_usage(pids: &[u32]) -> Option<(f64, f64)> {
+    pids.iter().try_fold((0.0, 0.0), |(cpu, rss), &pid| {
+        let (c, r) = process_usage(pid)?;
+        Some((cpu + c, rss + r))
+    })
 }
 
 /// What one connection saw.
@@ -215,7 +247,7 @@ fn raise_fd_limit(wanted: usize) {
 async fn main() {
     let args = parse();
     raise_fd_limit(args.connections + 64);
-    let before = process_usage(args.pid);
+    let before = servers_usage(&args.pids);
     let own_before = process_usage(std::process::id());
     let deadline = tokio::time::Instant::now() + args.timeout;
     // Large reads count many events per syscall; bound the total buffer memory.
@@ -235,8 +267,13 @@ async fn main() {
         else {
             break;
         };
-        let source = Ipv4Addr::new(127, 0, 0, 1 + (n % usize::from(args.sources.max(1))) as u8);
-        let (port, events) = (args.port, args.events);
+        let source = Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + args.source_offset + (n % usize::from(args.sources.max(1))) as u8,
+        );
+        let (port, events) = (args.ports[n % args.ports.len()], args.events);
         tasks.push(tokio::spawn(async move {
             let opened = tokio::time::timeout_at(deadline, open(source, port)).await;
             drop(permit);
@@ -266,7 +303,7 @@ async fn main() {
     if args.events == 0 {
         // Idle: hold the answered connections, then report the server's memory.
         tokio::time::sleep(args.hold).await;
-        let after = process_usage(args.pid);
+        let after = servers_usage(&args.pids);
         let rss_per_connection = match (before, after) {
             (Some((_, b)), Some((_, a))) if answered > 0 => (a - b) / answered as f64,
             _ => 0.0,
@@ -298,7 +335,7 @@ async fn main() {
             last = Some(last.map_or(l, |x| x.max(l)));
         }
     }
-    let after = process_usage(args.pid);
+    let after = servers_usage(&args.pids);
     let own_after = process_usage(std::process::id());
     latencies.sort_unstable();
     let seconds = match (first, last) {

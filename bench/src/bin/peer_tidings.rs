@@ -1,13 +1,21 @@
 //! Peer: tidings itself. Broadcast: one channel at /sse. Stream: a producer
 //! per connection at /sse (the counter demo without its delay).
+//!
+//! It also joins a cluster: `--broker redis://…` shares the channel with
+//! every peer given the same broker (the subscriber gate then counts the
+//! cluster's subscribers), and `--reuse-port 1` shares the port, as workers do.
 use tidings_bench::{idle_forever, payload, run_schedule, Mode, PeerArgs};
 
 fn main() {
-    let args = PeerArgs::parse();
+    let args = PeerArgs::parse_clustered();
     let server = tidings::Server::new(tidings::Config {
         port: args.port,
         worker_threads: args.threads,
         keepalive: None,
+        reuse_port: args.reuse_port,
+        broker: args.broker.clone(),
+        // A burst is queued whole while the broker takes it.
+        broker_queue: args.events.max(10_000),
         ..tidings::Config::default()
     })
     .expect("server");
@@ -43,9 +51,17 @@ fn main() {
         .expect("channel");
     let addr = server.start().expect("start");
     println!("port {}", addr.port());
+    let clustered = args.broker.is_some();
     run_schedule(
         &args,
-        || channel.subscribers(),
+        || {
+            if !clustered {
+                return channel.subscribers();
+            }
+            let stats = server.stats();
+            let sse = stats.channels.iter().find(|c| c.path == "/sse");
+            sse.and_then(|c| c.cluster_subscribers).unwrap_or(0)
+        },
         |data| {
             channel
                 .publish(tidings::Event::data(data))
