@@ -588,6 +588,9 @@ async fn redis_killed_and_restarted_with_its_data_loses_nothing() {
 struct Proxy {
     port: u16,
     open: Arc<AtomicBool>,
+    /// While set, the relays hold every byte: connections stay open and
+    /// silent, as behind a network that stopped delivering.
+    stalled: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accepting: tokio::task::JoinHandle<()>,
 }
@@ -597,21 +600,28 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let open = Arc::new(AtomicBool::new(true));
+        let stalled = Arc::new(AtomicBool::new(false));
         let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let accepting = tokio::spawn({
-            let open = Arc::clone(&open);
+            let (open, stalled) = (Arc::clone(&open), Arc::clone(&stalled));
             let connections = Arc::clone(&connections);
             async move {
-                while let Ok((mut client, _)) = listener.accept().await {
+                while let Ok((client, _)) = listener.accept().await {
                     if !open.load(Ordering::SeqCst) {
                         continue; // dropped: the client sees the connection close
                     }
+                    let stalled = Arc::clone(&stalled);
                     let relay = tokio::spawn(async move {
-                        if let Ok(mut redis) =
+                        let Ok(redis) =
                             tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
-                        {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut redis).await;
-                        }
+                        else {
+                            return;
+                        };
+                        let (from_client, to_client) = client.into_split();
+                        let (from_redis, to_redis) = redis.into_split();
+                        let up = relay(from_client, to_redis, Arc::clone(&stalled));
+                        let down = relay(from_redis, to_client, stalled);
+                        tokio::join!(up, down);
                     });
                     connections.lock().unwrap().push(relay);
                 }
@@ -620,9 +630,15 @@ impl Proxy {
         Proxy {
             port,
             open,
+            stalled,
             connections,
             accepting,
         }
+    }
+
+    /// Holds every byte in both directions until [`Proxy::heal`].
+    fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
     }
 
     fn url(&self) -> String {
@@ -637,7 +653,26 @@ impl Proxy {
     }
 
     fn heal(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
         self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to`, holding what it read while `stalled` is set.
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buffer).await {
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -742,6 +777,69 @@ async fn publishes_sent_while_redis_loads_its_data_wait_and_arrive() {
     assert_eq!(received, 20);
     let broker = a.server.stats().broker.unwrap();
     assert_eq!((broker.refused, broker.gaps), (0, 0), "{broker:?}");
+}
+
+/// A network that stops delivering without closing anything: the stalled
+/// server finds out by its reply timeouts, the others never notice, and it
+/// catches up once the network delivers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_link_to_redis_stalls_stalls_no_other_and_catches_up() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let proxy = Proxy::start(redis.port).await;
+    let stalled = node(&proxy.url(), 1000);
+    let direct = node(&redis.url(), 1000);
+    // The marker is published on the stalled node: its connections are all
+    // made (and then go silent) before the stall.
+    settled(&[&stalled, &direct]).await;
+    let mut on_stalled = get(stalled.addr, "/c", &[]).await.events();
+    let mut on_direct = get(direct.addr, "/c", &[]).await.events();
+    proxy.stall();
+    for i in 0..5 {
+        stalled
+            .channel
+            .publish(Event::data(format!("s{i}")))
+            .unwrap();
+    }
+    // The other server goes on at once.
+    for i in 0..20 {
+        direct
+            .channel
+            .publish(Event::data(format!("d{i}")))
+            .unwrap();
+    }
+    let during = tokio::time::timeout(PATIENCE, on_direct.take(20))
+        .await
+        .unwrap();
+    assert_eq!(during.len(), 20);
+    // Silence is found by the reply timeouts (5 s for a send), not by a close.
+    let deadline = Instant::now() + 3 * PATIENCE;
+    while stalled.server.stats().broker.unwrap().faults == 0 {
+        assert!(Instant::now() < deadline, "the stall never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!stalled.server.stats().broker.unwrap().connected);
+    proxy.heal();
+    let caught_up = tokio::time::timeout(3 * PATIENCE, on_stalled.take(25))
+        .await
+        .unwrap();
+    let mut data: Vec<String> = caught_up.iter().map(|e| e.data.clone()).collect();
+    assert!(caught_up.iter().all(|e| e.event != "reset"), "{data:?}");
+    data.sort_by_key(|d| (d.as_bytes()[0], d[1..].parse::<u32>().unwrap()));
+    let expected: Vec<String> = (0..20)
+        .map(|i| format!("d{i}"))
+        .chain((0..5).map(|i| format!("s{i}")))
+        .collect();
+    assert_eq!(data, expected);
+    let rest = tokio::time::timeout(PATIENCE, on_direct.take(5))
+        .await
+        .unwrap();
+    let ids = |events: &[Received]| events.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        [ids(&during), ids(&rest)].concat(),
+        ids(&caught_up),
+        "one order"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
