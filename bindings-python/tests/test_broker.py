@@ -18,7 +18,7 @@ import httpx_sse
 import pytest
 
 import tidings
-from helpers import PATIENCE, Demo, RedisServer, client, first_events, redis_server, serving
+from helpers import PATIENCE, ROOT, Demo, RedisServer, client, first_events, redis_server, serving
 
 # A node: a channel at /c on the broker, and a route that publishes `count`
 # events named `<name>:<i>` from this process.
@@ -123,12 +123,20 @@ class Collector:
         return [(event.id, event.data) for event in self.received]
 
 
+@pytest.fixture(scope="module")
+def rust_node() -> Path:
+    """core/examples/cluster_node.rs: the same node as NODE, in plain Rust."""
+    subprocess.run(["cargo", "build", "-q", "-p", "tidings", "--example", "cluster_node"], cwd=ROOT, check=True)
+    return ROOT / "target" / "debug" / "examples" / "cluster_node"
+
+
 def test_three_node_processes_deliver_every_publish_to_everyone_in_one_order(
-    node_script: Path, redis: RedisServer
+    node_script: Path, rust_node: Path, redis: RedisServer
 ) -> None:
+    # Two Python processes and one plain Rust process.
     per_node = 100
-    with start_node(node_script, redis) as a, start_node(node_script, redis) as b, start_node(
-        node_script, redis
+    with start_node(node_script, redis) as a, start_node(node_script, redis) as b, serving(
+        [str(rust_node), redis.url]
     ) as c:
         nodes = [a, b, c]
         collectors = [Collector(f"{node.url}/c", 3 * per_node) for node in nodes for _ in range(2)]
