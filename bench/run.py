@@ -15,7 +15,8 @@ with `<seq> <send time ns>` (built before the clock starts if prebuilt), then
 prints `published <E> in <seconds>` and idles until killed; (stream) gives
 every connection its own E events as fast as possible. A peer that joins a
 cluster also takes `--broker redis://...` (N then counts the cluster's
-subscribers) and `--reuse-port 1` (workers sharing one port).
+subscribers), `--reuse-port 1` (workers sharing one port) and `--publisher 0`
+(serve only).
 
 Usage: bench/run.py [--profile quick|full] [--repeat N] [--only PEER,...]
 """
@@ -213,7 +214,7 @@ PROFILES: dict[str, list[Scenario]] = {
         Idle("idle-100k", 100_000, peers=RUST + ("nchan",)),
         PublishCost("publish-0", 0, 200_000),
         PublishCost("publish-1k", 1000, 20_000),
-        Cluster("cluster-latency-3x1k-200eps", 3, 3000, 400, 200, 100),
+        Cluster("cluster-latency-3x1k-20eps", 3, 3000, 100, 20, 100),
         Cluster("cluster-throughput-3x1k-100B", 3, 3000, 4000, 0, 100),
         Workers("workers-100k", 6, 100_000, 30, 5, 100, loadgens=6),
     ],
@@ -225,7 +226,7 @@ PROFILES: dict[str, list[Scenario]] = {
         Streams("streams-1k", 50, 50, 100),
         Idle("idle-10k", 200),
         PublishCost("publish-0", 0, 2000),
-        Cluster("cluster-latency-3x1k-200eps", 3, 60, 40, 200, 100),
+        Cluster("cluster-latency-3x1k-20eps", 3, 60, 20, 20, 100),
         Workers("workers-100k", 2, 200, 10, 20, 100, loadgens=2),
     ],
     "full": [
@@ -243,7 +244,7 @@ PROFILES: dict[str, list[Scenario]] = {
         Idle("idle-100k", 100_000),
         PublishCost("publish-0", 0, 1_000_000),
         PublishCost("publish-1k", 1000, 100_000),
-        Cluster("cluster-latency-3x1k-200eps", 3, 3000, 2000, 200, 100),
+        Cluster("cluster-latency-3x1k-20eps", 3, 3000, 400, 20, 100),
         Cluster("cluster-throughput-3x1k-100B", 3, 3000, 20_000, 0, 100),
         Workers("workers-100k", 6, 100_000, 100, 5, 100, loadgens=6),
     ],
@@ -301,9 +302,15 @@ class RunningPeer:
         self.process.wait()
 
 
+# Connections from one source address to one server port: Linux picks
+# connect() ports from half of the ephemeral range (~14k here) first, and past
+# it each connect searches the rest (16k connections took 10 s, 10k 0.6 s).
+CONNECTIONS_PER_SOURCE = 10_000
+
+
 def loadgen_command(ports: list[int], pids: list[int], connections: int, events: int, timeout: float,
                     cores: str, *, source_offset: int = 0) -> list[str]:
-    sources = max(1, math.ceil(connections / 25_000))  # ~28k ephemeral ports per source address
+    sources = max(1, math.ceil(connections / CONNECTIONS_PER_SOURCE))
     return ["taskset", "-c", cores, str(BIN / "loadgen"), "--port", ",".join(map(str, ports)),
             "--pid", ",".join(map(str, pids)), "--connections", str(connections), "--events", str(events),
             "--timeout", str(timeout), "--hold", "2", "--sources", str(sources),
@@ -330,21 +337,15 @@ def rss_kib(pid: int) -> float:
     return 0.0
 
 
-def connections_on(pids: list[int], port: int) -> list[int]:
-    """How many established connections to local `port` each process holds
-    (its sockets' inodes looked up in /proc/net/tcp)."""
-    established = set()
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split()
-            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                established.add(fields[9])
-    counts = []
-    for pid in pids:
-        inodes = (os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir())
-        counts.append(sum(1 for inode in inodes if inode.startswith("socket:[") and inode[8:-1] in established))
-    return counts
+def open_sockets(pid: int) -> int:
+    """How many sockets a process holds (its fds that are sockets)."""
+    def target(fd: Path) -> str:
+        try:
+            return os.readlink(fd)
+        except FileNotFoundError:  # closed while the directory was read
+            return ""
+
+    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if target(fd).startswith("socket:"))
 
 
 def free_port() -> int:
@@ -512,12 +513,12 @@ def run_cluster(peer: Peer, nodes: int, subscribers: int, events: int, rate: flo
         running: list[RunningPeer] = []
         stack.callback(lambda: [node.kill() for node in running])
         for index in range(nodes):
-            publisher = index == 0
+            # Every node makes its channel alike (from the same arguments); one publishes.
             options: dict[str, object] = {
-                "subscribers": subscribers if publisher else 0, "events": events if publisher else 0,
-                "rate": rate, "size": size, "mode": "broadcast", "threads": 1, "payloads": "live"}
+                "subscribers": subscribers, "events": events, "rate": rate, "size": size, "mode": "broadcast",
+                "threads": 1, "payloads": "live"}
             if redis is not None:
-                options["broker"] = redis.url
+                options |= {"broker": redis.url, "publisher": int(index == 0)}
             running.append(RunningPeer(peer, SERVER_CORE, **options))
         redis_before = redis.cpu_ms() if redis is not None else 0.0
         result = loadgen([node.port for node in running], [node.process.pid for node in running], subscribers,
@@ -557,24 +558,29 @@ def run_workers(peer: Peer, workers: int, subscribers: int, events: int, rate: f
         stack.callback(lambda: [node.kill() for node in running])
         shared = {"rate": rate, "size": size, "mode": "broadcast", "threads": 1, "payloads": "live",
                   "broker": redis.url, "reuse_port": 1}
-        running.append(RunningPeer(peer, SERVER_CORE, port=0, subscribers=subscribers, events=events, **shared))
+        shared |= {"subscribers": subscribers, "events": events}
+        running.append(RunningPeer(peer, SERVER_CORE, port=0, publisher=1, **shared))
         port = running[0].port
         for _ in range(workers - 1):
-            running.append(RunningPeer(peer, SERVER_CORE, port=port, subscribers=0, events=0, **shared))
+            running.append(RunningPeer(peer, SERVER_CORE, port=port, publisher=0, **shared))
         pids = [node.process.pid for node in running]
+        time.sleep(0.5)  # each worker's connections to Redis are made
         rss_before = sum(rss_kib(pid) for pid in pids)
+        sockets_before = [open_sockets(pid) for pid in pids]
         shares = [subscribers // loadgens + (1 if n < subscribers % loadgens else 0) for n in range(loadgens)]
-        sources_each = max(1, math.ceil(max(shares) / 25_000))
+        sources_each = max(1, math.ceil(max(shares) / CONNECTIONS_PER_SOURCE))
         clients = [subprocess.Popen(loadgen_command([port], pids, share, events, timeout, LOADGEN_CORE,
                                                     source_offset=n * sources_each),
                                     stdout=subprocess.PIPE, text=True)
                    for n, share in enumerate(shares)]
         stack.callback(lambda: [client.kill() for client in clients if client.poll() is None])
         if running[0].expect("subscribers ", timeout=timeout) is None:
-            raise RuntimeError(f"the cluster never counted {subscribers:,} subscribers")
+            raise RuntimeError(f"the cluster never counted {subscribers:,} subscribers "
+                               f"(connections per worker: {[open_sockets(pid) for pid in pids]})")
+        # Read at once: the events (and the load generators' exits) follow.
         rss_full = sum(rss_kib(pid) for pid in pids)
-        per_worker = connections_on(pids, port)
         cpu_before, redis_before = sum(cpu_ms(pid) for pid in pids), redis.cpu_ms()
+        per_worker = [open_sockets(pid) - before for pid, before in zip(pids, sockets_before)]
         reports = [json.loads(client.communicate(timeout=timeout + 60)[0]) for client in clients]
         cpu_after, redis_after = sum(cpu_ms(pid) for pid in pids), redis.cpu_ms()
     received = sum(r["events_received"] for r in reports)
@@ -707,7 +713,7 @@ def main() -> None:
             results["skipped"][scenario.name] = why
             continue
         entry = {"kind": scenario.kind, **{k: v for k, v in vars(scenario).items() if k not in ("name", "peers")},
-                 "peers": {}}
+                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "peers": {}}
         results["scenarios"][scenario.name] = entry
         for peer in peers:
             if not applicable(peer, scenario):

@@ -16,7 +16,7 @@ Redis mode): several of these peers given the same broker are one cluster,
 and the subscriber count nchan reports is the cluster's.
 
 Usage: nchan_peer.py [--port P --subscribers N --events E --rate R --size S --threads T
-                      --broker URL]
+                      --broker URL --publisher 0|1]
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ class Publisher:
 def main() -> None:
     cli = parser(__doc__.split("\n\n")[0])
     cli.add_argument("--broker", help="redis://host:port: keep the channel in this Redis (nchan's Redis mode)")
+    cli.add_argument("--publisher", type=int, choices=(0, 1), default=1, help="0: serve only, publish nothing")
     args = cli.parse_args()
     if args.mode != "broadcast":
         cli.error("nchan has no per-connection streams: only --mode broadcast")
@@ -159,7 +160,8 @@ def main() -> None:
             if args.broker:
                 publisher.wait_for_redis()
             announce(port)
-            publish_on_schedule(args, publisher.subscribers, publisher.publish)
+            if args.publisher:
+                publish_on_schedule(args, publisher.subscribers, publisher.publish)
             nginx.wait()
             raise RuntimeError(f"nginx exited with status {nginx.returncode}")
         except Exception:

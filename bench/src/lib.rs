@@ -30,6 +30,9 @@ pub struct PeerArgs {
     /// Peers that join a cluster only: share the port with other processes
     /// (`--reuse-port 1`), as workers do.
     pub reuse_port: bool,
+    /// Peers that join a cluster only: `--publisher 0` serves the channel,
+    /// made as on the publisher, and publishes nothing.
+    pub publisher: bool,
 }
 
 /// What `GET /sse` serves.
@@ -50,8 +53,8 @@ impl PeerArgs {
     }
 
     /// [`PeerArgs::parse`] for a peer that can join a cluster: it also takes
-    /// `--broker URL` and `--reuse-port 0|1`, and its `--subscribers` counts
-    /// the cluster's.
+    /// `--broker URL`, `--reuse-port 0|1` and `--publisher 0|1`, and its
+    /// `--subscribers` counts the cluster's.
     pub fn parse_clustered() -> Self {
         Self::parse_options(true)
     }
@@ -68,6 +71,7 @@ impl PeerArgs {
             prebuilt: false,
             broker: None,
             reuse_port: false,
+            publisher: true,
         };
         for (name, value) in option_pairs() {
             match name.as_str() {
@@ -94,6 +98,9 @@ impl PeerArgs {
                 "--broker" if clustered => args.broker = Some(value),
                 "--reuse-port" if clustered => {
                     args.reuse_port = parse_value::<u8>(&name, &value) != 0
+                }
+                "--publisher" if clustered => {
+                    args.publisher = parse_value::<u8>(&name, &value) != 0
                 }
                 other => panic!("unknown argument {other}"),
             }

@@ -3,7 +3,8 @@
 //!
 //! It also joins a cluster: `--broker redis://…` shares the channel with
 //! every peer given the same broker (the subscriber gate then counts the
-//! cluster's subscribers), and `--reuse-port 1` shares the port, as workers do.
+//! cluster's subscribers), `--reuse-port 1` shares the port, as workers do,
+//! and `--publisher 0` only serves.
 use tidings_bench::{idle_forever, payload, run_schedule, Mode, PeerArgs};
 
 fn main() {
@@ -51,6 +52,9 @@ fn main() {
         .expect("channel");
     let addr = server.start().expect("start");
     println!("port {}", addr.port());
+    if !args.publisher {
+        idle_forever()
+    }
     let clustered = args.broker.is_some();
     run_schedule(
         &args,
