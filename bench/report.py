@@ -203,7 +203,9 @@ def cluster_section(name: str, data: Json) -> list[str]:
              "every event crosses Redis to reach two thirds of them; *one node*: one server serves them all, "
              "without (and with) the broker. Every process of the server side (nodes and redis-server) shares "
              "core 0, so each setup has the same CPU; Redis CPU is redis-server's CPU time over the run per "
-             "published event.", "",
+             "published event (its own timers and the presence reports included). At a fixed rate most of the "
+             "latency is the time core 0 takes to write one event to every socket, a third of them per process "
+             "in the cluster, whose three processes take turns on that core.", "",
              "| peer | setup | events | deliveries/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery "
              "| Redis CPU µs/event | complete | gaps | ÷ one node: deliveries/s | − one node: p99 ms |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -313,12 +315,14 @@ def targets(scenarios: Json) -> list[str]:
         found = scenarios.get(scenario, {}).get("peers", {}).get("tidings", {}).get("setups", {})
         return median(found.get(name, {}), metric) if found else None
 
-    nodes = scenarios.get("cluster-latency-3x1k-20eps", {}).get("nodes", 3)
-    a = setup("cluster-latency-3x1k-20eps", f"{nodes} nodes + Redis", "p99_ms")
-    b = setup("cluster-latency-3x1k-20eps", "one node", "p99_ms")
-    if a is not None and b is not None:
-        row(f"{nodes} nodes + Redis add ≤ 2 ms to one node's p99 (20 events/s)",
-            f"{a:.1f} vs {b:.1f} ms = {a - b:+.1f} ms", a - b <= 2)
+    for rate in (5, 20):
+        scenario = f"cluster-latency-3x1k-{rate}eps"
+        nodes = scenarios.get(scenario, {}).get("nodes", 3)
+        a = setup(scenario, f"{nodes} nodes + Redis", "p99_ms")
+        b = setup(scenario, "one node", "p99_ms")
+        if a is not None and b is not None:
+            row(f"{nodes} nodes + Redis add ≤ 2 ms to one node's p99 (3k subscribers, {rate} events/s)",
+                f"{a:.1f} vs {b:.1f} ms = {a - b:+.1f} ms", a - b <= 2)
     a = setup("cluster-throughput-3x1k-100B", f"{nodes} nodes + Redis", "deliveries_per_s")
     b = setup("cluster-throughput-3x1k-100B", "one node", "deliveries_per_s")
     if a and b:
