@@ -120,6 +120,12 @@ def page(results: Json, plots: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
+def delivery_cells(mt: Json) -> str:
+    """The cells deliveries/s | p50 | p99 | p99.9 ms | server CPU µs/delivery."""
+    return (f"{fmt(mt['deliveries_per_s'], 0)} | {fmt(mt['p50_ms'])} | {fmt(mt['p99_ms'])} | {fmt(mt['p999_ms'])} | "
+            f"{fmt(mt['cpu_us_per_delivery'], 3)}")
+
+
 def fanout_section(name: str, data: Json) -> list[str]:
     peers = data["peers"]
     pace = f"{data['rate']:g} events/s" if data.get("rate") else "as fast as possible"
@@ -138,8 +144,7 @@ def fanout_section(name: str, data: Json) -> list[str]:
             continue
         mt = entry["metrics"]
         lines.append(
-            f"| {peer} | {entry['events']:,} | {fmt(mt['deliveries_per_s'], 0)} | {fmt(mt['p50_ms'])} | "
-            f"{fmt(mt['p99_ms'])} | {fmt(mt['p999_ms'])} | {fmt(mt['cpu_us_per_delivery'], 3)} | "
+            f"| {peer} | {entry['events']:,} | {delivery_cells(mt)} | "
             f"{mt['complete']['median']:.0%} | {mt['gaps']['median']:.0f} | {mt['loadgen_cpu_ms']['median']:,.0f} | "
             f"{ratio(median(mine, 'deliveries_per_s'), median(entry, 'deliveries_per_s'))} | "
             f"{ratio(median(mine, 'p99_ms'), median(entry, 'p99_ms'))} |")
@@ -221,8 +226,7 @@ def cluster_section(name: str, data: Json) -> list[str]:
             base_p99 = median(alone, "p99_ms")
             added = f"{p99 - base_p99:+.1f}" if p99 is not None and base_p99 is not None else "—"
             lines.append(
-                f"| {peer} | {setup} | {entry['events']:,} | {fmt(mt['deliveries_per_s'], 0)} | {fmt(mt['p50_ms'])} | "
-                f"{fmt(mt['p99_ms'])} | {fmt(mt['p999_ms'])} | {fmt(mt['cpu_us_per_delivery'], 3)} | {redis} | "
+                f"| {peer} | {setup} | {entry['events']:,} | {delivery_cells(mt)} | {redis} | "
                 f"{mt['complete']['median']:.0%} | {mt['gaps']['median']:.0f} | "
                 f"{ratio(rate, median(alone, 'deliveries_per_s'))} | {added} |")
     return lines + [""]

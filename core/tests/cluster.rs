@@ -683,79 +683,6 @@ impl Drop for Proxy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_cut_off_from_redis_stalls_no_other_and_catches_up_when_healed() {
-    quiet_logs();
-    let redis = Redis::start(false);
-    let proxy = Proxy::start(redis.port).await;
-    let cut_off = node(&proxy.url(), 1000);
-    let direct = node(&redis.url(), 1000);
-    settled(&[&direct, &cut_off]).await;
-    let mut on_cut_off = get(cut_off.addr, "/c", &[]).await.events();
-    let mut on_direct = get(direct.addr, "/c", &[]).await.events();
-    proxy.cut();
-    eventually("the cut to show", || {
-        !cut_off.server.stats().broker.unwrap().connected
-    })
-    .await;
-    // The other server goes on as if nothing happened.
-    for i in 0..20 {
-        direct
-            .channel
-            .publish(Event::data(format!("d{i}")))
-            .unwrap();
-    }
-    let during = tokio::time::timeout(PATIENCE, on_direct.take(20))
-        .await
-        .unwrap();
-    assert_eq!(during.len(), 20);
-    // The cut-off server queues its own publishes.
-    for i in 0..5 {
-        cut_off
-            .channel
-            .publish(Event::data(format!("c{i}")))
-            .unwrap();
-    }
-    proxy.heal();
-    let caught_up = tokio::time::timeout(PATIENCE, on_cut_off.take(25))
-        .await
-        .unwrap();
-    let data: Vec<String> = caught_up.iter().map(|e| e.data.clone()).collect();
-    let direct_part: Vec<String> = data
-        .iter()
-        .filter(|d| d.starts_with('d'))
-        .cloned()
-        .collect();
-    let own_part: Vec<String> = data
-        .iter()
-        .filter(|d| d.starts_with('c'))
-        .cloned()
-        .collect();
-    assert_eq!(
-        direct_part,
-        (0..20).map(|i| format!("d{i}")).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        own_part,
-        (0..5).map(|i| format!("c{i}")).collect::<Vec<_>>()
-    );
-    assert!(
-        caught_up.iter().all(|e| e.event != "reset"),
-        "Redis kept everything"
-    );
-    let rest = tokio::time::timeout(PATIENCE, on_direct.take(5))
-        .await
-        .unwrap();
-    let ids = |events: &[Received]| events.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
-    assert_eq!(
-        [ids(&during), ids(&rest)].concat(),
-        ids(&caught_up),
-        "one order"
-    );
-    let broker = cut_off.server.stats().broker.unwrap();
-    assert!(broker.connected && broker.reconnects > 0 && broker.gaps == 0);
-}
-
 /// After a restart Redis answers `LOADING` until its data is read back:
 /// publishes sent then wait and go again; none is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -779,29 +706,40 @@ async fn publishes_sent_while_redis_loads_its_data_wait_and_arrive() {
     assert_eq!((broker.refused, broker.gaps), (0, 0), "{broker:?}");
 }
 
-/// A network that stops delivering without closing anything: the stalled
-/// server finds out by its reply timeouts, the others never notice, and it
-/// catches up once the network delivers again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_whose_link_to_redis_stalls_stalls_no_other_and_catches_up() {
+/// How the network between a server and Redis fails.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Connections are closed and new ones refused.
+    Cut,
+    /// Connections stay open and go silent.
+    Stall,
+}
+
+/// One server reaches Redis through a proxy that fails as `fault` says, the
+/// other directly. The other goes on at once; the one behind the proxy
+/// queues its own publishes, notices the fault (a cut at once, silence by
+/// its reply timeouts), and once healed catches up, in the one order.
+async fn a_failing_link_stalls_no_other_server(fault: Fault) {
     quiet_logs();
     let redis = Redis::start(false);
     let proxy = Proxy::start(redis.port).await;
-    let stalled = node(&proxy.url(), 1000);
+    let behind = node(&proxy.url(), 1000);
     let direct = node(&redis.url(), 1000);
-    // The marker is published on the stalled node: its connections are all
-    // made (and then go silent) before the stall.
-    settled(&[&stalled, &direct]).await;
-    let mut on_stalled = get(stalled.addr, "/c", &[]).await.events();
+    // The marker is published behind the proxy: its connections are all
+    // made before the fault.
+    settled(&[&behind, &direct]).await;
+    let mut on_behind = get(behind.addr, "/c", &[]).await.events();
     let mut on_direct = get(direct.addr, "/c", &[]).await.events();
-    proxy.stall();
+    match fault {
+        Fault::Cut => proxy.cut(),
+        Fault::Stall => proxy.stall(),
+    }
     for i in 0..5 {
-        stalled
+        behind
             .channel
-            .publish(Event::data(format!("s{i}")))
+            .publish(Event::data(format!("b{i}")))
             .unwrap();
     }
-    // The other server goes on at once.
     for i in 0..20 {
         direct
             .channel
@@ -812,25 +750,36 @@ async fn a_server_whose_link_to_redis_stalls_stalls_no_other_and_catches_up() {
         .await
         .unwrap();
     assert_eq!(during.len(), 20);
-    // Silence is found by the reply timeouts (5 s for a send), not by a close.
+    // A send's reply timeout is 5 s.
     let deadline = Instant::now() + 3 * PATIENCE;
-    while stalled.server.stats().broker.unwrap().faults == 0 {
-        assert!(Instant::now() < deadline, "the stall never showed");
+    loop {
+        let broker = behind.server.stats().broker.unwrap();
+        if broker.faults > 0 && !broker.connected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{fault:?} never showed: {broker:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!stalled.server.stats().broker.unwrap().connected);
     proxy.heal();
-    let caught_up = tokio::time::timeout(3 * PATIENCE, on_stalled.take(25))
+    let caught_up = tokio::time::timeout(3 * PATIENCE, on_behind.take(25))
         .await
         .unwrap();
-    let mut data: Vec<String> = caught_up.iter().map(|e| e.data.clone()).collect();
+    let data: Vec<&str> = caught_up.iter().map(|e| e.data.as_str()).collect();
     assert!(caught_up.iter().all(|e| e.event != "reset"), "{data:?}");
-    data.sort_by_key(|d| (d.as_bytes()[0], d[1..].parse::<u32>().unwrap()));
-    let expected: Vec<String> = (0..20)
-        .map(|i| format!("d{i}"))
-        .chain((0..5).map(|i| format!("s{i}")))
-        .collect();
-    assert_eq!(data, expected);
+    let from = |prefix: char, count: usize| -> (Vec<&str>, Vec<String>) {
+        let got = data
+            .iter()
+            .copied()
+            .filter(|d| d.starts_with(prefix))
+            .collect();
+        (got, (0..count).map(|i| format!("{prefix}{i}")).collect())
+    };
+    for (got, expected) in [from('d', 20), from('b', 5)] {
+        assert_eq!(got, expected, "each server's publishes, whole and in order");
+    }
     let rest = tokio::time::timeout(PATIENCE, on_direct.take(5))
         .await
         .unwrap();
@@ -840,6 +789,23 @@ async fn a_server_whose_link_to_redis_stalls_stalls_no_other_and_catches_up() {
         ids(&caught_up),
         "one order"
     );
+    eventually("the server behind the proxy to be back", || {
+        let broker = behind.server.stats().broker.unwrap();
+        broker.connected && broker.reconnects > 0 && broker.gaps == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_cut_off_from_redis_stalls_no_other_and_catches_up_when_healed() {
+    a_failing_link_stalls_no_other_server(Fault::Cut).await;
+}
+
+/// A network that stops delivering without closing anything (a proxy that
+/// holds every byte).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_link_to_redis_stalls_stalls_no_other_and_catches_up() {
+    a_failing_link_stalls_no_other_server(Fault::Stall).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
