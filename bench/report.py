@@ -110,9 +110,9 @@ def page(results: Json, plots: list[tuple[str, str]]) -> list[str]:
     lines += targets(scenarios)
     for name, data in scenarios.items():
         section = SECTIONS[data["kind"]](name, data)
-        measured = data.get("date", results["date"])
-        if measured[:13] != results["date"][:13]:  # added from a later run of the same harness
-            section[2:2] = [f"Measured on {measured}, in a later run than the rest of this page "
+        run = data.get("run", results["date"])  # the start of the run that measured it
+        if run != results["date"]:  # added from a later run of the same harness
+            section[2:2] = [f"Measured in the run of {run}, later than the rest of this page "
                             f"(`bench/run.py --scenarios {name}`).", ""]
         lines += section
     if plots:

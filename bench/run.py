@@ -65,7 +65,7 @@ class Peer:
     slow: bool = False
     # Files the peer needs besides its program (bench/setup.sh installs them).
     requires: tuple[str, ...] = ()
-    # Takes --broker (and, where workers apply, --reuse-port).
+    # Takes --broker, --publisher and (where workers apply) --reuse-port.
     clusters: bool = False
 
     def missing(self) -> str | None:
@@ -566,9 +566,9 @@ def run_workers(peer: Peer, workers: int, subscribers: int, events: int, rate: f
         redis = stack.enter_context(Redis(SERVER_CORE))
         running: list[RunningPeer] = []
         stack.callback(kill_all, running)
-        shared = {"rate": rate, "size": size, "mode": "broadcast", "threads": 1, "payloads": "live",
-                  "broker": redis.url, "reuse_port": 1}
-        shared |= {"subscribers": subscribers, "events": events}
+        # Every worker makes its channel alike (from the same arguments); the first publishes.
+        shared = {"subscribers": subscribers, "events": events, "rate": rate, "size": size, "mode": "broadcast",
+                  "threads": 1, "payloads": "live", "broker": redis.url, "reuse_port": 1}
         running.append(RunningPeer(peer, SERVER_CORE, port=0, publisher=1, **shared))
         port = running[0].port
         for _ in range(workers - 1):
@@ -723,7 +723,7 @@ def main() -> None:
             results["skipped"][scenario.name] = why
             continue
         entry = {"kind": scenario.kind, **{k: v for k, v in vars(scenario).items() if k not in ("name", "peers")},
-                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "peers": {}}
+                 "run": results["date"], "peers": {}}
         results["scenarios"][scenario.name] = entry
         for peer in peers:
             if not applicable(peer, scenario):
