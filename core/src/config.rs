@@ -76,8 +76,13 @@ pub struct Limits {
     pub max_connections_per_ip: Option<usize>,
     /// Largest request head in bytes; beyond it 431. At least 8192. Default 16 KiB.
     pub max_head_bytes: usize,
-    /// Time a client has to send its request head (slow-loris defence). Default 10 s.
+    /// Time a client has to finish its TLS handshake, and then to send its
+    /// request head (slow-loris defence). Default 10 s.
     pub head_timeout: Duration,
+    /// Most HTTP/2 streams (event streams and requests) one connection may
+    /// have open at once; a browser multiplexes every `EventSource` of an
+    /// origin onto one connection. Between 1 and 10,000. Default 100.
+    pub max_streams_per_connection: u32,
 }
 
 impl Default for Limits {
@@ -87,6 +92,7 @@ impl Default for Limits {
             max_connections_per_ip: None,
             max_head_bytes: 16 * 1024,
             head_timeout: Duration::from_secs(10),
+            max_streams_per_connection: 100,
         }
     }
 }
@@ -142,6 +148,17 @@ pub struct Config {
     /// unreachable); beyond it `publish` fails with
     /// [`Error::BrokerUnavailable`]. Default 10,000.
     pub broker_queue: usize,
+    /// A PEM file with the server's certificate chain (its own certificate
+    /// first): with [`tls_key`](Self::tls_key), the server speaks HTTPS
+    /// only. Both or neither. Default `None`: plain HTTP.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// A PEM file with the private key of [`tls_cert`](Self::tls_cert)
+    /// (PKCS#8, PKCS#1 or SEC1). Default `None`.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Whether clients may speak HTTP/2: over TLS when they offer `h2`
+    /// (every browser does), and over plain TCP by prior knowledge (h2c).
+    /// Default true.
+    pub http2: bool,
 }
 
 impl Default for Config {
@@ -162,6 +179,9 @@ impl Default for Config {
             broker: None,
             broker_ca: None,
             broker_queue: 10_000,
+            tls_cert: None,
+            tls_key: None,
+            http2: true,
         }
     }
 }
@@ -174,6 +194,9 @@ const MAX_STREAM_QUEUE: usize = 1 << 16;
 
 /// The most publishes the broker's queue may be configured to hold.
 const MAX_BROKER_QUEUE: usize = 1 << 24;
+
+/// The most HTTP/2 streams a connection may be configured to carry at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 10_000;
 
 /// The longest duration any setting takes (365 days): longer ones are
 /// mistakes (or unit mix-ups), and would overflow the clock's arithmetic.
@@ -241,6 +264,12 @@ impl Config {
             .is_some_and(|url| url.starts_with("rediss://"));
         if self.broker_ca.is_some() && !over_tls {
             return invalid("broker_ca applies to a rediss:// broker only");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return invalid("tls_cert and tls_key go together: set both, or neither");
+        }
+        if !(1..=MAX_STREAMS_PER_CONNECTION).contains(&self.limits.max_streams_per_connection) {
+            return invalid("limits.max_streams_per_connection must be between 1 and 10000");
         }
         if self.write_timeout.is_zero() {
             return invalid("write_timeout must be greater than zero");

@@ -1,6 +1,6 @@
 //! Connections: the accept loop, admission under the connection limits, and
-//! serving one connection (the direct path for a subscriber, hyper for the
-//! rest).
+//! serving one connection: its TLS handshake, then the direct path for a
+//! subscriber, hyper (HTTP/1.1 or HTTP/2) for the rest.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
@@ -23,8 +23,9 @@ use crate::direct;
 use crate::head::{read_head, Head};
 use crate::http::{self as service, Site};
 use crate::request::Endpoints;
-use crate::socket::{Replay, Socket};
+use crate::socket::{Io, Replay, Socket};
 use crate::stats::Counters;
+use crate::tls;
 
 /// What the accept loop and its connections share.
 pub(crate) struct Connections {
@@ -73,7 +74,8 @@ pub(crate) async fn accept_loop(
                 match Admission::new(&connections, peer.ip()) {
                     Some(admission) => {
                         let site = Arc::clone(&connections.site);
-                        tasks.spawn(serve_connection(stream, peer, site, admission));
+                        let streams = tasks.clone();
+                        tasks.spawn(serve_connection(stream, peer, site, admission, streams));
                     }
                     None => {
                         connections
@@ -174,11 +176,14 @@ impl Drop for Admission {
     }
 }
 
+/// Serves one admitted connection; `tasks` tracks the HTTP/2 streams it
+/// opens, for `stop` to wait for them too.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     site: Arc<Site>,
     admission: Admission,
+    tasks: TaskTracker,
 ) {
     let config = &site.config;
     // Events must leave at once, not wait for Nagle to coalesce them.
@@ -200,19 +205,38 @@ async fn serve_connection(
     } else {
         admission.connections.listening
     };
-    let ends = Endpoints { peer, local };
-    let mut socket = Socket::new(
+    let socket = Socket::new(
         stream,
         config.write_timeout,
         Arc::clone(&site.bodies.counters),
     );
     let shutdown = &site.bodies.shutdown;
-    let prefix = match read_head(&mut socket, &config.limits, shutdown).await {
+    let mut io = match &site.tls {
+        None => Io::Plain(socket),
+        // Boxed, like hyper below: a handshake's state is large, and this
+        // task's future must stay small for the subscribers it serves.
+        Some(tls) => match Box::pin(handshake(tls.acceptor(), socket, &site)).await {
+            Some(io) => io,
+            None => return,
+        },
+    };
+    let ends = Endpoints {
+        peer,
+        local,
+        tls: io.is_tls(),
+    };
+    if let Io::Tls(stream) = &io {
+        if tls::negotiated_h2(stream.get_ref().1.alpn_protocol()) {
+            let io = Replay::new(BytesMut::new(), io);
+            return Box::pin(serve_with_hyper(io, ends, site, admission, tasks)).await;
+        }
+    }
+    let prefix = match read_head(&mut io, &config.limits, shutdown).await {
         Head::Abandoned => return,
         // Boxed, like hyper below: this task's future must stay small for
         // the subscribers it serves for hours.
         Head::TooLarge => {
-            return Box::pin(answer_and_close(socket, &site, HEAD_TOO_LARGE, false)).await;
+            return Box::pin(answer_and_close(io, &site, HEAD_TOO_LARGE, false)).await;
         }
         Head::Complete(bytes) => match direct::subscribe(&bytes, ends, &site) {
             // Channel subscribers are served directly (the head's buffer is
@@ -220,7 +244,7 @@ async fn serve_connection(
             // rest goes to hyper.
             Some(stream) => {
                 drop(bytes);
-                return direct::serve(socket, stream).await;
+                return direct::serve(io, stream).await;
             }
             None => bytes,
         },
@@ -228,22 +252,100 @@ async fn serve_connection(
     // Boxed: hyper's connection state is large, and this task's future must
     // not carry room for it while it serves a subscriber directly.
     Box::pin(serve_with_hyper(
-        Replay::new(prefix, socket),
+        Replay::new(prefix, io),
         ends,
         site,
         admission,
+        tasks,
     ))
     .await;
 }
 
-async fn serve_with_hyper(io: Replay, ends: Endpoints, site: Arc<Site>, admission: Admission) {
+/// The TLS handshake, within the head timeout (the time a client has to
+/// say what it wants); `None` if it failed, took too long, or the server
+/// is stopping.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    socket: Socket,
+    site: &Site,
+) -> Option<Io> {
+    let shaking = tokio::time::timeout(site.config.limits.head_timeout, acceptor.accept(socket));
+    let outcome = tokio::select! {
+        outcome = shaking => outcome,
+        () = site.bodies.shutdown.stopping() => return None,
+    };
+    match outcome {
+        Ok(Ok(stream)) => Some(Io::Tls(Box::new(stream))),
+        Ok(Err(err)) => {
+            site.bodies
+                .counters
+                .tls_handshakes_failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_elapsed) => {
+            site.bodies
+                .counters
+                .tls_handshakes_failed
+                .fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// Runs each HTTP/2 stream of a connection as its own task, tracked with
+/// the connections so that `stop` waits for it.
+#[derive(Clone)]
+struct StreamExecutor(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for StreamExecutor
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, stream: F) {
+        self.0.spawn(stream);
+    }
+}
+
+/// Most bytes an HTTP/2 stream buffers beyond what its client's flow
+/// control window takes (hyper's default is 400 KiB): a stream that stops
+/// reading costs no more than this, and lag detection does the rest.
+const H2_SEND_BUFFER: usize = 64 * 1024;
+
+/// Most streams a client may reset before the server has answered them
+/// (the "rapid reset" attack, CVE-2023-44487).
+const H2_PENDING_RESETS: usize = 20;
+
+async fn serve_with_hyper(
+    io: Replay,
+    ends: Endpoints,
+    site: Arc<Site>,
+    admission: Admission,
+    tasks: TaskTracker,
+) {
     let io = TokioIo::new(io);
     let config = &site.config;
-    let mut builder = http1::Builder::new();
+    let mut builder = auto::Builder::new(StreamExecutor(tasks));
     builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.limits.head_timeout)
         .max_buf_size(config.limits.max_head_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.limits.max_streams_per_connection)
+        .max_header_list_size(u32::try_from(config.limits.max_head_bytes).unwrap_or(u32::MAX))
+        .max_send_buf_size(H2_SEND_BUFFER)
+        .max_pending_accept_reset_streams(H2_PENDING_RESETS)
+        // PING finds a peer that vanished even while its streams are idle.
+        .keep_alive_interval(config.tcp_keepalive)
+        .keep_alive_timeout(config.write_timeout);
+    if !config.http2 {
+        builder = builder.http1_only();
+    }
     let service_site = Arc::clone(&site);
     let service = service_fn(move |request| {
         let site = Arc::clone(&service_site);
@@ -292,7 +394,7 @@ const LINGER_BYTES: usize = 64 * 1024;
 /// answer is never unsolicited), or after a moment without one (a browser's
 /// pre-connected socket): never after the full head timeout.
 async fn refuse(stream: TcpStream, site: Arc<Site>, refusal: Refusal) {
-    let mut socket = Socket::new(
+    let socket = Socket::new(
         stream,
         site.config.write_timeout.min(LINGER),
         Arc::clone(&site.bodies.counters),
@@ -301,18 +403,34 @@ async fn refuse(stream: TcpStream, site: Arc<Site>, refusal: Refusal) {
         head_timeout: LINGER,
         ..site.config.limits.clone()
     };
+    let shutdown = &site.bodies.shutdown;
+    let mut io = match &site.tls {
+        None => Io::Plain(socket),
+        // Offering HTTP/1.1 only, so that the raw answer below is one the
+        // client reads.
+        Some(tls) => {
+            let shaking = tokio::time::timeout(LINGER, tls.http1_acceptor().accept(socket));
+            tokio::select! {
+                outcome = shaking => match outcome {
+                    Ok(Ok(stream)) => Io::Tls(Box::new(stream)),
+                    _ => return,
+                },
+                () = shutdown.stopping() => return,
+            }
+        }
+    };
     // Whatever arrives (a head, too much, or nothing in time), the answer
     // is the same; only a HEAD request gets it without a body.
-    let head = read_head(&mut socket, &limits, &site.bodies.shutdown).await;
+    let head = read_head(&mut io, &limits, shutdown).await;
     let head_only = matches!(&head, Head::Complete(bytes) if bytes.starts_with(b"HEAD "));
-    answer_and_close(socket, &site, refusal, head_only).await;
+    answer_and_close(io, &site, refusal, head_only).await;
 }
 
 /// Writes `refusal`, then closes the connection in a way that lets the
 /// client read it: the write side first, then what the client still sends
 /// is read and dropped for a moment, since closing with unread bytes would
 /// reset the connection and could discard the answer on the client's side.
-async fn answer_and_close(mut socket: Socket, site: &Site, refusal: Refusal, head_only: bool) {
+async fn answer_and_close(mut socket: Io, site: &Site, refusal: Refusal, head_only: bool) {
     let mut answer = BytesMut::with_capacity(256);
     let retry = if refusal.retry_after {
         "retry-after: 2\r\n"

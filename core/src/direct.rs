@@ -24,7 +24,7 @@ use crate::body::{Source, SseBody};
 use crate::http::{event_stream_headers, Site};
 use crate::request::{Endpoints, Request};
 use crate::routes::Route;
-use crate::socket::Socket;
+use crate::socket::Io;
 
 /// Most headers a request on the direct path may carry.
 const MAX_HEADERS: usize = 64;
@@ -57,7 +57,7 @@ pub(crate) fn subscribe(head: &[u8], ends: Endpoints, site: &Site) -> Option<Dir
 
 /// Writes the response head, then the events until the stream ends, the
 /// client goes away, or a write fails (the write timeout included).
-pub(crate) async fn serve(mut socket: Socket, stream: DirectStream) {
+pub(crate) async fn serve(mut socket: Io, stream: DirectStream) {
     let DirectStream { mut head, body } = stream;
     let written = write_all(&mut socket, &mut head).await;
     // Not kept for the stream's life: idle subscribers are most of a server.
@@ -126,7 +126,7 @@ fn response_head(version: u8, headers: &HeaderMap) -> BytesMut {
 /// Writes the body's frames until it ends, the client goes away, a write
 /// fails (the write timeout included), or the subscriber falls too far
 /// behind while a frame is still being written.
-async fn stream_events(mut socket: Socket, mut body: SseBody) {
+async fn stream_events(mut socket: Io, mut body: SseBody) {
     loop {
         let next = poll_fn(|cx| {
             if client_gone(&mut socket, cx) {
@@ -139,12 +139,14 @@ async fn stream_events(mut socket: Socket, mut body: SseBody) {
         let Ok(mut data) = frame.into_data() else {
             continue;
         };
-        let written = poll_fn(|cx| match poll_write_all(&mut socket, cx, &mut data) {
-            Poll::Pending if body.poll_lagged(cx).is_ready() => {
-                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
-            }
-            done => done,
-        })
+        let written = poll_fn(
+            |cx| match poll_write_and_flush(&mut socket, cx, &mut data) {
+                Poll::Pending if body.poll_lagged(cx).is_ready() => {
+                    Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+                }
+                done => done,
+            },
+        )
         .await;
         if written.is_err() {
             break;
@@ -155,7 +157,7 @@ async fn stream_events(mut socket: Socket, mut body: SseBody) {
 
 /// Whether the client closed its side (or sent something, which an event
 /// stream's client never does): checked without blocking.
-fn client_gone(socket: &mut Socket, cx: &mut Context<'_>) -> bool {
+fn client_gone(socket: &mut Io, cx: &mut Context<'_>) -> bool {
     let mut probe = [0u8; 64];
     let mut buf = ReadBuf::new(&mut probe);
     match Pin::new(socket).poll_read(cx, &mut buf) {
@@ -165,14 +167,26 @@ fn client_gone(socket: &mut Socket, cx: &mut Context<'_>) -> bool {
     }
 }
 
-/// Writes all of `data`.
-pub(crate) async fn write_all(socket: &mut Socket, data: &mut impl Buf) -> io::Result<()> {
-    poll_fn(|cx| poll_write_all(socket, cx, data)).await
+/// Writes all of `data` and flushes it onto the socket.
+pub(crate) async fn write_all(socket: &mut Io, data: &mut impl Buf) -> io::Result<()> {
+    poll_fn(|cx| poll_write_and_flush(socket, cx, data)).await
 }
 
-/// Writes until `data` is empty or the socket is not ready.
+/// Writes `data`, then flushes: over TLS the bytes only leave (and the
+/// write timeout only runs) once flushed. Written bytes are consumed from
+/// `data`, so polling again after `Pending` resumes where it stopped.
+fn poll_write_and_flush(
+    socket: &mut Io,
+    cx: &mut Context<'_>,
+    data: &mut impl Buf,
+) -> Poll<io::Result<()>> {
+    ready!(poll_write_all(socket, cx, data))?;
+    Pin::new(socket).poll_flush(cx)
+}
+
+/// Writes until `data` is empty or the connection is not ready.
 fn poll_write_all(
-    socket: &mut Socket,
+    socket: &mut Io,
     cx: &mut Context<'_>,
     data: &mut impl Buf,
 ) -> Poll<io::Result<()>> {

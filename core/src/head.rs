@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::config::Limits;
 use crate::shutdown::Shutdown;
-use crate::socket::Socket;
+use crate::socket::Io;
 
 /// What the client sent before its head was complete, or why it stopped.
 pub(crate) enum Head {
@@ -33,7 +33,7 @@ pub(crate) enum Head {
 /// Reads until the head is complete, too large, or abandoned. A server that
 /// is stopping abandons it at once: browsers keep pre-connected sockets
 /// open, and `stop` must not wait for them.
-pub(crate) async fn read_head(socket: &mut Socket, limits: &Limits, shutdown: &Shutdown) -> Head {
+pub(crate) async fn read_head(socket: &mut Io, limits: &Limits, shutdown: &Shutdown) -> Head {
     let reading = tokio::time::timeout(limits.head_timeout, read_until_end(socket, limits));
     tokio::select! {
         head = reading => head.unwrap_or(Head::Abandoned),
@@ -41,7 +41,7 @@ pub(crate) async fn read_head(socket: &mut Socket, limits: &Limits, shutdown: &S
     }
 }
 
-async fn read_until_end(socket: &mut Socket, limits: &Limits) -> Head {
+async fn read_until_end(socket: &mut Io, limits: &Limits) -> Head {
     let limit = limits.max_head_bytes;
     let mut bytes = BytesMut::with_capacity(1024);
     let mut scanned = 0;
@@ -85,7 +85,7 @@ fn find_head_end(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// Reads at most `max` bytes into the spare capacity of `bytes`.
 fn read_some(
-    socket: &mut Socket,
+    socket: &mut Io,
     cx: &mut Context<'_>,
     bytes: &mut BytesMut,
     max: usize,

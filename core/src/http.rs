@@ -17,6 +17,7 @@ use crate::reply::reply_pair;
 use crate::request::{Endpoints, Request};
 use crate::routes::{Route, Routes, Target};
 use crate::stream::{stream_pair, Decision};
+use crate::tls::Tls;
 
 /// What answering a request needs: the configuration, the routing table and
 /// the context every event-stream body is built from.
@@ -24,13 +25,15 @@ pub(crate) struct Site {
     pub(crate) config: Config,
     pub(crate) routes: RwLock<Routes>,
     pub(crate) bodies: BodyContext,
+    /// The certificate and acceptors, when the server speaks TLS.
+    pub(crate) tls: Option<Tls>,
     /// `Access-Control-Allow-Headers` for preflights: a fixed list, never
     /// the request's own.
     cors_allow_headers: HeaderValue,
 }
 
 impl Site {
-    pub(crate) fn new(config: Config, bodies: BodyContext) -> Self {
+    pub(crate) fn new(config: Config, bodies: BodyContext, tls: Option<Tls>) -> Self {
         let names: Vec<String> = ["last-event-id", "cache-control"]
             .into_iter()
             .map(str::to_owned)
@@ -48,6 +51,7 @@ impl Site {
             config,
             routes: RwLock::default(),
             bodies,
+            tls,
             cors_allow_headers,
         }
     }

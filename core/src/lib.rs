@@ -30,6 +30,7 @@ mod frame;
 mod request;
 mod shutdown;
 mod stats;
+mod tls;
 // Delivery (produces frames, knows no HTTP):
 mod channel;
 mod reply;

@@ -87,6 +87,7 @@ impl Channel {
             Endpoints {
                 peer: nowhere,
                 local: nowhere,
+                tls: false,
             },
         );
         let subscription = self.subscribe(request).map_err(|err| match err {

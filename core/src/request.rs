@@ -43,6 +43,8 @@ pub(crate) enum ResumeFrom<'a> {
 pub(crate) struct Endpoints {
     pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
+    /// Whether the connection is TLS.
+    pub(crate) tls: bool,
 }
 
 impl Request {
@@ -50,10 +52,19 @@ impl Request {
         method: http::Method,
         uri: &http::Uri,
         version: http::Version,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         ends: Endpoints,
     ) -> Self {
         let query = uri.query().unwrap_or("").to_owned();
+        // HTTP/2 names the host in `:authority`, which hyper puts in the URI:
+        // hosts and applications read it as the `host` header either way.
+        if let Some(authority) = uri.authority() {
+            if !headers.contains_key(http::header::HOST) {
+                if let Ok(host) = http::HeaderValue::from_str(authority.as_str()) {
+                    headers.insert(http::header::HOST, host);
+                }
+            }
+        }
         // The header wins; the query form exists for clients (polyfills,
         // proxies) that cannot set headers on EventSource. Either is read as
         // UTF-8, which is what browsers send.
@@ -212,6 +223,16 @@ impl Request {
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.ends.local
     }
+
+    /// `"https"` if the request arrived over TLS, else `"http"` (a proxy's
+    /// `X-Forwarded-Proto` is the host's to trust or not).
+    pub fn scheme(&self) -> &'static str {
+        if self.inner.ends.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 fn first_query_value(query: &str, name: &str) -> Option<String> {
@@ -264,6 +285,7 @@ mod tests {
         Endpoints {
             peer: "127.0.0.1:9".parse().unwrap(),
             local: "127.0.0.1:80".parse().unwrap(),
+            tls: false,
         }
     }
 

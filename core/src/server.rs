@@ -28,6 +28,7 @@ use crate::request::Request;
 use crate::routes::{Route, Routes};
 use crate::stats::{ChannelStats, Stats};
 use crate::stream::{AsyncStream, StreamHandler, StreamSender};
+use crate::tls::Tls;
 
 enum Lifecycle {
     Ready,
@@ -130,6 +131,10 @@ impl Server {
             )?)),
             None => None,
         };
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Tls::new(cert, key, config.http2)?),
+            _ => None,
+        };
         let settings = StartSettings {
             host: config.host.clone(),
             port: config.port,
@@ -137,7 +142,7 @@ impl Server {
             reuse_port: config.reuse_port,
         };
         Ok(Server {
-            site: Arc::new(Site::new(config, bodies)),
+            site: Arc::new(Site::new(config, bodies, tls)),
             lifecycle: Mutex::new(Lifecycle::Ready),
             stopper: Mutex::new(None),
             settings: Mutex::new(settings),
@@ -183,6 +188,20 @@ impl Server {
             settings.drain_timeout = timeout;
         }
         Ok(())
+    }
+
+    /// Reads [`Config::tls_cert`] and [`Config::tls_key`] again (a renewed
+    /// certificate) and gives the new pair to every handshake from now on;
+    /// open connections keep theirs. Fails with [`Error::InvalidConfig`],
+    /// keeping the pair in service, if the files do not hold a matching
+    /// pair, and if the server does not speak TLS.
+    pub fn reload_tls(&self) -> Result<()> {
+        match &self.site.tls {
+            Some(tls) => tls.reload(),
+            None => Err(Error::InvalidConfig(
+                "reload_tls: the server has no tls_cert and tls_key".to_owned(),
+            )),
+        }
     }
 
     /// Registers a broadcast channel at `path` and returns its handle.

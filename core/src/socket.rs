@@ -1,7 +1,9 @@
 //! The accepted TCP socket: [`Socket`] counts bytes written and fails a write
 //! that cannot make progress within the write timeout, which is how a
 //! half-open client (one that vanished without a FIN) is found and freed;
-//! [`Replay`] is the socket hyper reads, with the head already read in front.
+//! [`Io`] is the connection as the server reads and writes it (plain, or TLS
+//! over the socket); [`Replay`] is the connection hyper reads, with the head
+//! already read in front.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -15,6 +17,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::server::TlsStream;
 
 use crate::stats::Counters;
 
@@ -185,16 +188,89 @@ impl AsyncWrite for Socket {
     }
 }
 
-/// The socket for hyper: `prefix` (the head already read) first, then the
-/// socket itself.
+/// A connection: the socket itself, or TLS over it (boxed: a subscriber's
+/// task stays small either way).
+///
+/// Over TLS a write is done once rustls has taken the bytes, before they
+/// reach the socket: whoever writes must flush for them to leave, and for
+/// the socket's write timeout to see a client that stopped reading.
+pub(crate) enum Io {
+    Plain(Socket),
+    Tls(Box<TlsStream<Socket>>),
+}
+
+impl Io {
+    /// Whether the connection is encrypted.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Io::Tls(_))
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(socket) => Pin::new(socket).poll_read(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(socket) => Pin::new(socket).poll_write(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(socket) => Pin::new(socket).poll_write_vectored(cx, bufs),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(socket) => Pin::new(socket).poll_flush(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(socket) => Pin::new(socket).poll_shutdown(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The connection for hyper: `prefix` (the head already read) first, then
+/// the connection itself.
 pub(crate) struct Replay {
     prefix: BytesMut,
-    socket: Socket,
+    io: Io,
 }
 
 impl Replay {
-    pub(crate) fn new(prefix: BytesMut, socket: Socket) -> Self {
-        Replay { prefix, socket }
+    pub(crate) fn new(prefix: BytesMut, io: Io) -> Self {
+        Replay { prefix, io }
     }
 }
 
@@ -215,7 +291,7 @@ impl AsyncRead for Replay {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.socket).poll_read(cx, buf)
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 
@@ -225,7 +301,7 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().socket).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -233,7 +309,7 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -241,11 +317,11 @@ impl AsyncWrite for Replay {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().socket).poll_flush(cx)
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

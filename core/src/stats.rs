@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_written: AtomicU64,
     pub(crate) slow_consumer_drops: AtomicU64,
     pub(crate) write_timeouts: AtomicU64,
+    pub(crate) tls_handshakes_failed: AtomicU64,
 }
 
 /// A snapshot of the server's counters.
@@ -36,12 +37,17 @@ pub struct Stats {
     pub events_published: u64,
     /// Events handed to connections (one per event per subscriber).
     pub events_delivered: u64,
-    /// Bytes written to sockets, heads included.
+    /// Bytes written to sockets, heads included (over TLS, the encrypted
+    /// bytes).
     pub bytes_written: u64,
     /// Subscribers disconnected for falling too far behind.
     pub slow_consumer_drops: u64,
     /// Connections closed because a write could not complete in time.
     pub write_timeouts: u64,
+    /// TLS handshakes that failed or did not finish within the head
+    /// timeout (a client that distrusts the certificate, or speaks plain
+    /// HTTP to the TLS port).
+    pub tls_handshakes_failed: u64,
     /// Per channel, in path order.
     pub channels: Vec<ChannelStats>,
     /// The broker's state, when the server has one ([`Config::broker`](crate::Config::broker)).
@@ -114,6 +120,7 @@ impl Counters {
             bytes_written: get(&self.bytes_written),
             slow_consumer_drops: get(&self.slow_consumer_drops),
             write_timeouts: get(&self.write_timeouts),
+            tls_handshakes_failed: get(&self.tls_handshakes_failed),
             channels,
             broker,
         }

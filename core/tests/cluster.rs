@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::tls::TestCa;
 use common::*;
 use tidings::{Channel, ChannelOptions, Config, Error, EventId, Server};
 
@@ -163,35 +164,6 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A certificate authority made for one test (rcgen).
-struct TestCa {
-    certificate: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
-impl TestCa {
-    fn new(name: &str) -> TestCa {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let certificate = params.self_signed(&key).unwrap();
-        TestCa { certificate, key }
-    }
-
-    /// A server certificate for `host` and its key, both PEM.
-    fn sign_server(&self, host: &str) -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec![host.to_owned()]).unwrap();
-        let certificate = params
-            .signed_by(&key, &self.certificate, &self.key)
-            .unwrap();
-        (certificate.pem(), key.serialize_pem())
     }
 }
 

@@ -21,6 +21,8 @@ use tokio::task::JoinHandle;
 /// instead of hanging, and never assert on speed.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+pub mod tls;
+
 pub type Event = eventsource_stream::Event;
 
 /// A server on an ephemeral loopback port.
