@@ -9,8 +9,10 @@ export interface Limits {
   maxConnectionsPerIp?: number
   /** Largest request head in bytes (431 beyond); at least 8192. Default 16384. */
   maxHeadBytes?: number
-  /** Seconds a client has to send its request head. Default 10. */
+  /** Seconds a client has to finish its TLS handshake, then to send its request head. Default 10. */
   headTimeout?: number
+  /** Most HTTP/2 streams (EventSources) open at once on one connection. Default 100. */
+  maxStreamsPerConnection?: number
 }
 
 export interface ServerOptions {
@@ -51,6 +53,12 @@ export interface ServerOptions {
   brokerQueue?: number
   /** A PEM file of the certificate authorities a `rediss://` broker's certificate must chain to. Default: the system's. */
   brokerCa?: string
+  /** A PEM file with the certificate chain (own certificate first): with tlsKey, the server speaks HTTPS only. */
+  tlsCert?: string
+  /** A PEM file with tlsCert's private key (PKCS#8, PKCS#1 or SEC1). */
+  tlsKey?: string
+  /** Whether clients may speak HTTP/2: over TLS via ALPN, over plain TCP by prior knowledge. Default true. */
+  http2?: boolean
 }
 
 export interface ChannelOptions {
@@ -93,6 +101,8 @@ export interface Request {
   /** The Last-Event-ID header, else the lastEventId query parameter. */
   lastEventId: string | null
   client: { address: string; port: number }
+  /** 'https' if the request arrived over TLS, else 'http'. */
+  scheme: 'http' | 'https'
 }
 
 export type StreamHandler = (request: Request) =>
@@ -128,6 +138,8 @@ export interface Stats {
   bytesWritten: number
   slowConsumerDrops: number
   writeTimeouts: number
+  /** TLS handshakes that failed or did not finish within the head timeout. */
+  tlsHandshakesFailed: number
   channels: Record<string, ChannelStats>
   /** The broker connection's state; null without a broker. */
   broker: BrokerStats | null
@@ -192,6 +204,8 @@ export declare class Server extends EventEmitter {
   readonly running: boolean
   readonly url: string | null
   stats (): Stats
+  /** Reads tlsCert and tlsKey again: new connections get the new pair, open ones keep theirs. */
+  reloadTls (): void
   on (event: 'error', listener: (error: unknown, request: Request) => void): this
 }
 

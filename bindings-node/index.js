@@ -105,9 +105,14 @@ class Server extends EventEmitter {
       reusePort: options.reusePort,
       broker: options.broker,
       brokerQueue: options.brokerQueue,
-      brokerCa: options.brokerCa
+      brokerCa: options.brokerCa,
+      tlsCert: options.tlsCert,
+      tlsKey: options.tlsKey,
+      http2: options.http2,
+      maxStreamsPerConnection: limits.maxStreamsPerConnection
     })
     this._keepProcessAlive = null
+    this._scheme = options.tlsCert ? 'https' : 'http'
   }
 
   /** Registers a broadcast channel at `path`. */
@@ -181,11 +186,20 @@ class Server extends EventEmitter {
     const port = this._native.port
     if (port === null || port === undefined) return null
     const host = this._native.host
-    return host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`
+    const scheme = this._scheme
+    return host.includes(':') ? `${scheme}://[${host}]:${port}` : `${scheme}://${host}:${port}`
   }
 
   /** Counters: connections, streams, events published and delivered, bytes, per channel. */
   stats () { return this._native.stats() }
+
+  /**
+   * Reads `tlsCert` and `tlsKey` again (a renewed certificate): new
+   * connections get the new pair, open ones keep theirs. Throws
+   * ERR_TIDINGS_INVALID_CONFIG, keeping the pair in service, if the files do
+   * not hold a matching pair or the server has no TLS.
+   */
+  reloadTls () { this._native.reloadTls() }
 
   _report (error, request) {
     if (this.listenerCount('error') > 0) {

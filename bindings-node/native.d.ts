@@ -51,6 +51,12 @@ export declare class NativeServer {
   get port(): number | null
   get host(): string
   get running(): boolean
+  /**
+   * Reads the certificate and key files again; new connections get the
+   * new pair, open ones keep theirs. Throws (keeping the pair in
+   * service) if the files do not hold a matching pair.
+   */
+  reloadTls(): void
   stats(): Stats
 }
 
@@ -144,6 +150,8 @@ export interface RequestInfo {
   headers: Record<string, string>
   lastEventId: string | null
   client: ClientAddress
+  /** `"https"` over TLS, else `"http"`. */
+  scheme: string
 }
 
 /** Server options; durations in seconds (checked by the core). */
@@ -178,6 +186,14 @@ export interface ServerOptions {
    * must chain to (default: the system's).
    */
   brokerCa?: string
+  /** A PEM file with the certificate chain: with `tls_key`, HTTPS only. */
+  tlsCert?: string
+  /** A PEM file with the private key of `tls_cert`. */
+  tlsKey?: string
+  /** Whether clients may speak HTTP/2 (default true). */
+  http2?: boolean
+  /** Most HTTP/2 streams open at once on one connection. */
+  maxStreamsPerConnection?: number
 }
 
 export interface Stats {
@@ -191,6 +207,7 @@ export interface Stats {
   bytesWritten: number
   slowConsumerDrops: number
   writeTimeouts: number
+  tlsHandshakesFailed: number
   channels: Record<string, ChannelStats>
   broker: BrokerStats | null
 }

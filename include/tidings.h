@@ -314,7 +314,8 @@ typedef struct tidings_config {
    */
   uint32_t max_head_bytes;
   /**
-   * Time a client has to send its request head. Default 10000.
+   * Time a client has to finish its TLS handshake, then to send its
+   * request head. Default 10000.
    */
   uint32_t head_timeout_ms;
   /**
@@ -343,6 +344,28 @@ typedef struct tidings_config {
    * Read during `tidings_server_new` only.
    */
   const char *broker_ca;
+  /**
+   * Path of a PEM file with the server's certificate chain (its own
+   * certificate first): with `tls_key`, the server speaks HTTPS only.
+   * NULL (the default): plain HTTP. The string is read during
+   * `tidings_server_new` only; `tidings_server_reload_tls` reads the file
+   * it names again.
+   */
+  const char *tls_cert;
+  /**
+   * Path of a PEM file with the private key of `tls_cert`. Default NULL.
+   */
+  const char *tls_key;
+  /**
+   * Whether clients may speak HTTP/2 (over TLS via ALPN, over plain TCP
+   * by prior knowledge). Default true.
+   */
+  bool http2;
+  /**
+   * Most HTTP/2 streams open at once on one connection (a browser puts
+   * every EventSource of an origin on one). 1 to 10000. Default 100.
+   */
+  uint32_t max_streams_per_connection;
 } tidings_config;
 
 /**
@@ -642,6 +665,14 @@ tidings_status tidings_server_page(const struct tidings_server *server,
 tidings_status tidings_server_files(const struct tidings_server *server,
                                     const char *prefix,
                                     const char *directory);
+
+/**
+ * Reads the configured `tls_cert` and `tls_key` files again (a renewed
+ * certificate): new connections get the new pair, open ones keep theirs.
+ * Returns TIDINGS_ERR_INVALID_CONFIG, keeping the pair in service, if the
+ * files do not hold a matching pair or the server has no TLS.
+ */
+tidings_status tidings_server_reload_tls(const struct tidings_server *server);
 
 /**
  * Binds and starts serving on the engine's own threads. If `port_out` is not

@@ -74,6 +74,7 @@ pub struct Stats {
     pub bytes_written: f64,
     pub slow_consumer_drops: f64,
     pub write_timeouts: f64,
+    pub tls_handshakes_failed: f64,
     pub channels: HashMap<String, ChannelStats>,
     pub broker: Either<BrokerStats, Null>,
 }
@@ -122,6 +123,7 @@ pub(crate) fn stats(stats: tidings::Stats) -> Stats {
         bytes_written: stats.bytes_written as f64,
         slow_consumer_drops: stats.slow_consumer_drops as f64,
         write_timeouts: stats.write_timeouts as f64,
+        tls_handshakes_failed: stats.tls_handshakes_failed as f64,
         broker: stats
             .broker
             .map_or(Either::B(Null), |broker| Either::A(broker_stats(broker))),

@@ -21,6 +21,8 @@ pub struct RequestInfo {
     pub headers: HashMap<String, String>,
     pub last_event_id: Option<String>,
     pub client: ClientAddress,
+    /// `"https"` over TLS, else `"http"`.
+    pub scheme: String,
 }
 
 pub(crate) fn request_info(request: &tidings::Request) -> RequestInfo {
@@ -42,5 +44,6 @@ pub(crate) fn request_info(request: &tidings::Request) -> RequestInfo {
             address: peer.ip().to_string(),
             port: peer.port().into(),
         },
+        scheme: request.scheme().to_owned(),
     }
 }

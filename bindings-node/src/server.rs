@@ -46,6 +46,14 @@ pub struct ServerOptions {
     /// A PEM file of the authorities a `rediss://` broker's certificate
     /// must chain to (default: the system's).
     pub broker_ca: Option<String>,
+    /// A PEM file with the certificate chain: with `tls_key`, HTTPS only.
+    pub tls_cert: Option<String>,
+    /// A PEM file with the private key of `tls_cert`.
+    pub tls_key: Option<String>,
+    /// Whether clients may speak HTTP/2 (default true).
+    pub http2: Option<bool>,
+    /// Most HTTP/2 streams open at once on one connection.
+    pub max_streams_per_connection: Option<u32>,
 }
 
 /// Stops a server on the libuv thread pool (it waits for the engine's threads).
@@ -129,6 +137,14 @@ impl NativeServer {
                 config.broker_queue = queue as usize;
             }
             config.broker_ca = options.broker_ca.map(std::path::PathBuf::from);
+            config.tls_cert = options.tls_cert.map(std::path::PathBuf::from);
+            config.tls_key = options.tls_key.map(std::path::PathBuf::from);
+            if let Some(http2) = options.http2 {
+                config.http2 = http2;
+            }
+            if let Some(streams) = options.max_streams_per_connection {
+                config.limits.max_streams_per_connection = streams;
+            }
         }
         let inner = tidings::Server::new(config).map_err(js_error)?;
         Ok(NativeServer {
@@ -259,6 +275,14 @@ impl NativeServer {
     #[napi(getter)]
     pub fn running(&self) -> bool {
         self.inner.is_running()
+    }
+
+    /// Reads the certificate and key files again; new connections get the
+    /// new pair, open ones keep theirs. Throws (keeping the pair in
+    /// service) if the files do not hold a matching pair.
+    #[napi]
+    pub fn reload_tls(&self) -> Result<(), Code> {
+        self.inner.reload_tls().map_err(js_error)
     }
 
     #[napi]

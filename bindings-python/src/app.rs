@@ -342,7 +342,7 @@ impl Exchange {
         }
         scope.set_item(intern!(py, "headers"), headers)?;
         let peer = request.peer_addr();
-        let mut scheme = "http";
+        let mut scheme = request.scheme();
         let mut client = config.client(py, peer)?;
         if config.proxies.trusts(peer.ip()) {
             if let Some(proto) = forwarded_proto.and_then(|p| std::str::from_utf8(p).ok()) {

@@ -63,6 +63,12 @@ impl Request {
         self.inner.last_event_id()
     }
 
+    /// ``"https"`` if the request arrived over TLS, else ``"http"``.
+    #[getter]
+    fn scheme(&self) -> &'static str {
+        self.inner.scheme()
+    }
+
     /// The client's address as (host, port).
     #[getter]
     fn client(&self) -> (String, u16) {

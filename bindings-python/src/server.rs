@@ -39,10 +39,12 @@ impl Server {
         tcp_keepalive=Some(60.0), drain_timeout=5.0, worker_threads=0, stream_queue=32,
         max_connections=None, max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0,
         max_pending_callbacks=1024, reuse_port=false, broker=None, broker_queue=10_000, broker_ca=None,
+        tls_cert=None, tls_key=None, http2=true, max_streams_per_connection=100,
     ), text_signature = "(host='127.0.0.1', port=8000, *, cors=None, keepalive=15.0, write_timeout=30.0, \
         tcp_keepalive=60.0, drain_timeout=5.0, worker_threads=0, stream_queue=32, max_connections=None, \
         max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0, max_pending_callbacks=1024, \
-        reuse_port=False, broker=None, broker_queue=10000, broker_ca=None)")]
+        reuse_port=False, broker=None, broker_queue=10000, broker_ca=None, tls_cert=None, tls_key=None, \
+        http2=True, max_streams_per_connection=100)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: &str,
@@ -63,6 +65,10 @@ impl Server {
         broker: Option<String>,
         broker_queue: usize,
         broker_ca: Option<std::path::PathBuf>,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
+        http2: bool,
+        max_streams_per_connection: u32,
     ) -> PyResult<Self> {
         let config = tidings::Config {
             host: host.to_owned(),
@@ -82,11 +88,15 @@ impl Server {
                 max_connections_per_ip,
                 max_head_bytes,
                 head_timeout: seconds("head_timeout", head_timeout)?,
+                max_streams_per_connection,
             },
             reuse_port,
             broker,
             broker_queue,
             broker_ca,
+            tls_cert,
+            tls_key,
+            http2,
         };
         Ok(Server {
             inner: Arc::new(tidings::Server::new(config).py_err()?),
@@ -95,6 +105,14 @@ impl Server {
             max_pending_callbacks,
             mailbox: Mutex::default(),
         })
+    }
+
+    /// Reads `tls_cert` and `tls_key` again and serves the new pair to new
+    /// connections; open ones keep theirs. Raises ConfigError (keeping the
+    /// pair in service) if the files do not hold a matching pair.
+    fn reload_tls(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = Arc::clone(&self.inner);
+        py.detach(move || inner.reload_tls()).py_err()
     }
 
     /// Registers a broadcast channel at `path` (served there unless
@@ -306,6 +324,7 @@ impl Server {
         out.set_item("bytes_written", stats.bytes_written)?;
         out.set_item("slow_consumer_drops", stats.slow_consumer_drops)?;
         out.set_item("write_timeouts", stats.write_timeouts)?;
+        out.set_item("tls_handshakes_failed", stats.tls_handshakes_failed)?;
         let app_refused = self
             .mailbox
             .lock()

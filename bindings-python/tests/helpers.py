@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from typing import Any, Iterator
 import httpx
 import httpx_sse
 import pytest
+import trustme
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "python"
@@ -98,14 +100,14 @@ def demo(name: str, *args: str, port: int = 0) -> Iterator[Demo]:
 def serving(
     command: list[str], stop_timeout: float = PATIENCE, env: dict[str, str] | None = None
 ) -> Iterator[Demo]:
-    """Runs a server program that prints "<name>: open http://host:port/",
+    """Runs a server program that prints "<name>: open http(s)://host:port/",
     yields it, then sends Ctrl-C: it must exit cleanly (status 0)."""
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
     )
     assert process.stdout is not None
     line = _readline(process, PATIENCE)
-    match = re.search(r"open (http://[^/\s]+)/", line)
+    match = re.search(r"open (https?://[^/\s]+)/", line)
     if not match:
         process.kill()
         raise AssertionError(f"{command[0]} printed {line!r}; stderr: {process.stderr.read() if process.stderr else ''}")
@@ -227,3 +229,36 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class Pki:
+    """A CA and a certificate for 127.0.0.1 in `directory`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ca = trustme.CA()
+        self.directory = directory
+        self.ca_file = directory / "ca.pem"
+        self.cert = directory / "server.pem"
+        self.key = directory / "server.key"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.issue()
+
+    def issue(self) -> None:
+        """A new certificate over the files the server was given."""
+        issued = self.ca.issue_cert("127.0.0.1")
+        self.cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+        issued.private_key_pem.write_to_path(str(self.key))
+
+    def context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def client(self, http2: bool = False) -> httpx.Client:
+        return httpx.Client(trust_env=False, timeout=PATIENCE, verify=self.context(), http2=http2)
+
+    def served_certificate(self, port: int) -> bytes:
+        """The DER of the certificate a fresh handshake is given."""
+        with socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as raw:
+            with self.context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                certificate = tls.getpeercert(binary_form=True)
+                assert certificate is not None
+                return certificate

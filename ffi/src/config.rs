@@ -55,7 +55,8 @@ pub struct tidings_config {
     pub max_connections_per_ip: u32,
     /// Largest request head in bytes (431 beyond); at least 8192. Default 16384.
     pub max_head_bytes: u32,
-    /// Time a client has to send its request head. Default 10000.
+    /// Time a client has to finish its TLS handshake, then to send its
+    /// request head. Default 10000.
     pub head_timeout_ms: u32,
     /// Let other sockets listen on the same host and port (SO_REUSEPORT):
     /// several processes started so share the port, the kernel spreading
@@ -75,6 +76,20 @@ pub struct tidings_config {
     /// broker's certificate must chain to; NULL (the default): the system's.
     /// Read during `tidings_server_new` only.
     pub broker_ca: *const c_char,
+    /// Path of a PEM file with the server's certificate chain (its own
+    /// certificate first): with `tls_key`, the server speaks HTTPS only.
+    /// NULL (the default): plain HTTP. The string is read during
+    /// `tidings_server_new` only; `tidings_server_reload_tls` reads the file
+    /// it names again.
+    pub tls_cert: *const c_char,
+    /// Path of a PEM file with the private key of `tls_cert`. Default NULL.
+    pub tls_key: *const c_char,
+    /// Whether clients may speak HTTP/2 (over TLS via ALPN, over plain TCP
+    /// by prior knowledge). Default true.
+    pub http2: bool,
+    /// Most HTTP/2 streams open at once on one connection (a browser puts
+    /// every EventSource of an origin on one). 1 to 10000. Default 100.
+    pub max_streams_per_connection: u32,
 }
 
 /// Options of a broadcast channel. Start from `tidings_channel_options_default()`.
@@ -137,6 +152,10 @@ pub extern "C" fn tidings_config_default() -> tidings_config {
         broker: std::ptr::null(),
         broker_queue: u32::try_from(defaults.broker_queue).unwrap_or(u32::MAX),
         broker_ca: std::ptr::null(),
+        tls_cert: std::ptr::null(),
+        tls_key: std::ptr::null(),
+        http2: defaults.http2,
+        max_streams_per_connection: defaults.limits.max_streams_per_connection,
     }
 }
 
@@ -157,7 +176,8 @@ pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
 /// Converts a C configuration.
 ///
 /// # Safety
-/// `config.host`, `config.broker` and `config.broker_ca` are NULL or NUL-terminated strings. If `config.cors` is
+/// `config.host`, `config.broker`, `config.broker_ca`, `config.tls_cert` and `config.tls_key` are NULL or
+/// NUL-terminated strings. If `config.cors` is
 /// TIDINGS_CORS_ORIGINS and `cors_origins` is not NULL, it points to
 /// `cors_origins_len` aligned, readable `const char *` entries, each NULL or
 /// NUL-terminated. All of it stays valid and unmodified during the call.
@@ -172,6 +192,12 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
     // SAFETY: as for `host`: by this function's contract `config.broker_ca`
     // is NULL or NUL-terminated and valid for this call; it is copied below.
     let broker_ca = unsafe { optional_str(config.broker_ca, "config.broker_ca") }?;
+    // SAFETY: as for `host`: by this function's contract `config.tls_cert`
+    // is NULL or NUL-terminated and valid for this call; it is copied below.
+    let tls_cert = unsafe { optional_str(config.tls_cert, "config.tls_cert") }?;
+    // SAFETY: as for `host`: by this function's contract `config.tls_key` is
+    // NULL or NUL-terminated and valid for this call; it is copied below.
+    let tls_key = unsafe { optional_str(config.tls_key, "config.tls_key") }?;
     const DISABLED: u32 = tidings_cors::TIDINGS_CORS_DISABLED as u32;
     const ANY_ORIGIN: u32 = tidings_cors::TIDINGS_CORS_ANY_ORIGIN as u32;
     const ORIGINS: u32 = tidings_cors::TIDINGS_CORS_ORIGINS as u32;
@@ -231,11 +257,15 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
             max_connections_per_ip: limit(config.max_connections_per_ip),
             max_head_bytes: config.max_head_bytes as usize,
             head_timeout: millis(config.head_timeout_ms),
+            max_streams_per_connection: config.max_streams_per_connection,
         },
         reuse_port: config.reuse_port,
         broker: broker.map(str::to_owned),
         broker_queue: config.broker_queue as usize,
         broker_ca: broker_ca.map(std::path::PathBuf::from),
+        tls_cert: tls_cert.map(std::path::PathBuf::from),
+        tls_key: tls_key.map(std::path::PathBuf::from),
+        http2: config.http2,
     })
 }
 

@@ -214,6 +214,23 @@ pub unsafe extern "C" fn tidings_server_files(
     })
 }
 
+/// Reads the configured `tls_cert` and `tls_key` files again (a renewed
+/// certificate): new connections get the new pair, open ones keep theirs.
+/// Returns TIDINGS_ERR_INVALID_CONFIG, keeping the pair in service, if the
+/// files do not hold a matching pair or the server has no TLS.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_server_reload_tls(
+    server: *const tidings_server,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let server = arg_ref!(server, "server");
+        server
+            .inner
+            .reload_tls()
+            .map_or_else(fail_with, |()| tidings_status::TIDINGS_OK)
+    })
+}
+
 /// Binds and starts serving on the engine's own threads. If `port_out` is not
 /// NULL, the bound port is written there (useful with port 0).
 #[no_mangle]

@@ -163,6 +163,20 @@ static void test_bad_arguments_and_config(void) {
     EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_CONFIG);
     EXPECT_ERROR_MENTIONS("rediss://");
 
+    /* TLS: the certificate and key go together, and are read when the server is made. */
+    config = tidings_config_default();
+    config.tls_cert = "/nonexistent/tidings-cert.pem";
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("together");
+    config.tls_key = "/nonexistent/tidings-key.pem";
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("tidings-cert.pem");
+    config = tidings_config_default();
+    config.max_streams_per_connection = 0;
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("max_streams_per_connection");
+    EXPECT_STATUS(tidings_server_reload_tls(NULL), TIDINGS_ERR_NULL_ARGUMENT);
+
     /* The error can be copied out, and a zero-length buffer says how much is needed. */
     size_t needed = 0;
     EXPECT_STATUS(tidings_last_error_copy(NULL, 0, &needed), TIDINGS_ERR_BUFFER_TOO_SMALL);
@@ -186,6 +200,10 @@ static void test_routes_events_and_lifecycle(void) {
     config.drain_timeout_ms = 2000;
     tidings_server *server = NULL;
     EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_OK);
+
+    /* A server without TLS has no certificate to reload. */
+    EXPECT_STATUS(tidings_server_reload_tls(server), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("tls_cert");
 
     tidings_channel *channel = NULL;
     EXPECT_STATUS(tidings_server_channel(server, NULL, NULL, &channel), TIDINGS_ERR_NULL_ARGUMENT);

@@ -35,7 +35,8 @@ async function main (): Promise<void> {
     drainTimeout: 1,
     workerThreads: 1,
     streamQueue: 8,
-    limits: { maxConnections: 100, maxConnectionsPerIp: 10, maxHeadBytes: 16384, headTimeout: 5 }
+    limits: { maxConnections: 100, maxConnectionsPerIp: 10, maxHeadBytes: 16384, headTimeout: 5, maxStreamsPerConnection: 50 },
+    http2: true
   }
   const server: Server = new Server(options)
   const channelOptions: ChannelOptions = { history: 10, autoId: true, maxLag: 100, keepalive: null, maxSubscribers: 5 }
@@ -86,13 +87,15 @@ async function main (): Promise<void> {
   assert.match(body, /data: text\n\ndata: bytes\n\n: c\nevent: named\nid: 1\nretry: 100\ndata: \{"json":true\}\n\n/)
   const request = seen as Request | null
   assert.ok(request)
-  sameKeys<Request>({ method: true, path: true, queryString: true, query: true, headers: true, lastEventId: true, client: true }, request, 'Request')
+  sameKeys<Request>({ method: true, path: true, queryString: true, query: true, headers: true, lastEventId: true, client: true, scheme: true }, request, 'Request')
   assert.deepEqual([request.method, request.path, request.queryString, request.query.x, request.lastEventId], ['GET', '/s', 'x=1', '1', 'L'])
   assert.equal(typeof request.headers.host, 'string')
   assert.deepEqual(Object.keys(request.client).sort(), ['address', 'port'])
   const made = await fetch(`${url}/r`)
   assert.deepEqual([made.status, await made.text()], [201, 'made'])
 
+  // No TLS here: reloading has no certificate to read.
+  assert.throws(() => server.reloadTls(), { code: 'ERR_TIDINGS_INVALID_CONFIG' })
   const stats: Stats = server.stats()
   sameKeys<Stats>({
     connectionsOpen: true,
@@ -105,6 +108,7 @@ async function main (): Promise<void> {
     bytesWritten: true,
     slowConsumerDrops: true,
     writeTimeouts: true,
+    tlsHandshakesFailed: true,
     channels: true,
     broker: true
   }, stats, 'Stats')

@@ -128,6 +128,22 @@ def parser() -> argparse.ArgumentParser:
         "(default: $TIDINGS_BROKER_CA, else the system's)",
     )
     run.add_argument(
+        "--ssl-certfile",
+        "--tls-cert",
+        dest="tls_cert",
+        default=None,
+        metavar="PEM",
+        help="serve HTTPS (and HTTP/2) with this certificate chain; SIGHUP reloads it (default: $TIDINGS_TLS_CERT)",
+    )
+    run.add_argument(
+        "--ssl-keyfile",
+        "--tls-key",
+        dest="tls_key",
+        default=None,
+        metavar="PEM",
+        help="the private key of --ssl-certfile (default: $TIDINGS_TLS_KEY)",
+    )
+    run.add_argument(
         "--reuse-port",
         action="store_true",
         help="let other processes listen on the same port (--workers sets it)",
@@ -160,6 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["TIDINGS_BROKER"] = options.broker
     if options.broker_ca:
         os.environ["TIDINGS_BROKER_CA"] = os.path.abspath(options.broker_ca)
+    if (options.tls_cert is None) != (options.tls_key is None):
+        logger.error("--ssl-certfile and --ssl-keyfile go together")
+        return EXIT_USAGE
+    if options.tls_cert:
+        os.environ["TIDINGS_TLS_CERT"] = os.path.abspath(options.tls_cert)
+        os.environ["TIDINGS_TLS_KEY"] = os.path.abspath(options.tls_key)
     if options.workers > 1:
         if options.reload:
             logger.error("--reload and --workers cannot be combined")

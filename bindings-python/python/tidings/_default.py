@@ -24,7 +24,7 @@ def configure(**options: Any) -> Server:
     with _lock:
         if _default is not None:
             raise ServerStateError("the default server exists already: call tidings.configure() before tidings.channel()")
-        _default = Server(**with_broker_from_environment(options))
+        _default = Server(**with_environment(options))
         return _default
 
 
@@ -33,8 +33,23 @@ def default_server() -> Server:
     global _default
     with _lock:
         if _default is None:
-            _default = Server(**with_broker_from_environment({}))
+            _default = Server(**with_environment({}))
         return _default
+
+
+def with_environment(options: dict[str, Any]) -> dict[str, Any]:
+    """`options`, completed from what ``tidings run`` puts in the
+    environment for the server an app declares: its broker and its TLS."""
+    return with_tls_from_environment(with_broker_from_environment(options))
+
+
+def with_tls_from_environment(options: dict[str, Any]) -> dict[str, Any]:
+    """`options`, with ``tls_cert`` and ``tls_key`` from ``$TIDINGS_TLS_CERT``
+    and ``$TIDINGS_TLS_KEY`` unless given (``tidings run --ssl-certfile``)."""
+    cert = os.environ.get("TIDINGS_TLS_CERT")
+    if not cert or "tls_cert" in options or "tls_key" in options:
+        return options
+    return {**options, "tls_cert": cert, "tls_key": os.environ.get("TIDINGS_TLS_KEY")}
 
 
 def with_broker_from_environment(options: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,8 @@ import signal
 from typing import Any, Callable
 
 from ._asgi import ASGIApp
-from ._default import existing_default_server, with_broker_from_environment
-from ._errors import ServerStateError
+from ._default import existing_default_server, with_environment
+from ._errors import ConfigError, ServerStateError
 from ._server import Server
 
 logger = logging.getLogger("tidings")
@@ -82,7 +82,7 @@ async def serve_async(
     if server is None:
         if timeout_graceful_shutdown is not None:
             options["drain_timeout"] = timeout_graceful_shutdown
-        server = Server(host, port, reuse_port=reuse_port, **with_broker_from_environment(options))
+        server = Server(host, port, reuse_port=reuse_port, **with_environment(options))
     elif options:
         raise ServerStateError(
             "the app's channels live on the default server: give its options to tidings.configure(), not serve()"
@@ -104,6 +104,12 @@ async def serve_async(
             handled.append(signum)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or no signals here: stop by cancelling
+    if server.tls and hasattr(signal, "SIGHUP"):
+        try:
+            loop.add_signal_handler(signal.SIGHUP, _reload_tls, server)
+            handled.append(signal.SIGHUP)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
     try:
         async with server:
             logger.info("tidings serves %s (Ctrl-C stops it)", server.url)
@@ -114,3 +120,13 @@ async def serve_async(
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
+
+
+def _reload_tls(server: Server) -> None:
+    """SIGHUP: serve the certificate files' new contents (a renewal)."""
+    try:
+        server.reload_tls()
+    except ConfigError as error:
+        logger.error("the certificate was not reloaded, the old one stays in service: %s", error)
+    else:
+        logger.info("reloaded the TLS certificate")

@@ -52,6 +52,10 @@ class Server:
         broker: str | None = None,
         broker_queue: int = 10_000,
         broker_ca: str | os.PathLike[str] | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        http2: bool = True,
+        max_streams_per_connection: int = 100,
     ) -> None:
         self._native = _tidings.Server(
             host,
@@ -72,7 +76,12 @@ class Server:
             broker=broker,
             broker_queue=broker_queue,
             broker_ca=broker_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            http2=http2,
+            max_streams_per_connection=max_streams_per_connection,
         )
+        self._tls = tls_cert is not None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._sync_streams = _runner.SyncStreams()
@@ -174,6 +183,13 @@ class Server:
         """Serves the files under `directory` below `prefix`."""
         self._native.files(prefix, os.fspath(directory))
 
+    def reload_tls(self) -> None:
+        """Reads `tls_cert` and `tls_key` again (a renewed certificate) and
+        serves the new pair to new connections; open ones keep theirs.
+        Raises :class:`ConfigError`, keeping the pair in service, if the
+        files do not hold a matching pair or the server has no TLS."""
+        self._native.reload_tls()
+
     # Lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
@@ -270,12 +286,18 @@ class Server:
 
     @property
     def url(self) -> str | None:
-        """``http://host:port`` while running."""
+        """``http://host:port`` (``https://`` with TLS) while running."""
         port = self._native.port
         if port is None:
             return None
         host = self._native.host
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS (it was given ``tls_cert``)."""
+        return self._tls
 
     def set_start_options(
         self, host: str, port: int, drain_timeout: float | None = None, reuse_port: bool = False

@@ -69,6 +69,8 @@ class Request:
     def last_event_id(self) -> Optional[str]: ...
     @property
     def client(self) -> tuple[str, int]: ...
+    @property
+    def scheme(self) -> str: ...
 
 @final
 class Channel:
@@ -216,7 +218,12 @@ class Server:
         broker: Optional[str] = None,
         broker_queue: int = 10000,
         broker_ca: Optional[Union[str, os.PathLike[str]]] = None,
+        tls_cert: Optional[Union[str, os.PathLike[str]]] = None,
+        tls_key: Optional[Union[str, os.PathLike[str]]] = None,
+        http2: bool = True,
+        max_streams_per_connection: int = 100,
     ) -> Server: ...
+    def reload_tls(self) -> None: ...
     def channel(
         self,
         path: str,
