@@ -136,8 +136,9 @@ def _readline(process: subprocess.Popen[str], timeout: float) -> str:
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright (no browser download)."""
+def chromium(*extra_args: str) -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (no browser download),
+    with `extra_args` on its command line."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/run does)")
     from playwright.sync_api import sync_playwright
@@ -154,6 +155,7 @@ def chromium() -> Iterator[Any]:
                 "--disable-component-update",
                 "--disable-sync",
                 "--no-first-run",
+                *extra_args,
             ],
         )
         try:
@@ -254,6 +256,21 @@ class Pki:
 
     def client(self, http2: bool = False) -> httpx.Client:
         return httpx.Client(trust_env=False, timeout=PATIENCE, verify=self.context(), http2=http2)
+
+    def spki_hash(self) -> str:
+        """The base64 SHA-256 of the served certificate's public key, as
+        Chromium's ``--ignore-certificate-errors-spki-list`` takes it."""
+        import base64
+        import hashlib
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        certificate = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        spki = certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
     def served_certificate(self, port: int) -> bytes:
         """The DER of the certificate a fresh handshake is given."""

@@ -28,7 +28,7 @@ import httpx_sse
 import pytest
 
 import tidings
-from helpers import PATIENCE, Pki, serving
+from helpers import PATIENCE, Pki, chromium, serving
 
 
 @pytest.fixture
@@ -161,6 +161,50 @@ def test_a_plain_client_on_the_tls_port_is_counted_and_the_rest_goes_on(pki: Pki
             http, "GET", f"{server.url}/c", headers={"last-event-id": "1"}
         ) as source:
             assert next(source.iter_sse()).data == "kept"
+
+
+# Chromium: 20 EventSources on one HTTP/2 connection ----------------------------
+
+TWENTY_SOURCES = """<!doctype html>
+<meta charset="utf-8">
+<script>
+  window.received = Array(20).fill(0)
+  window.sources = Array.from({ length: 20 }, (_, n) => {
+    const source = new EventSource('/c?n=' + n)
+    source.onmessage = () => { window.received[n] += 1 }
+    return source
+  })
+</script>
+"""
+
+
+def test_chromium_multiplexes_twenty_event_sources_on_one_h2_connection(pki: Pki, tmp_path: Path) -> None:
+    page_file = tmp_path / "twenty.html"
+    page_file.write_text(TWENTY_SOURCES)
+    with tls_server(pki) as server:
+        channel = server.channel("/c")
+        server.page("/", page_file)
+        server.start()
+        # Trusts the test certificate by its public key (no CA install).
+        with chromium(f"--ignore-certificate-errors-spki-list={pki.spki_hash()}") as browser:
+            page = browser.new_page()
+            page.goto(f"{server.url}/")
+            # Over HTTP/1.1, Chromium's 6 connections per host would hold 14 back.
+            wait_for("20 subscribers", lambda: channel.subscribers == 20)
+            assert server.stats()["connections_open"] == 1
+            channel.publish("to every source")
+            page.wait_for_function("window.received.every((count) => count === 1)")
+            protocols = page.evaluate(
+                "[...new Set(performance.getEntriesByType('resource').map((entry) => entry.nextHopProtocol))]"
+            )
+            assert protocols == ["h2"]
+            page.evaluate("window.sources[0].close()")
+            wait_for("one subscription ended", lambda: channel.subscribers == 19)
+            channel.publish("to the other 19")
+            page.wait_for_function("window.received.slice(1).every((count) => count === 2)")
+            assert page.evaluate("window.received[0]") == 1
+            assert server.stats()["connections_open"] == 1
+            page.close()
 
 
 # ASGI over HTTP/2: the granian #917 case --------------------------------------
