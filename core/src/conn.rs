@@ -22,6 +22,7 @@ use crate::config::Limits;
 use crate::direct;
 use crate::head::{read_head, Head};
 use crate::http::{self as service, Site};
+use crate::multiplex::{StreamExecutor, Streams, Watched};
 use crate::request::Endpoints;
 use crate::socket::{Io, Replay, Socket};
 use crate::stats::Counters;
@@ -228,7 +229,7 @@ async fn serve_connection(
     if let Io::Tls(stream) = &io {
         if tls::negotiated_h2(stream.get_ref().1.alpn_protocol()) {
             let io = Replay::new(BytesMut::new(), io);
-            return Box::pin(serve_with_hyper(io, ends, site, admission, tasks)).await;
+            return Box::pin(serve_with_hyper(io, ends, site, admission, tasks, true)).await;
         }
     }
     let prefix = match read_head(&mut io, &config.limits, shutdown).await {
@@ -249,6 +250,8 @@ async fn serve_connection(
             None => bytes,
         },
     };
+    // h2c by prior knowledge: the preface's first line ended the "head".
+    let h2c = prefix.starts_with(H2_PREFACE);
     // Boxed: hyper's connection state is large, and this task's future must
     // not carry room for it while it serves a subscriber directly.
     Box::pin(serve_with_hyper(
@@ -257,6 +260,7 @@ async fn serve_connection(
         site,
         admission,
         tasks,
+        h2c,
     ))
     .await;
 }
@@ -294,21 +298,6 @@ async fn handshake(
     }
 }
 
-/// Runs each HTTP/2 stream of a connection as its own task, tracked with
-/// the connections so that `stop` waits for it.
-#[derive(Clone)]
-struct StreamExecutor(TaskTracker);
-
-impl<F> hyper::rt::Executor<F> for StreamExecutor
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn execute(&self, stream: F) {
-        self.0.spawn(stream);
-    }
-}
-
 /// Most bytes an HTTP/2 stream buffers beyond what its client's flow
 /// control window takes (hyper's default is 400 KiB): a stream that stops
 /// reading costs no more than this, and lag detection does the rest.
@@ -318,16 +307,29 @@ const H2_SEND_BUFFER: usize = 64 * 1024;
 /// (the "rapid reset" attack, CVE-2023-44487).
 const H2_PENDING_RESETS: usize = 20;
 
+/// How an HTTP/2 connection without TLS begins.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// Serves a connection with hyper: HTTP/1.1, or HTTP/2 (`h2`: known to be,
+/// by ALPN or the preface), whose streams run as tasks on `tasks`.
 async fn serve_with_hyper(
     io: Replay,
     ends: Endpoints,
     site: Arc<Site>,
     admission: Admission,
     tasks: TaskTracker,
+    h2: bool,
 ) {
     let io = TokioIo::new(io);
     let config = &site.config;
-    let mut builder = auto::Builder::new(StreamExecutor(tasks));
+    let streams = Arc::new(Streams::default());
+    let executor = StreamExecutor::new(
+        tasks,
+        Arc::clone(&streams),
+        config.write_timeout,
+        Arc::clone(&site.bodies.counters),
+    );
+    let mut builder = auto::Builder::new(executor);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -349,15 +351,39 @@ async fn serve_with_hyper(
     let service_site = Arc::clone(&site);
     let service = service_fn(move |request| {
         let site = Arc::clone(&service_site);
-        async move { service::handle(&site, ends, request).await }
+        async move {
+            let response = service::handle(&site, ends, request).await?;
+            // Made in the stream's task, where its watch is found.
+            Ok::<_, service::Aborted>(response.map(Watched::new))
+        }
     });
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
+    // HTTP/1.1 has hyper's head timeout between requests; an HTTP/2
+    // connection with no stream open for as long is closed the same way.
+    let idle = async {
+        if h2 {
+            streams.idle_for(config.limits.head_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     let outcome = tokio::select! {
         outcome = connection.as_mut() => outcome,
         () = site.bodies.shutdown.stopping() => {
             connection.as_mut().graceful_shutdown();
             connection.await
+        }
+        () = idle => {
+            tracing::debug!(peer = %ends.peer, "closing an HTTP/2 connection left without a stream");
+            connection.as_mut().graceful_shutdown();
+            // A client that does not answer the GOAWAY's PING is not waited
+            // for: the connection is dropped a head timeout later.
+            let closing = tokio::time::timeout(config.limits.head_timeout, connection.as_mut());
+            tokio::select! {
+                outcome = closing => outcome.unwrap_or(Ok(())),
+                () = site.bodies.shutdown.stopping() => Ok(()),
+            }
         }
     };
     if let Err(err) = outcome {

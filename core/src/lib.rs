@@ -50,6 +50,7 @@ mod direct;
 mod files;
 mod head;
 mod http;
+mod multiplex;
 mod socket;
 // The accept loop, then the public lifecycle:
 mod conn;

@@ -499,3 +499,118 @@ async fn a_tls_client_that_stops_reading_is_closed_by_the_write_timeout() {
     drop(tls);
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_connection_left_without_a_stream_is_closed_after_the_head_timeout() {
+    let server = server(Config {
+        limits: tidings::Limits {
+            head_timeout: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..Config::default()
+    });
+    let channel = server.channel("/c", ChannelOptions::default()).unwrap();
+    let addr = server.start().unwrap();
+
+    // One connection opens nothing: it is closed.
+    let idle = H2::handshake(
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+        addr,
+        false,
+    )
+    .await;
+    // Another holds a subscription: it stays, past several head timeouts.
+    let mut busy = H2::handshake(
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+        addr,
+        false,
+    )
+    .await;
+    let mut events = busy.get("/c", &[]).await.events();
+    eventually("the idle one closed", || idle.is_closed()).await;
+    eventually("one connection left", || {
+        server.stats().connections_open == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    channel.publish(Event::data("still open")).unwrap();
+    assert_eq!(events.next().await.unwrap().data, "still open");
+    assert!(!busy.is_closed());
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_stream_whose_client_withholds_credit_is_reset_after_the_write_timeout() {
+    let server = server(Config {
+        write_timeout: Duration::from_millis(500),
+        ..Config::default()
+    });
+    let channel = server.channel("/c", ChannelOptions::default()).unwrap();
+    let addr = server.start().unwrap();
+
+    // Small stream windows, a large connection window: one stream can stall
+    // while the other flows.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(16 * 1024)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = || {
+        http::Request::get(format!("http://{addr}/c"))
+            .body(())
+            .unwrap()
+    };
+    let mut client = client.ready().await.unwrap();
+    let (stalled, _) = client.send_request(request(), true).unwrap();
+    let mut client = client.ready().await.unwrap();
+    let (flowing, _) = client.send_request(request(), true).unwrap();
+    let mut stalled = stalled.await.unwrap().into_body();
+    let mut flowing = flowing.await.unwrap().into_body();
+    // The flowing stream is read and its credit given back; the stalled
+    // one's never is.
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(Ok(data)) = flowing.data().await {
+            let _ = flowing.flow_control().release_capacity(data.len());
+            seen.extend_from_slice(&data);
+            if String::from_utf8_lossy(&seen).contains("after the reset") {
+                return true;
+            }
+        }
+        false
+    });
+    eventually("two subscribers", || channel.subscribers() == 2).await;
+    let big = "x".repeat(1024);
+    for _ in 0..200 {
+        channel.publish(Event::data(big.as_str())).unwrap();
+    }
+    eventually("the stalled stream is reset", || {
+        channel.subscribers() == 1 && server.stats().write_timeouts == 1
+    })
+    .await;
+    channel.publish(Event::data("after the reset")).unwrap();
+    assert!(
+        tokio::time::timeout(PATIENCE, reader)
+            .await
+            .unwrap()
+            .unwrap(),
+        "the flowing stream goes on"
+    );
+    // What was sent before the reset can still be read, then the reset.
+    let ended = loop {
+        match tokio::time::timeout(PATIENCE, stalled.data())
+            .await
+            .unwrap()
+        {
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => break err.reason(),
+            None => break None,
+        }
+    };
+    assert_eq!(ended, Some(h2::Reason::CANCEL));
+    assert_eq!(server.stats().connections_open, 1);
+    server.stop();
+}
