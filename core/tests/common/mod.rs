@@ -67,7 +67,21 @@ pub async fn request(
     headers: &[(&str, &str)],
 ) -> Response {
     let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    request_over(stream, addr, method, path, headers).await
+}
+
+/// One HTTP/1.1 request over an established connection (TLS or not).
+pub async fn request_over<T>(
+    io: T,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .expect("handshake");
     let connection = tokio::spawn(async move {

@@ -141,39 +141,7 @@ pub async fn get_over<T>(io: T, addr: SocketAddr, path: &str, headers: &[(&str, 
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .expect("handshake");
-    let connection = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let response = send(&mut sender, addr, path, headers).await;
-    let (parts, body) = response.into_parts();
-    Response {
-        status: parts.status,
-        headers: parts.headers,
-        body: Some(body),
-        connection,
-    }
-}
-
-async fn send(
-    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> http::Response<hyper::body::Incoming> {
-    let mut builder = http::Request::builder()
-        .uri(path)
-        .header("host", addr.to_string());
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let request = builder.body(Empty::<Bytes>::new()).expect("request");
-    tokio::time::timeout(PATIENCE, sender.send_request(request))
-        .await
-        .expect("response head in time")
-        .expect("response")
+    super::request_over(io, addr, "GET", path, headers).await
 }
 
 /// An HTTP/2 connection (hyper's client), on which each `get` opens a
