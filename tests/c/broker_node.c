@@ -17,18 +17,10 @@ int main(int argc, char **argv) {
     unsigned long count = strtoul(argv[3], NULL, 10);
     size_t subscribers = (size_t)strtoul(argv[4], NULL, 10);
     tidings_config config = tidings_config_default();
-    config.port = 0;
     config.broker = argv[1];
-    tidings_server *server = NULL;
-    DEMO_CHECK(tidings_server_new(&config, &server));
     tidings_channel_options options = tidings_channel_options_default();
     tidings_channel *channel = NULL;
-    DEMO_CHECK(tidings_server_channel(server, "/c", &options, &channel));
-    uint16_t port = 0;
-    DEMO_CHECK(tidings_server_start(server, &port));
-    printf("broker_node: open http://127.0.0.1:%u/\n", (unsigned)port);
-    fflush(stdout);
-    signal(SIGINT, demo_on_signal);
+    tidings_server *server = publisher_start_with("broker_node", config, "/c", &options, &channel);
     publisher_wait_for(channel, subscribers);
     char data[64];
     for (unsigned long i = 0; i < count && !demo_stopping; i++) {

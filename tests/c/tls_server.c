@@ -5,10 +5,8 @@
  * (reporting a failure on stderr), and exits cleanly on Ctrl-C. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
-#include <stdio.h>
 
-#include "tidings.h"
-#include "../../examples/c/demo_cli.h"
+#include "publisher.h"
 
 static volatile sig_atomic_t reload_requested = 0;
 
@@ -23,18 +21,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     tidings_config config = tidings_config_default();
-    config.port = 0;
     config.tls_cert = argv[1];
     config.tls_key = argv[2];
     config.max_streams_per_connection = 20;
-    tidings_server *server = NULL;
-    DEMO_CHECK(tidings_server_new(&config, &server));
     tidings_channel_options options = tidings_channel_options_default();
     tidings_channel *channel = NULL;
-    DEMO_CHECK(tidings_server_channel(server, "/c", &options, &channel));
-    uint16_t port = 0;
-    DEMO_CHECK(tidings_server_start(server, &port));
-    signal(SIGINT, demo_on_signal);
+    tidings_server *server = publisher_start_with("tls", config, "/c", &options, &channel);
     signal(SIGTERM, demo_on_signal);
     /* sigaction, not signal(): under _POSIX_C_SOURCE, glibc's signal() resets
      * the handler after one delivery, and a second SIGHUP would kill us. */
@@ -42,8 +34,6 @@ int main(int argc, char **argv) {
     hangup.sa_handler = on_hangup;
     sigemptyset(&hangup.sa_mask);
     sigaction(SIGHUP, &hangup, NULL);
-    printf("tls: open https://127.0.0.1:%u/\n", (unsigned)port);
-    fflush(stdout);
     int published = 0;
     while (!demo_stopping) {
         if (!published && tidings_channel_subscribers(channel) > 0) {
@@ -61,8 +51,6 @@ int main(int argc, char **argv) {
         }
         demo_sleep(0.01);
     }
-    DEMO_CHECK(tidings_server_stop(server, NULL));
-    tidings_channel_free(channel);
-    tidings_server_free(server);
+    publisher_finish(server, channel);
     return 0;
 }
