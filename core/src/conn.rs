@@ -215,11 +215,22 @@ async fn serve_connection(
     let mut io = match &site.tls {
         None => Io::Plain(socket),
         // Boxed, like hyper below: a handshake's state is large, and this
-        // task's future must stay small for the subscribers it serves.
-        Some(tls) => match Box::pin(handshake(tls.acceptor(), socket, &site)).await {
-            Some(io) => io,
-            None => return,
-        },
+        // task's future must stay small for the subscribers it serves. The
+        // handshake has the head's time: both are the client's to send.
+        Some(tls) => {
+            let timeout = config.limits.head_timeout;
+            match Box::pin(handshake(tls.acceptor(), socket, timeout, &site)).await {
+                Handshake::Done(io) => io,
+                Handshake::Failed => {
+                    site.bodies
+                        .counters
+                        .tls_handshakes_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Handshake::Stopping => return,
+            }
+        }
     };
     let ends = Endpoints {
         peer,
@@ -265,36 +276,33 @@ async fn serve_connection(
     .await;
 }
 
-/// The TLS handshake, within the head timeout (the time a client has to
-/// say what it wants); `None` if it failed, took too long, or the server
-/// is stopping.
+/// How a TLS handshake ended.
+enum Handshake {
+    Done(Io),
+    /// The client broke it off, spoke something else, or took too long.
+    Failed,
+    Stopping,
+}
+
+/// The TLS handshake on `socket`, within `timeout`, given up at once if the
+/// server is stopping.
 async fn handshake(
     acceptor: &tokio_rustls::TlsAcceptor,
     socket: Socket,
+    timeout: Duration,
     site: &Site,
-) -> Option<Io> {
-    let shaking = tokio::time::timeout(site.config.limits.head_timeout, acceptor.accept(socket));
-    let outcome = tokio::select! {
-        outcome = shaking => outcome,
-        () = site.bodies.shutdown.stopping() => return None,
-    };
-    match outcome {
-        Ok(Ok(stream)) => Some(Io::Tls(Box::new(stream))),
-        Ok(Err(err)) => {
-            site.bodies
-                .counters
-                .tls_handshakes_failed
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(error = %err, "TLS handshake failed");
-            None
-        }
-        Err(_elapsed) => {
-            site.bodies
-                .counters
-                .tls_handshakes_failed
-                .fetch_add(1, Ordering::Relaxed);
-            None
-        }
+) -> Handshake {
+    let shaking = tokio::time::timeout(timeout, acceptor.accept(socket));
+    tokio::select! {
+        outcome = shaking => match outcome {
+            Ok(Ok(stream)) => Handshake::Done(Io::Tls(Box::new(stream))),
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "TLS handshake failed");
+                Handshake::Failed
+            }
+            Err(_elapsed) => Handshake::Failed,
+        },
+        () = site.bodies.shutdown.stopping() => Handshake::Stopping,
     }
 }
 
@@ -434,16 +442,10 @@ async fn refuse(stream: TcpStream, site: Arc<Site>, refusal: Refusal) {
         None => Io::Plain(socket),
         // Offering HTTP/1.1 only, so that the raw answer below is one the
         // client reads.
-        Some(tls) => {
-            let shaking = tokio::time::timeout(LINGER, tls.http1_acceptor().accept(socket));
-            tokio::select! {
-                outcome = shaking => match outcome {
-                    Ok(Ok(stream)) => Io::Tls(Box::new(stream)),
-                    _ => return,
-                },
-                () = shutdown.stopping() => return,
-            }
-        }
+        Some(tls) => match handshake(tls.http1_acceptor(), socket, LINGER, &site).await {
+            Handshake::Done(io) => io,
+            Handshake::Failed | Handshake::Stopping => return,
+        },
     };
     // Whatever arrives (a head, too much, or nothing in time), the answer
     // is the same; only a HEAD request gets it without a body.

@@ -121,8 +121,11 @@ pub(crate) fn negotiated_h2(protocol: Option<&[u8]>) -> bool {
 /// section markers as byte lists).
 fn pem_problem(err: &PemError) -> String {
     match err {
-        PemError::MissingSectionEnd { .. } | PemError::IllegalSectionStart { .. } => {
+        PemError::MissingSectionEnd { .. } => {
             "is not valid PEM (a section is not closed)".to_owned()
+        }
+        PemError::IllegalSectionStart { .. } => {
+            "is not valid PEM (a malformed BEGIN line)".to_owned()
         }
         PemError::Base64Decode(_) => "is not valid PEM (bad base64)".to_owned(),
         other => format!("is not valid PEM ({other})"),
