@@ -228,7 +228,11 @@ async fn http2_off_offers_http1_only_and_refuses_prior_knowledge() {
     drop(tls);
     server.stop();
 
-    let plain = server_plain_h1_only();
+    let plain = common::server(Config {
+        http2: false,
+        ..Config::default()
+    });
+    plain.channel("/c", ChannelOptions::default()).unwrap();
     let addr = plain.start().unwrap();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let outcome = tokio::time::timeout(
@@ -253,15 +257,6 @@ async fn http2_off_offers_http1_only_and_refuses_prior_knowledge() {
         assert!(answer.is_err(), "{answer:?}");
     }
     plain.stop();
-}
-
-fn server_plain_h1_only() -> Server {
-    let server = server(Config {
-        http2: false,
-        ..Config::default()
-    });
-    server.channel("/c", ChannelOptions::default()).unwrap();
-    server
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -612,5 +607,48 @@ async fn an_h2_stream_whose_client_withholds_credit_is_reset_after_the_write_tim
     };
     assert_eq!(ended, Some(h2::Reason::CANCEL));
     assert_eq!(server.stats().connections_open, 1);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_pauses_reading_gets_the_whole_event_once_it_reads_again() {
+    let pki = Pki::new("pause");
+    let server = server(Config {
+        // Nothing is written after the event: what rustls holds must leave
+        // anyway.
+        keepalive: None,
+        ..tls_config(&pki)
+    });
+    let channel = server.channel("/c", ChannelOptions::default()).unwrap();
+    let addr = server.start().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let mut tls = pki
+        .connector(&[b"http/1.1"])
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /c HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    eventually("subscribed", || channel.subscribers() == 1).await;
+    // One event, more than the socket buffers hold (the kernel grows a send
+    // buffer up to 4 MiB), published while the client reads nothing.
+    let event = format!("{}end", "x".repeat(8 << 20));
+    channel.publish(Event::data(event.as_str())).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut seen = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !seen.ends_with(b"xend\n\n") {
+        let read = tokio::time::timeout_at(deadline, tls.read(&mut buffer))
+            .await
+            .expect("the whole event arrives without another write")
+            .unwrap();
+        assert_ne!(read, 0, "the server closed the stream");
+        seen.extend_from_slice(&buffer[..read]);
+    }
     server.stop();
 }
