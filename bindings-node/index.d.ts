@@ -59,6 +59,12 @@ export interface ServerOptions {
   tlsKey?: string
   /** Whether clients may speak HTTP/2: over TLS via ALPN, over plain TCP by prior knowledge. Default true. */
   http2?: boolean
+  /**
+   * A path that serves the server's metrics in the Prometheus text format
+   * (OpenMetrics to a scraper that asks for it), e.g. '/metrics'. Open to
+   * every client that reaches the port. Default: none.
+   */
+  metricsPath?: string
 }
 
 export interface ChannelOptions {

@@ -109,7 +109,8 @@ class Server extends EventEmitter {
       tlsCert: options.tlsCert,
       tlsKey: options.tlsKey,
       http2: options.http2,
-      maxStreamsPerConnection: limits.maxStreamsPerConnection
+      maxStreamsPerConnection: limits.maxStreamsPerConnection,
+      metricsPath: options.metricsPath
     })
     this._keepProcessAlive = null
     this._scheme = options.tlsCert ? 'https' : 'http'

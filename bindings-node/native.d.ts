@@ -194,6 +194,8 @@ export interface ServerOptions {
   http2?: boolean
   /** Most HTTP/2 streams open at once on one connection. */
   maxStreamsPerConnection?: number
+  /** A path that serves Prometheus metrics (e.g. `/metrics`). */
+  metricsPath?: string
 }
 
 export interface Stats {

@@ -366,6 +366,13 @@ typedef struct tidings_config {
    * every EventSource of an origin on one). 1 to 10000. Default 100.
    */
   uint32_t max_streams_per_connection;
+  /**
+   * A path that serves the server's metrics in the Prometheus text
+   * format (OpenMetrics to a scraper that asks for it), e.g. "/metrics".
+   * Open to every client that reaches the port. NULL (the default): no
+   * metrics route. Read during `tidings_server_new` only.
+   */
+  const char *metrics_path;
 } tidings_config;
 
 /**

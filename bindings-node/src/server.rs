@@ -54,6 +54,8 @@ pub struct ServerOptions {
     pub http2: Option<bool>,
     /// Most HTTP/2 streams open at once on one connection.
     pub max_streams_per_connection: Option<u32>,
+    /// A path that serves Prometheus metrics (e.g. `/metrics`).
+    pub metrics_path: Option<String>,
 }
 
 /// Stops a server on the libuv thread pool (it waits for the engine's threads).
@@ -145,6 +147,7 @@ impl NativeServer {
             if let Some(streams) = options.max_streams_per_connection {
                 config.limits.max_streams_per_connection = streams;
             }
+            config.metrics_path = options.metrics_path;
         }
         let inner = tidings::Server::new(config).map_err(js_error)?;
         Ok(NativeServer {

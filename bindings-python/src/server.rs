@@ -39,12 +39,12 @@ impl Server {
         tcp_keepalive=Some(60.0), drain_timeout=5.0, worker_threads=0, stream_queue=32,
         max_connections=None, max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0,
         max_pending_callbacks=1024, reuse_port=false, broker=None, broker_queue=10_000, broker_ca=None,
-        tls_cert=None, tls_key=None, http2=true, max_streams_per_connection=100,
+        tls_cert=None, tls_key=None, http2=true, max_streams_per_connection=100, metrics_path=None,
     ), text_signature = "(host='127.0.0.1', port=8000, *, cors=None, keepalive=15.0, write_timeout=30.0, \
         tcp_keepalive=60.0, drain_timeout=5.0, worker_threads=0, stream_queue=32, max_connections=None, \
         max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0, max_pending_callbacks=1024, \
         reuse_port=False, broker=None, broker_queue=10000, broker_ca=None, tls_cert=None, tls_key=None, \
-        http2=True, max_streams_per_connection=100)")]
+        http2=True, max_streams_per_connection=100, metrics_path=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: &str,
@@ -69,6 +69,7 @@ impl Server {
         tls_key: Option<std::path::PathBuf>,
         http2: bool,
         max_streams_per_connection: u32,
+        metrics_path: Option<String>,
     ) -> PyResult<Self> {
         let config = tidings::Config {
             host: host.to_owned(),
@@ -97,6 +98,7 @@ impl Server {
             tls_cert,
             tls_key,
             http2,
+            metrics_path,
         };
         Ok(Server {
             inner: Arc::new(tidings::Server::new(config).py_err()?),

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventId};
 use crate::frame::EventBuf;
 use crate::request::{Request, ResumeFrom};
-use crate::stats::Counters;
+use crate::stats::{Counters, Stamp};
 
 /// Options of a broadcast channel.
 #[derive(Clone, Debug)]
@@ -117,6 +117,9 @@ struct Entry {
     /// The event's place in the broker's order ([`StreamPos::START`] for
     /// every event of a channel without a broker).
     position: StreamPos,
+    /// When it joined the ring, for the delivery latency histogram (0
+    /// when latency is not measured).
+    joined: Stamp,
 }
 
 struct RingState {
@@ -283,6 +286,7 @@ impl Channel {
         // automatic id depends on the sequence number, so it is encoded under it.
         let ready = (event.id_str().is_some() || !inner.options.auto_id)
             .then(|| event.encode_with_id(event.id_str()));
+        let joined = inner.counters.stamp();
         let (id, waiting) = {
             let mut state = lock(&inner.state);
             if state.closed {
@@ -302,6 +306,7 @@ impl Channel {
                 host_id: !automatic,
                 bytes,
                 position: StreamPos::START,
+                joined,
             };
             state.push(entry, inner.capacity);
             (id, state.take_waiting())
@@ -362,6 +367,7 @@ impl Channel {
             host_id: event.id_str().is_some(),
             bytes,
             position,
+            joined: inner.counters.stamp(),
         };
         self.append(entry);
     }
@@ -375,6 +381,7 @@ impl Channel {
             host_id: false,
             bytes: Bytes::from_static(RESET_EVENT),
             position: after.gap_after(),
+            joined: 0,
         });
     }
 
@@ -662,18 +669,26 @@ impl Subscription {
         let start = (self.cursor - state.first_seq()) as usize;
         let count = pending.min(MAX_BATCH);
         self.cursor += count as u64;
-        if count == 1 {
-            return Poll::Ready(Some(Ok(EventBuf::one(state.ring[start].bytes.clone()))));
+        let oldest_joined = state.ring[start].joined;
+        let batch = if count == 1 {
+            let one = state.ring[start].bytes.clone();
+            drop(state);
+            EventBuf::one(one)
+        } else {
+            let parts: Vec<Bytes> = state
+                .ring
+                .range(start..start + count)
+                .map(|e| e.bytes.clone())
+                .collect();
+            // Clones are cheap; joining them (in `gather`) waits until the
+            // publisher may take the lock again.
+            drop(state);
+            EventBuf::gather(parts)
+        };
+        if let Some(latency) = &self.channel.counters.latency {
+            latency.observe(oldest_joined);
         }
-        let parts: Vec<Bytes> = state
-            .ring
-            .range(start..start + count)
-            .map(|e| e.bytes.clone())
-            .collect();
-        // Clones are cheap; joining them (in `gather`) waits until the
-        // publisher may take the lock again.
-        drop(state);
-        Poll::Ready(Some(Ok(EventBuf::gather(parts))))
+        Poll::Ready(Some(Ok(batch)))
     }
 }
 

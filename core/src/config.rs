@@ -159,6 +159,13 @@ pub struct Config {
     /// (every browser does), and over plain TCP by prior knowledge (h2c).
     /// Default true.
     pub http2: bool,
+    /// A path that serves the server's metrics in the Prometheus text
+    /// format (OpenMetrics to a scraper that asks for it), e.g.
+    /// `/metrics`. Like any route, it is open to every client that reaches
+    /// the port: keep it behind the proxy or firewall that guards your
+    /// dashboards. Default `None`: no metrics route, and no clock read per
+    /// publish for the delivery latency histogram.
+    pub metrics_path: Option<String>,
 }
 
 impl Default for Config {
@@ -182,6 +189,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             http2: true,
+            metrics_path: None,
         }
     }
 }
@@ -270,6 +278,16 @@ impl Config {
         }
         if !(1..=MAX_STREAMS_PER_CONNECTION).contains(&self.limits.max_streams_per_connection) {
             return invalid("limits.max_streams_per_connection must be between 1 and 10000");
+        }
+        if let Some(path) = &self.metrics_path {
+            if !path.starts_with('/')
+                || path.contains(['?', '#'])
+                || path.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(Error::InvalidConfig(format!(
+                    "metrics_path must be a path such as /metrics, not {path:?}"
+                )));
+            }
         }
         if self.write_timeout.is_zero() {
             return invalid("write_timeout must be greater than zero");

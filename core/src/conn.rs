@@ -73,16 +73,19 @@ pub(crate) async fn accept_loop(
                     .connections_total
                     .fetch_add(1, Ordering::Relaxed);
                 match Admission::new(&connections, peer.ip()) {
-                    Some(admission) => {
+                    Ok(admission) => {
                         let site = Arc::clone(&connections.site);
                         let streams = tasks.clone();
                         tasks.spawn(serve_connection(stream, peer, site, admission, streams));
                     }
-                    None => {
-                        connections
-                            .counters()
-                            .connections_refused
-                            .fetch_add(1, Ordering::Relaxed);
+                    Err(limit) => {
+                        let counters = connections.counters();
+                        counters.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        if limit == Limit::PerClient {
+                            counters
+                                .connections_refused_per_client
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
                         tasks.spawn(refuse(stream, Arc::clone(&connections.site), TOO_MANY));
                     }
                 }
@@ -119,15 +122,24 @@ struct Admission {
     client: IpAddr,
 }
 
+/// The connection limit that refused a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    /// `max_connections`.
+    Total,
+    /// `max_connections_per_ip`.
+    PerClient,
+}
+
 impl Admission {
-    /// A place for a connection from `ip`, or `None` if a limit refuses it.
-    fn new(connections: &Arc<Connections>, ip: IpAddr) -> Option<Self> {
+    /// A place for a connection from `ip`, or the limit that refuses it.
+    fn new(connections: &Arc<Connections>, ip: IpAddr) -> Result<Self, Limit> {
         let limits = &connections.site.config.limits;
         let open = &connections.counters().connections_open;
         let before = open.fetch_add(1, Ordering::Relaxed);
         if limits.max_connections.is_some_and(|max| before >= max) {
             open.fetch_sub(1, Ordering::Relaxed);
-            return None;
+            return Err(Limit::Total);
         }
         let client = client_key(ip);
         if let Some(max) = limits.max_connections_per_ip {
@@ -138,11 +150,11 @@ impl Admission {
             let count = per_client.entry(client).or_insert(0);
             if *count >= max {
                 open.fetch_sub(1, Ordering::Relaxed);
-                return None;
+                return Err(Limit::PerClient);
             }
             *count += 1;
         }
-        Some(Admission {
+        Ok(Admission {
             connections: Arc::clone(connections),
             client,
         })
@@ -245,9 +257,20 @@ async fn serve_connection(
     }
     let prefix = match read_head(&mut io, &config.limits, shutdown).await {
         Head::Abandoned => return,
+        Head::TimedOut => {
+            site.bodies
+                .counters
+                .heads_timed_out
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         // Boxed, like hyper below: this task's future must stay small for
         // the subscribers it serves for hours.
         Head::TooLarge => {
+            site.bodies
+                .counters
+                .heads_too_large
+                .fetch_add(1, Ordering::Relaxed);
             return Box::pin(answer_and_close(io, &site, HEAD_TOO_LARGE, false)).await;
         }
         Head::Complete(bytes) => match direct::subscribe(&bytes, ends, &site) {

@@ -25,8 +25,11 @@ pub(crate) enum Head {
     Complete(BytesMut),
     /// The head passed the size limit: it gets 431.
     TooLarge,
-    /// The client closed, broke the connection or was too slow, or the
-    /// server is stopping: nothing to answer.
+    /// The head did not arrive within the head timeout (an idle
+    /// pre-connected socket, or a slow-loris): closed without an answer.
+    TimedOut,
+    /// The client closed or broke the connection, or the server is
+    /// stopping: nothing to answer.
     Abandoned,
 }
 
@@ -36,7 +39,7 @@ pub(crate) enum Head {
 pub(crate) async fn read_head(socket: &mut Io, limits: &Limits, shutdown: &Shutdown) -> Head {
     let reading = tokio::time::timeout(limits.head_timeout, read_until_end(socket, limits));
     tokio::select! {
-        head = reading => head.unwrap_or(Head::Abandoned),
+        head = reading => head.unwrap_or(Head::TimedOut),
         () = shutdown.stopping() => Head::Abandoned,
     }
 }

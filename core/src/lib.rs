@@ -44,6 +44,7 @@ mod listener;
 mod app;
 // Responses:
 mod body;
+mod metrics;
 mod routes;
 // Connections:
 mod direct;

@@ -23,10 +23,11 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::files;
 use crate::http::Site;
+use crate::metrics::MetricsRoute;
 use crate::reply::RouteHandler;
 use crate::request::Request;
 use crate::routes::{Route, Routes};
-use crate::stats::{ChannelStats, Stats};
+use crate::stats::{ChannelStats, Counters, Stats};
 use crate::stream::{AsyncStream, StreamHandler, StreamSender};
 use crate::tls::Tls;
 
@@ -119,7 +120,7 @@ impl Server {
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
         let bodies = BodyContext {
-            counters: Arc::default(),
+            counters: Arc::new(Counters::new(config.metrics_path.is_some())),
             shutdown: Arc::default(),
             keepalive: config.keepalive,
         };
@@ -141,13 +142,19 @@ impl Server {
             drain_timeout: config.drain_timeout,
             reuse_port: config.reuse_port,
         };
-        Ok(Server {
+        let metrics_path = config.metrics_path.clone();
+        let server = Server {
             site: Arc::new(Site::new(config, bodies, tls)),
             lifecycle: Mutex::new(Lifecycle::Ready),
             stopper: Mutex::new(None),
             settings: Mutex::new(settings),
             broker,
-        })
+        };
+        if let Some(path) = metrics_path {
+            let route = metrics_route(&server.site, server.broker.as_ref());
+            server.add_route(&path, Route::Handler(Arc::new(route)))?;
+        }
+        Ok(server)
     }
 
     /// The configuration the server was created with (see
@@ -444,24 +451,45 @@ impl Server {
 
     /// A snapshot of the server's counters.
     pub fn stats(&self) -> Stats {
-        let mut channels: Vec<ChannelStats> = self
-            .site
-            .routes()
-            .channels()
-            .map(|channel| ChannelStats {
-                path: channel.path().to_owned(),
-                subscribers: channel.subscribers(),
-                cluster_subscribers: self
-                    .broker
-                    .as_ref()
-                    .and_then(|broker| broker.cluster_subscribers(channel.path())),
-                events_published: channel.events_published(),
-                history_len: channel.history_len(),
-            })
-            .collect();
-        channels.sort_by(|a, b| a.path.cmp(&b.path));
-        let broker = self.broker.as_ref().map(|broker| broker.stats());
-        self.site.bodies.counters.snapshot(channels, broker)
+        snapshot(&self.site, self.broker.as_deref())
+    }
+}
+
+/// The counters of the server made of `site` and `broker`.
+fn snapshot(site: &Site, broker: Option<&RedisBroker>) -> Stats {
+    let mut channels: Vec<ChannelStats> = site
+        .routes()
+        .channels()
+        .map(|channel| ChannelStats {
+            path: channel.path().to_owned(),
+            subscribers: channel.subscribers(),
+            cluster_subscribers: broker
+                .and_then(|broker| broker.cluster_subscribers(channel.path())),
+            events_published: channel.events_published(),
+            history_len: channel.history_len(),
+        })
+        .collect();
+    channels.sort_by(|a, b| a.path.cmp(&b.path));
+    site.bodies
+        .counters
+        .snapshot(channels, broker.map(RedisBroker::stats))
+}
+
+/// The route of [`Config::metrics_path`]. It holds the server weakly: the
+/// routing table it sits in belongs to the server.
+fn metrics_route(site: &Arc<Site>, broker: Option<&Arc<RedisBroker>>) -> MetricsRoute {
+    let weak_site = Arc::downgrade(site);
+    let weak_broker = broker.map(Arc::downgrade);
+    MetricsRoute {
+        stats: Box::new(move || {
+            let site = weak_site.upgrade()?;
+            let broker = match &weak_broker {
+                Some(weak) => Some(weak.upgrade()?),
+                None => None,
+            };
+            Some(snapshot(&site, broker.as_deref()))
+        }),
+        counters: Arc::clone(&site.bodies.counters),
     }
 }
 

@@ -90,6 +90,11 @@ pub struct tidings_config {
     /// Most HTTP/2 streams open at once on one connection (a browser puts
     /// every EventSource of an origin on one). 1 to 10000. Default 100.
     pub max_streams_per_connection: u32,
+    /// A path that serves the server's metrics in the Prometheus text
+    /// format (OpenMetrics to a scraper that asks for it), e.g. "/metrics".
+    /// Open to every client that reaches the port. NULL (the default): no
+    /// metrics route. Read during `tidings_server_new` only.
+    pub metrics_path: *const c_char,
 }
 
 /// Options of a broadcast channel. Start from `tidings_channel_options_default()`.
@@ -156,6 +161,7 @@ pub extern "C" fn tidings_config_default() -> tidings_config {
         tls_key: std::ptr::null(),
         http2: defaults.http2,
         max_streams_per_connection: defaults.limits.max_streams_per_connection,
+        metrics_path: std::ptr::null(),
     }
 }
 
@@ -176,8 +182,8 @@ pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
 /// Converts a C configuration.
 ///
 /// # Safety
-/// `config.host`, `config.broker`, `config.broker_ca`, `config.tls_cert` and `config.tls_key` are NULL or
-/// NUL-terminated strings. If `config.cors` is
+/// `config.host`, `config.broker`, `config.broker_ca`, `config.tls_cert`, `config.tls_key` and
+/// `config.metrics_path` are NULL or NUL-terminated strings. If `config.cors` is
 /// TIDINGS_CORS_ORIGINS and `cors_origins` is not NULL, it points to
 /// `cors_origins_len` aligned, readable `const char *` entries, each NULL or
 /// NUL-terminated. All of it stays valid and unmodified during the call.
@@ -198,6 +204,10 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
     // SAFETY: as for `host`: by this function's contract `config.tls_key` is
     // NULL or NUL-terminated and valid for this call; it is copied below.
     let tls_key = unsafe { optional_str(config.tls_key, "config.tls_key") }?;
+    // SAFETY: as for `host`: by this function's contract
+    // `config.metrics_path` is NULL or NUL-terminated and valid for this
+    // call; it is copied below.
+    let metrics_path = unsafe { optional_str(config.metrics_path, "config.metrics_path") }?;
     const DISABLED: u32 = tidings_cors::TIDINGS_CORS_DISABLED as u32;
     const ANY_ORIGIN: u32 = tidings_cors::TIDINGS_CORS_ANY_ORIGIN as u32;
     const ORIGINS: u32 = tidings_cors::TIDINGS_CORS_ORIGINS as u32;
@@ -266,6 +276,7 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
         tls_cert: tls_cert.map(std::path::PathBuf::from),
         tls_key: tls_key.map(std::path::PathBuf::from),
         http2: config.http2,
+        metrics_path: metrics_path.map(str::to_owned),
     })
 }
 

@@ -177,6 +177,21 @@ static void test_bad_arguments_and_config(void) {
     EXPECT_ERROR_MENTIONS("max_streams_per_connection");
     EXPECT_STATUS(tidings_server_reload_tls(NULL), TIDINGS_ERR_NULL_ARGUMENT);
 
+    /* The metrics path is a path, and no route may take it afterwards. */
+    config = tidings_config_default();
+    config.metrics_path = "metrics";
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("metrics_path");
+    config.metrics_path = "/metrics";
+    config.port = 0;
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_OK);
+    tidings_channel_options taken_options = tidings_channel_options_default();
+    tidings_channel *taken = NULL;
+    EXPECT_STATUS(tidings_server_channel(server, "/metrics", &taken_options, &taken), TIDINGS_ERR_ROUTE_EXISTS);
+    EXPECT(taken == NULL);
+    tidings_server_free(server);
+    server = NULL;
+
     /* The error can be copied out, and a zero-length buffer says how much is needed. */
     size_t needed = 0;
     EXPECT_STATUS(tidings_last_error_copy(NULL, 0, &needed), TIDINGS_ERR_BUFFER_TOO_SMALL);

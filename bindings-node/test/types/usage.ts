@@ -36,7 +36,8 @@ async function main (): Promise<void> {
     workerThreads: 1,
     streamQueue: 8,
     limits: { maxConnections: 100, maxConnectionsPerIp: 10, maxHeadBytes: 16384, headTimeout: 5, maxStreamsPerConnection: 50 },
-    http2: true
+    http2: true,
+    metricsPath: '/metrics'
   }
   const server: Server = new Server(options)
   const channelOptions: ChannelOptions = { history: 10, autoId: true, maxLag: 100, keepalive: null, maxSubscribers: 5 }

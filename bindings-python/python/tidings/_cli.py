@@ -144,6 +144,12 @@ def parser() -> argparse.ArgumentParser:
         help="the private key of --ssl-certfile (default: $TIDINGS_TLS_KEY)",
     )
     run.add_argument(
+        "--metrics-path",
+        default=None,
+        metavar="PATH",
+        help="serve Prometheus metrics at this path, e.g. /metrics (default: $TIDINGS_METRICS_PATH, else none)",
+    )
+    run.add_argument(
         "--reuse-port",
         action="store_true",
         help="let other processes listen on the same port (--workers sets it)",
@@ -182,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.tls_cert:
         os.environ["TIDINGS_TLS_CERT"] = os.path.abspath(options.tls_cert)
         os.environ["TIDINGS_TLS_KEY"] = os.path.abspath(options.tls_key)
+    if options.metrics_path:
+        os.environ["TIDINGS_METRICS_PATH"] = options.metrics_path
     if options.workers > 1:
         if options.reload:
             logger.error("--reload and --workers cannot be combined")

@@ -39,8 +39,18 @@ def default_server() -> Server:
 
 def with_environment(options: dict[str, Any]) -> dict[str, Any]:
     """`options`, completed from what ``tidings run`` puts in the
-    environment for the server an app declares: its broker and its TLS."""
-    return with_tls_from_environment(with_broker_from_environment(options))
+    environment for the server an app declares: its broker, its TLS and
+    its metrics route."""
+    return with_metrics_from_environment(with_tls_from_environment(with_broker_from_environment(options)))
+
+
+def with_metrics_from_environment(options: dict[str, Any]) -> dict[str, Any]:
+    """`options`, with ``metrics_path`` from ``$TIDINGS_METRICS_PATH`` unless
+    given (``tidings run --metrics-path``)."""
+    path = os.environ.get("TIDINGS_METRICS_PATH")
+    if not path or "metrics_path" in options:
+        return options
+    return {**options, "metrics_path": path}
 
 
 def with_tls_from_environment(options: dict[str, Any]) -> dict[str, Any]:

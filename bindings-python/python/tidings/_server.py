@@ -56,6 +56,7 @@ class Server:
         tls_key: str | os.PathLike[str] | None = None,
         http2: bool = True,
         max_streams_per_connection: int = 100,
+        metrics_path: str | None = None,
     ) -> None:
         self._native = _tidings.Server(
             host,
@@ -80,6 +81,7 @@ class Server:
             tls_key=tls_key,
             http2=http2,
             max_streams_per_connection=max_streams_per_connection,
+            metrics_path=metrics_path,
         )
         self._tls = tls_cert is not None
         self._loop: asyncio.AbstractEventLoop | None = None

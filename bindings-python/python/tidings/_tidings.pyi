@@ -222,6 +222,7 @@ class Server:
         tls_key: Optional[Union[str, os.PathLike[str]]] = None,
         http2: bool = True,
         max_streams_per_connection: int = 100,
+        metrics_path: Optional[str] = None,
     ) -> Server: ...
     def reload_tls(self) -> None: ...
     def channel(
