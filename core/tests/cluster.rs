@@ -1064,3 +1064,42 @@ fn broker_urls_are_checked_when_the_server_is_made() {
     .unwrap_err();
     assert!(err.to_string().contains("broker_queue"), "{err}");
 }
+
+/// With a broker, the metrics route adds its series, and an event that
+/// arrives from the broker is timed from its arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_route_reports_the_broker() {
+    quiet_logs();
+    let redis = Redis::start(false);
+    let with_metrics = || Config {
+        broker: Some(redis.url()),
+        metrics_path: Some("/metrics".into()),
+        ..Config::default()
+    };
+    let a = node_with(with_metrics(), ChannelOptions::default());
+    let b = node_with(with_metrics(), ChannelOptions::default());
+    let mut on_b = get(b.addr, "/c", &[]).await.events();
+    eventually("the subscriber counted across servers", || {
+        cluster_count(&a) == Some(1)
+    })
+    .await;
+    confirmed(&a.channel, Event::data("from a")).await.unwrap();
+    assert_eq!(on_b.next().await.unwrap().data, "from a");
+
+    let text = get(b.addr, "/metrics", &[]).await.text().await;
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("tidings_broker_connected"), 1.0);
+    assert_eq!(value("tidings_broker_received_total"), 1.0);
+    assert_eq!(value("tidings_broker_sent_total"), 0.0);
+    assert_eq!(
+        value(r#"tidings_channel_cluster_subscribers{channel="/c"}"#),
+        1.0
+    );
+    assert_eq!(value("tidings_delivery_latency_seconds_count"), 1.0);
+}
