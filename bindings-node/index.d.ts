@@ -65,6 +65,34 @@ export interface ServerOptions {
    * every client that reaches the port. Default: none.
    */
   metricsPath?: string
+  /** How tokens are verified for private channels (ChannelOptions.private); see docs/auth.md. */
+  jwt?: JwtOptions
+}
+
+/** Token verification: give exactly one of secret, keyFile and jwksFile. */
+export interface JwtOptions {
+  /** The HMAC secret (HS256, HS384, HS512). */
+  secret?: string | Buffer
+  /** A PEM file with the public key (RS*, PS*, ES256, ES384, EdDSA). */
+  keyFile?: string
+  /** A JSON Web Key Set file; a token's kid picks the key. */
+  jwksFile?: string
+  /** The one algorithm accepted. Default 'HS256'. */
+  algorithm?: string
+  /** Seconds of clock skew allowed on exp and nbf. Default 5, at most 300. */
+  leeway?: number
+  /** The cookie that may carry the token; null reads none. Default 'tidings_token'. */
+  cookie?: string | null
+  /** The query parameter that may carry the token; null reads none. Default 'access_token'. */
+  query?: string | null
+  /** The claim whose subscribe list names the granted channels. Default 'tidings'. */
+  claim?: string
+  /** When set, tokens must carry this aud. */
+  audience?: string
+  /** When set, tokens must carry this iss. */
+  issuer?: string
+  /** Whether a private subscription ends when its token expires. Default true. */
+  endAtExpiry?: boolean
 }
 
 export interface ChannelOptions {
@@ -78,6 +106,8 @@ export interface ChannelOptions {
   keepalive?: number | null
   /** Most subscribers at once (503 beyond). Default none. */
   maxSubscribers?: number
+  /** Subscribers must bring a token (ServerOptions.jwt) that grants this channel: 401 without, 403 for another channel. */
+  private?: boolean
 }
 
 /** Data: a string as is, a Buffer as UTF-8, anything else as JSON. */

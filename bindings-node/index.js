@@ -29,6 +29,30 @@ const requireFunction = (name, value) => {
   return value
 }
 
+// The token settings of private channels; `null` for `cookie` or `query`
+// reads none there (sent to the engine as an empty name).
+const jwtOptions = (jwt) => {
+  if (jwt === undefined || jwt === null) return undefined
+  if (typeof jwt !== 'object') throw new TypeError('jwt must be an object')
+  const named = (name, value) => (value === null ? '' : value === undefined ? undefined : requireString(name, value))
+  const secret = jwt.secret === undefined || Buffer.isBuffer(jwt.secret)
+    ? jwt.secret
+    : Buffer.from(requireString('jwt.secret', jwt.secret), 'utf8')
+  return {
+    secret,
+    keyFile: jwt.keyFile,
+    jwksFile: jwt.jwksFile,
+    algorithm: jwt.algorithm,
+    leeway: jwt.leeway === null ? 0 : jwt.leeway,
+    cookie: named('jwt.cookie', jwt.cookie),
+    query: named('jwt.query', jwt.query),
+    claim: jwt.claim,
+    audience: jwt.audience,
+    issuer: jwt.issuer,
+    endAtExpiry: jwt.endAtExpiry
+  }
+}
+
 // Callbacks the engine calls through threadsafe functions must never throw:
 // an exception there is fatal to the process. Report it instead.
 const guarded = (report, callback) => (...args) => {
@@ -110,7 +134,8 @@ class Server extends EventEmitter {
       tlsKey: options.tlsKey,
       http2: options.http2,
       maxStreamsPerConnection: limits.maxStreamsPerConnection,
-      metricsPath: options.metricsPath
+      metricsPath: options.metricsPath,
+      jwt: jwtOptions(options.jwt)
     })
     this._keepProcessAlive = null
     this._scheme = options.tlsCert ? 'https' : 'http'
@@ -123,7 +148,8 @@ class Server extends EventEmitter {
       autoId: options.autoId,
       maxLag: options.maxLag,
       keepalive: seconds('keepalive', options.keepalive),
-      maxSubscribers: options.maxSubscribers
+      maxSubscribers: options.maxSubscribers,
+      private: options.private
     }), (error, request) => this._report(error, request))
   }
 

@@ -373,6 +373,59 @@ typedef struct tidings_config {
    * metrics route. Read during `tidings_server_new` only.
    */
   const char *metrics_path;
+  /**
+   * Tokens for private channels (`tidings_channel_options.private_channel`),
+   * from exactly one key: `jwt_secret` (an HMAC secret: its UTF-8 bytes),
+   * `jwt_key_file` (a PEM public key) or `jwt_jwks_file` (a JSON Web Key
+   * Set). All NULL (the default): no channel may be private. The strings
+   * below are read during `tidings_server_new` only.
+   */
+  const char *jwt_secret;
+  /**
+   * See `jwt_secret`.
+   */
+  const char *jwt_key_file;
+  /**
+   * See `jwt_secret`.
+   */
+  const char *jwt_jwks_file;
+  /**
+   * The one algorithm accepted ("HS256", "RS256", "ES256", ...); NULL
+   * means "HS256".
+   */
+  const char *jwt_algorithm;
+  /**
+   * Clock skew allowed on `exp` and `nbf`, at most 300000. Default 5000.
+   */
+  uint32_t jwt_leeway_ms;
+  /**
+   * The cookie that may carry the token; NULL means "tidings_token", ""
+   * reads none.
+   */
+  const char *jwt_cookie;
+  /**
+   * The query parameter that may carry the token; NULL means
+   * "access_token", "" reads none.
+   */
+  const char *jwt_query;
+  /**
+   * The claim whose `subscribe` list names the granted channels; NULL
+   * means "tidings".
+   */
+  const char *jwt_claim;
+  /**
+   * When not NULL, tokens must carry this `aud`.
+   */
+  const char *jwt_audience;
+  /**
+   * When not NULL, tokens must carry this `iss`.
+   */
+  const char *jwt_issuer;
+  /**
+   * Whether a private subscription ends when its token expires. Default
+   * true.
+   */
+  bool jwt_end_at_expiry;
 } tidings_config;
 
 /**
@@ -402,6 +455,12 @@ typedef struct tidings_channel_options {
    * Most subscribers at once (503 beyond); 0 means no limit.
    */
   size_t max_subscribers;
+  /**
+   * Subscribers at the channel's path must bring a token that grants it
+   * (the `jwt_*` settings): 401 without a valid one, 403 with one for
+   * other channels. Default false.
+   */
+  bool private_channel;
 } tidings_channel_options;
 
 /**

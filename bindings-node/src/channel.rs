@@ -20,6 +20,8 @@ pub struct ChannelOptions {
     /// 0 turns keep-alives off for this channel; absent, the server's apply.
     pub keepalive: Option<f64>,
     pub max_subscribers: Option<u32>,
+    /// Subscribers must bring a token that grants the channel.
+    pub private: Option<bool>,
 }
 
 /// Waits for a publish's confirmation on the libuv thread pool.

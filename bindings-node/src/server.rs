@@ -56,6 +56,66 @@ pub struct ServerOptions {
     pub max_streams_per_connection: Option<u32>,
     /// A path that serves Prometheus metrics (e.g. `/metrics`).
     pub metrics_path: Option<String>,
+    /// How tokens are verified for private channels.
+    pub jwt: Option<JwtOptions>,
+}
+
+/// Token verification for private channels; `leeway` in seconds. An empty
+/// `cookie` or `query` reads none (the JS side's `null`).
+#[napi(object)]
+pub struct JwtOptions {
+    /// The HMAC secret's bytes.
+    pub secret: Option<Buffer>,
+    /// A PEM file with the public key.
+    pub key_file: Option<String>,
+    /// A JSON Web Key Set file.
+    pub jwks_file: Option<String>,
+    pub algorithm: Option<String>,
+    pub leeway: Option<f64>,
+    pub cookie: Option<String>,
+    pub query: Option<String>,
+    pub claim: Option<String>,
+    pub audience: Option<String>,
+    pub issuer: Option<String>,
+    pub end_at_expiry: Option<bool>,
+}
+
+/// The core's token settings from the JS options.
+fn jwt_config(options: JwtOptions) -> Result<tidings::JwtConfig, Code> {
+    let key = tidings::JwtKey::one_of(
+        options.secret.map(|secret| secret.to_vec()),
+        options.key_file.map(std::path::PathBuf::from),
+        options.jwks_file.map(std::path::PathBuf::from),
+    )
+    .map_err(js_error)?;
+    let Some(key) = key else {
+        return Err(js_error(tidings::Error::InvalidConfig(
+            "jwt needs a secret, a keyFile or a jwksFile".to_owned(),
+        )));
+    };
+    let mut config = tidings::JwtConfig::new(key);
+    if let Some(algorithm) = options.algorithm {
+        config.algorithm = algorithm;
+    }
+    if let Some(leeway) = options.leeway {
+        config.leeway = seconds("jwt.leeway", leeway)?;
+    }
+    let named = |given: Option<String>, default: Option<String>| match given {
+        Some(name) if name.is_empty() => None,
+        Some(name) => Some(name),
+        None => default,
+    };
+    config.cookie = named(options.cookie, config.cookie);
+    config.query = named(options.query, config.query);
+    if let Some(claim) = options.claim {
+        config.claim = claim;
+    }
+    config.audience = options.audience;
+    config.issuer = options.issuer;
+    if let Some(end) = options.end_at_expiry {
+        config.end_at_expiry = end;
+    }
+    Ok(config)
 }
 
 /// Stops a server on the libuv thread pool (it waits for the engine's threads).
@@ -148,6 +208,7 @@ impl NativeServer {
                 config.limits.max_streams_per_connection = streams;
             }
             config.metrics_path = options.metrics_path;
+            config.jwt = options.jwt.map(jwt_config).transpose()?;
         }
         let inner = tidings::Server::new(config).map_err(js_error)?;
         Ok(NativeServer {
@@ -179,6 +240,7 @@ impl NativeServer {
                 .map(|value| seconds("keepalive", value))
                 .transpose()?;
             settings.max_subscribers = options.max_subscribers.map(|n| n as usize);
+            settings.private = options.private.unwrap_or(false);
         }
         let inner = self.inner.channel(&path, settings).map_err(js_error)?;
         Ok(NativeChannel::new(inner))

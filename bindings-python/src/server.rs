@@ -40,11 +40,17 @@ impl Server {
         max_connections=None, max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0,
         max_pending_callbacks=1024, reuse_port=false, broker=None, broker_queue=10_000, broker_ca=None,
         tls_cert=None, tls_key=None, http2=true, max_streams_per_connection=100, metrics_path=None,
+        jwt_key=None, jwt_key_file=None, jwt_jwks_file=None, jwt_algorithm="HS256", jwt_leeway=5.0,
+        jwt_cookie=Some("tidings_token".to_owned()), jwt_query=Some("access_token".to_owned()), jwt_claim="tidings",
+        jwt_audience=None, jwt_issuer=None, jwt_end_at_expiry=true,
     ), text_signature = "(host='127.0.0.1', port=8000, *, cors=None, keepalive=15.0, write_timeout=30.0, \
         tcp_keepalive=60.0, drain_timeout=5.0, worker_threads=0, stream_queue=32, max_connections=None, \
         max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0, max_pending_callbacks=1024, \
         reuse_port=False, broker=None, broker_queue=10000, broker_ca=None, tls_cert=None, tls_key=None, \
-        http2=True, max_streams_per_connection=100, metrics_path=None)")]
+        http2=True, max_streams_per_connection=100, metrics_path=None, \
+        jwt_key=None, jwt_key_file=None, jwt_jwks_file=None, jwt_algorithm='HS256', jwt_leeway=5.0, \
+        jwt_cookie='tidings_token', jwt_query='access_token', jwt_claim='tidings', jwt_audience=None, \
+        jwt_issuer=None, jwt_end_at_expiry=True)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: &str,
@@ -70,7 +76,33 @@ impl Server {
         http2: bool,
         max_streams_per_connection: u32,
         metrics_path: Option<String>,
+        jwt_key: Option<&Bound<'_, PyAny>>,
+        jwt_key_file: Option<PathBuf>,
+        jwt_jwks_file: Option<PathBuf>,
+        jwt_algorithm: &str,
+        jwt_leeway: f64,
+        jwt_cookie: Option<String>,
+        jwt_query: Option<String>,
+        jwt_claim: &str,
+        jwt_audience: Option<String>,
+        jwt_issuer: Option<String>,
+        jwt_end_at_expiry: bool,
     ) -> PyResult<Self> {
+        let secret = jwt_key.map(secret_bytes).transpose()?;
+        let jwt = match tidings::JwtKey::one_of(secret, jwt_key_file, jwt_jwks_file).py_err()? {
+            Some(key) => Some(tidings::JwtConfig {
+                algorithm: jwt_algorithm.to_owned(),
+                leeway: seconds("jwt_leeway", jwt_leeway)?,
+                cookie: jwt_cookie,
+                query: jwt_query,
+                claim: jwt_claim.to_owned(),
+                audience: jwt_audience,
+                issuer: jwt_issuer,
+                end_at_expiry: jwt_end_at_expiry,
+                ..tidings::JwtConfig::new(key)
+            }),
+            None => None,
+        };
         let config = tidings::Config {
             host: host.to_owned(),
             port,
@@ -99,6 +131,7 @@ impl Server {
             tls_key,
             http2,
             metrics_path,
+            jwt,
         };
         Ok(Server {
             inner: Arc::new(tidings::Server::new(config).py_err()?),
@@ -119,7 +152,7 @@ impl Server {
 
     /// Registers a broadcast channel at `path` (served there unless
     /// `route` is false: then only hand-overs and listeners reach it).
-    #[pyo3(signature = (path, *, history=1000, auto_id=true, max_lag=1024, keepalive=None, max_subscribers=None, route=true))]
+    #[pyo3(signature = (path, *, history=1000, auto_id=true, max_lag=1024, keepalive=None, max_subscribers=None, route=true, private=false))]
     #[allow(clippy::too_many_arguments)]
     fn channel(
         &self,
@@ -130,6 +163,7 @@ impl Server {
         keepalive: Option<f64>,
         max_subscribers: Option<usize>,
         route: bool,
+        private: bool,
     ) -> PyResult<Channel> {
         let options = tidings::ChannelOptions {
             history,
@@ -137,6 +171,7 @@ impl Server {
             max_lag,
             keepalive: keepalive.map(|s| seconds("keepalive", s)).transpose()?,
             max_subscribers,
+            private,
         };
         let channel = if route {
             self.inner.channel(path, options)
@@ -364,6 +399,15 @@ impl Server {
         out.set_item("broker", broker)?;
         Ok(out)
     }
+}
+
+/// A JWT secret given as `str` (its UTF-8 bytes) or `bytes`.
+fn secret_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(text) = key.cast::<PyString>() {
+        return Ok(text.to_cow()?.as_bytes().to_vec());
+    }
+    key.extract::<Vec<u8>>()
+        .map_err(|_| PyTypeError::new_err("jwt_key must be str or bytes"))
 }
 
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {

@@ -63,6 +63,8 @@ pub(crate) struct SseBody {
     prelude: Option<Bytes>,
     keepalive: Option<KeepAlive>,
     stopping: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// When the subscriber's token expires, the stream ends.
+    expiry: Option<Pin<Box<Sleep>>>,
     context: BodyContext,
     draining: bool,
     done: bool,
@@ -91,10 +93,18 @@ impl SseBody {
             prelude,
             keepalive,
             stopping: Box::pin(context.shutdown.stopping_owned()),
+            expiry: None,
             context: context.clone(),
             draining: false,
             done: false,
         }
+    }
+
+    /// Ends the stream at `until`, if given: nothing published later is
+    /// delivered.
+    pub(crate) fn ending_at(mut self, until: Option<std::time::Instant>) -> Self {
+        self.expiry = until.map(|until| Box::pin(tokio::time::sleep_until(until.into())));
+        self
     }
 
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Poll<Bytes> {
@@ -177,6 +187,12 @@ impl http_body::Body for SseBody {
         // then the farewell (if any), then the end of the stream.
         if !this.draining && this.stopping.as_mut().poll(cx).is_ready() {
             this.draining = true;
+        }
+        if let Some(expiry) = &mut this.expiry {
+            if expiry.as_mut().poll(cx).is_ready() {
+                tracing::debug!("ending a subscription whose token expired");
+                return this.finish();
+            }
         }
         let next = match &mut this.source {
             Source::Channel(sub) => sub.poll_batch(cx),

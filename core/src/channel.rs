@@ -48,6 +48,12 @@ pub struct ChannelOptions {
     pub keepalive: Option<Duration>,
     /// Most subscribers at once; beyond it new ones get 503. Default none.
     pub max_subscribers: Option<usize>,
+    /// Whether subscribing at the channel's path takes a token that grants
+    /// it ([`Config::jwt`](crate::Config::jwt)): without one, 401; with one
+    /// that does not name the channel, 403. An application that hands a
+    /// connection over to the channel has decided for itself. Default
+    /// false.
+    pub private: bool,
 }
 
 impl ChannelOptions {
@@ -67,6 +73,7 @@ impl Default for ChannelOptions {
             max_lag: 1024,
             keepalive: None,
             max_subscribers: None,
+            private: false,
         }
     }
 }

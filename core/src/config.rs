@@ -2,6 +2,7 @@
 //! and its cross-origin policy ([`Cors`]). Checked once, in
 //! [`Config::validate`], so that nothing later has to.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -166,6 +167,9 @@ pub struct Config {
     /// dashboards. Default `None`: no metrics route, and no clock read per
     /// publish for the delivery latency histogram.
     pub metrics_path: Option<String>,
+    /// How tokens are verified for [private](crate::ChannelOptions::private)
+    /// channels. Default `None`: no channel may be private.
+    pub jwt: Option<JwtConfig>,
 }
 
 impl Default for Config {
@@ -190,6 +194,107 @@ impl Default for Config {
             tls_key: None,
             http2: true,
             metrics_path: None,
+            jwt: None,
+        }
+    }
+}
+
+/// How tokens are verified and where they are found. Build one with
+/// [`JwtConfig::new`] and change what you need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// The key that verifies signatures.
+    pub key: JwtKey,
+    /// The one algorithm tokens must be signed with: `HS256`, `HS384`,
+    /// `HS512` (with a [`JwtKey::Secret`]), `RS256`, `RS384`, `RS512`,
+    /// `PS256`, `PS384`, `PS512`, `ES256`, `ES384` or `EdDSA`. Default
+    /// `HS256`. A token whose header names another is refused, so a public
+    /// key can never be used as an HMAC secret.
+    pub algorithm: String,
+    /// Clock skew allowed on `exp` and `nbf`. Default 5 s; at most 5 min.
+    pub leeway: Duration,
+    /// The cookie that may carry the token (after the header). Default
+    /// `tidings_token`; `None` reads no cookie.
+    pub cookie: Option<String>,
+    /// The query parameter that may carry the token (after the header and
+    /// the cookie). Default `access_token` (RFC 6750 §2.3); `None` reads
+    /// none.
+    pub query: Option<String>,
+    /// The claim whose `subscribe` list names the channels a token grants,
+    /// as in `{"tidings": {"subscribe": ["/news", "/chat/*"]}}`. A `*`
+    /// matches any run of characters. Default `tidings`.
+    pub claim: String,
+    /// When set, tokens must carry this `aud`.
+    pub audience: Option<String>,
+    /// When set, tokens must carry this `iss`.
+    pub issuer: Option<String>,
+    /// Whether a private channel's subscription ends when its token
+    /// expires (plus the leeway). Default true. The client then reconnects
+    /// and must bring a fresh token.
+    pub end_at_expiry: bool,
+}
+
+/// The key of [`JwtConfig::key`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum JwtKey {
+    /// A shared secret, for the HMAC algorithms.
+    Secret(Vec<u8>),
+    /// A PEM file with the public key (or a certificate's) for the RSA,
+    /// ECDSA or EdDSA algorithms.
+    PemFile(PathBuf),
+    /// A JSON Web Key Set file (`{"keys": [...]}`): a token's `kid` picks
+    /// its key; a token without one needs a set of exactly one key.
+    JwksFile(PathBuf),
+}
+
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwtKey::Secret(_) => f.write_str("Secret(..)"),
+            JwtKey::PemFile(path) => f.debug_tuple("PemFile").field(path).finish(),
+            JwtKey::JwksFile(path) => f.debug_tuple("JwksFile").field(path).finish(),
+        }
+    }
+}
+
+impl JwtKey {
+    /// The key given in one of the three forms a binding offers (a
+    /// secret, a PEM file, a JWKS file), `None` when none is: more than one
+    /// is an [`Error::InvalidConfig`].
+    pub fn one_of(
+        secret: Option<Vec<u8>>,
+        pem_file: Option<PathBuf>,
+        jwks_file: Option<PathBuf>,
+    ) -> Result<Option<JwtKey>> {
+        let given = [
+            secret.map(JwtKey::Secret),
+            pem_file.map(JwtKey::PemFile),
+            jwks_file.map(JwtKey::JwksFile),
+        ];
+        let mut keys = given.into_iter().flatten();
+        let first = keys.next();
+        if keys.next().is_some() {
+            return Err(Error::InvalidConfig(
+                "jwt: give one key: a secret, a PEM key file or a JWKS file".to_owned(),
+            ));
+        }
+        Ok(first)
+    }
+}
+
+impl JwtConfig {
+    /// Tokens verified with `key`, and every other setting at its default.
+    pub fn new(key: JwtKey) -> Self {
+        JwtConfig {
+            key,
+            algorithm: "HS256".to_owned(),
+            leeway: Duration::from_secs(5),
+            cookie: Some("tidings_token".to_owned()),
+            query: Some("access_token".to_owned()),
+            claim: "tidings".to_owned(),
+            audience: None,
+            issuer: None,
+            end_at_expiry: true,
         }
     }
 }

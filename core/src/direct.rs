@@ -45,13 +45,15 @@ pub(crate) fn subscribe(head: &[u8], ends: Endpoints, site: &Site) -> Option<Dir
     let origin = request
         .header("origin")
         .and_then(|o| HeaderValue::from_str(o).ok());
-    // Full or stopping: hyper routes it again and answers the refusal.
+    // Refused, full or stopping: hyper routes it again and answers the
+    // refusal.
+    let admitted = site.access(&request, &channel).ok()?;
     let subscription = channel.subscribe(request).ok()?;
     let mut headers = event_stream_headers();
     site.config.cors.apply(origin.as_ref(), &mut headers);
     Some(DirectStream {
         head: response_head(version, &headers),
-        body: SseBody::new(Source::Channel(subscription), &site.bodies),
+        body: SseBody::new(Source::Channel(subscription), &site.bodies).ending_at(admitted.until),
     })
 }
 

@@ -9,8 +9,9 @@ use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::app::{self, Answer, AppHandler, ResponseHead};
+use crate::auth::{Admitted, Denial, Verifier};
 use crate::body::{BodyContext, ResponseBody, Source, SseBody};
-use crate::channel::SubscribeError;
+use crate::channel::{Channel, SubscribeError};
 use crate::config::Config;
 use crate::files;
 use crate::reply::reply_pair;
@@ -27,13 +28,20 @@ pub(crate) struct Site {
     pub(crate) bodies: BodyContext,
     /// The certificate and acceptors, when the server speaks TLS.
     pub(crate) tls: Option<Tls>,
+    /// The token verifier of private channels, when [`Config::jwt`] is set.
+    auth: Option<Verifier>,
     /// `Access-Control-Allow-Headers` for preflights: a fixed list, never
     /// the request's own.
     cors_allow_headers: HeaderValue,
 }
 
 impl Site {
-    pub(crate) fn new(config: Config, bodies: BodyContext, tls: Option<Tls>) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        bodies: BodyContext,
+        tls: Option<Tls>,
+        auth: Option<Verifier>,
+    ) -> Self {
         let names: Vec<String> = ["last-event-id", "cache-control"]
             .into_iter()
             .map(str::to_owned)
@@ -52,8 +60,34 @@ impl Site {
             routes: RwLock::default(),
             bodies,
             tls,
+            auth,
             cors_allow_headers,
         }
+    }
+
+    /// Whether `request` may subscribe to `channel` at its path, and until
+    /// when. The direct path asks first, and leaves a refusal to hyper's
+    /// path, which answers and counts it ([`admit`](Self::admit)).
+    pub(crate) fn access(&self, request: &Request, channel: &Channel) -> Result<Admitted, Denial> {
+        match &self.auth {
+            Some(verifier) => verifier.admit(request, channel.path(), channel.options().private),
+            None => Ok(Admitted { until: None }),
+        }
+    }
+
+    /// [`access`](Self::access), with a refusal counted.
+    fn admit(&self, request: &Request, channel: &Channel) -> Result<Admitted, Denial> {
+        let admitted = self.access(request, channel);
+        if let Err(denial) = &admitted {
+            let counters = &self.bodies.counters;
+            let counter = match denial {
+                Denial::Missing => &counters.auth_missing,
+                Denial::Invalid(_) => &counters.auth_invalid,
+                Denial::Forbidden => &counters.auth_forbidden,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        admitted
     }
 
     pub(crate) fn routes(&self) -> RwLockReadGuard<'_, Routes> {
@@ -153,6 +187,14 @@ async fn route(
             }
             response
         }
+        Target::Route(Route::Channel(channel)) if head_only => {
+            let request =
+                Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
+            match site.admit(&request, &channel) {
+                Ok(_) => event_stream(ResponseBody::empty()),
+                Err(denial) => refused(&denial),
+            }
+        }
         Target::Route(_) if head_only => event_stream(ResponseBody::empty()),
         Target::Route(Route::Channel(channel)) => {
             let request =
@@ -250,15 +292,18 @@ async fn answer_app(
 /// full, or the server is stopping).
 fn subscribe_or_refuse(
     site: &Site,
-    channel: &crate::channel::Channel,
+    channel: &Channel,
     request: Request,
     respond: impl FnOnce(ResponseBody) -> Response<ResponseBody>,
 ) -> Response<ResponseBody> {
+    let admitted = match site.admit(&request, channel) {
+        Ok(admitted) => admitted,
+        Err(denial) => return refused(&denial),
+    };
     match channel.subscribe(request) {
-        Ok(subscription) => respond(ResponseBody::Events(SseBody::new(
-            Source::Channel(subscription),
-            &site.bodies,
-        ))),
+        Ok(subscription) => respond(ResponseBody::Events(
+            SseBody::new(Source::Channel(subscription), &site.bodies).ending_at(admitted.until),
+        )),
         Err(SubscribeError::Full) => {
             site.bodies
                 .counters
@@ -270,6 +315,20 @@ fn subscribe_or_refuse(
             text(StatusCode::SERVICE_UNAVAILABLE, "server is stopping\n")
         }
     }
+}
+
+/// The answer to a subscription its token does not admit (RFC 6750 §3).
+fn refused(denial: &Denial) -> Response<ResponseBody> {
+    let (status, challenge, body) = denial.answer();
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+    let mut response = text(status, body);
+    // The description is one of a fixed set, so the value is valid.
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// The response of a connection handed to a channel or a stream: the event

@@ -31,6 +31,8 @@ mod request;
 mod shutdown;
 mod stats;
 mod tls;
+// Who may subscribe (tokens read from requests, by the config's rules):
+mod auth;
 // Delivery (produces frames, knows no HTTP):
 mod channel;
 mod reply;
@@ -60,7 +62,7 @@ mod server;
 pub use app::{AppHandler, BodyRead, Exchange, WRITE_HIGH_WATER};
 pub use batch::{after_ready_tasks, hold_wakes, release_wakes};
 pub use channel::{Channel, ChannelOptions, PresenceHook, Published};
-pub use config::{duration_from_secs, Config, Cors, Limits, MAX_DURATION};
+pub use config::{duration_from_secs, Config, Cors, JwtConfig, JwtKey, Limits, MAX_DURATION};
 pub use error::{Error, Result};
 pub use event::{Event, EventId};
 pub use listener::{Listener, Received};

@@ -83,6 +83,9 @@ struct Sample {
     refused_per_client: u64,
     heads_too_large: u64,
     heads_timed_out: u64,
+    auth_missing: u64,
+    auth_invalid: u64,
+    auth_forbidden: u64,
     latency: Option<LatencySnapshot>,
     channels: Vec<ChannelStats>,
 }
@@ -95,6 +98,9 @@ impl Sample {
             refused_per_client: counters.connections_refused_per_client.load(Relaxed),
             heads_too_large: counters.heads_too_large.load(Relaxed),
             heads_timed_out: counters.heads_timed_out.load(Relaxed),
+            auth_missing: counters.auth_missing.load(Relaxed),
+            auth_invalid: counters.auth_invalid.load(Relaxed),
+            auth_forbidden: counters.auth_forbidden.load(Relaxed),
             latency: counters.latency.as_ref().map(|latency| latency.snapshot()),
             channels,
             stats,
@@ -217,12 +223,14 @@ impl Collector for Sample {
         family(
             e,
             "subscriptions_refused",
-            "Subscriptions refused (503 when the channel is full).",
+            "Subscriptions refused: 503 when the channel is full; 401 without a token for a private channel, or with one that does not verify; 403 with one that does not grant the channel.",
             MetricType::Counter,
-            [(
-                [("reason", "channel_full")],
-                counter(stats.subscribers_refused),
-            )],
+            [
+                ([("reason", "channel_full")], counter(stats.subscribers_refused)),
+                ([("reason", "missing_token")], counter(self.auth_missing)),
+                ([("reason", "invalid_token")], counter(self.auth_invalid)),
+                ([("reason", "forbidden")], counter(self.auth_forbidden)),
+            ],
         )?;
         single(
             e,

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::app::AppHandler;
+use crate::auth::Verifier;
 use crate::body::BodyContext;
 use crate::broker::Broker;
 use crate::channel::{Channel, ChannelOptions};
@@ -132,6 +133,7 @@ impl Server {
             )?)),
             None => None,
         };
+        let auth = config.jwt.as_ref().map(Verifier::new).transpose()?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(Tls::new(cert, key, config.http2)?),
             _ => None,
@@ -144,7 +146,7 @@ impl Server {
         };
         let metrics_path = config.metrics_path.clone();
         let server = Server {
-            site: Arc::new(Site::new(config, bodies, tls)),
+            site: Arc::new(Site::new(config, bodies, tls, auth)),
             lifecycle: Mutex::new(Lifecycle::Ready),
             stopper: Mutex::new(None),
             settings: Mutex::new(settings),
@@ -221,6 +223,11 @@ impl Server {
 
     fn new_channel(&self, path: &str, options: ChannelOptions) -> Result<Channel> {
         options.validate()?;
+        if options.private && self.site.config.jwt.is_none() {
+            return Err(Error::InvalidConfig(format!(
+                "channel {path} is private, but the server verifies no tokens: set Config::jwt"
+            )));
+        }
         let counters = Arc::clone(&self.site.bodies.counters);
         let broker = self.broker.clone().map(|broker| broker as Arc<dyn Broker>);
         Ok(Channel::new(path.to_owned(), options, counters, broker))

@@ -24,6 +24,11 @@ pub(crate) struct Counters {
     pub(crate) slow_consumer_drops: AtomicU64,
     pub(crate) write_timeouts: AtomicU64,
     pub(crate) tls_handshakes_failed: AtomicU64,
+    /// Subscriptions refused for their token, by reason: none for a private
+    /// channel, one that did not verify, one that did not grant the channel.
+    pub(crate) auth_missing: AtomicU64,
+    pub(crate) auth_invalid: AtomicU64,
+    pub(crate) auth_forbidden: AtomicU64,
     /// Kept only when the server serves metrics: it costs a clock read per
     /// publish and per write.
     pub(crate) latency: Option<Latency>,

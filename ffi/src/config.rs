@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use crate::boundary::{fail, optional_str};
+use crate::boundary::{fail, fail_with, optional_str};
 use crate::status::tidings_status;
 
 /// Which cross-origin pages may read the server's responses.
@@ -95,6 +95,37 @@ pub struct tidings_config {
     /// Open to every client that reaches the port. NULL (the default): no
     /// metrics route. Read during `tidings_server_new` only.
     pub metrics_path: *const c_char,
+    /// Tokens for private channels (`tidings_channel_options.private_channel`),
+    /// from exactly one key: `jwt_secret` (an HMAC secret: its UTF-8 bytes),
+    /// `jwt_key_file` (a PEM public key) or `jwt_jwks_file` (a JSON Web Key
+    /// Set). All NULL (the default): no channel may be private. The strings
+    /// below are read during `tidings_server_new` only.
+    pub jwt_secret: *const c_char,
+    /// See `jwt_secret`.
+    pub jwt_key_file: *const c_char,
+    /// See `jwt_secret`.
+    pub jwt_jwks_file: *const c_char,
+    /// The one algorithm accepted ("HS256", "RS256", "ES256", ...); NULL
+    /// means "HS256".
+    pub jwt_algorithm: *const c_char,
+    /// Clock skew allowed on `exp` and `nbf`, at most 300000. Default 5000.
+    pub jwt_leeway_ms: u32,
+    /// The cookie that may carry the token; NULL means "tidings_token", ""
+    /// reads none.
+    pub jwt_cookie: *const c_char,
+    /// The query parameter that may carry the token; NULL means
+    /// "access_token", "" reads none.
+    pub jwt_query: *const c_char,
+    /// The claim whose `subscribe` list names the granted channels; NULL
+    /// means "tidings".
+    pub jwt_claim: *const c_char,
+    /// When not NULL, tokens must carry this `aud`.
+    pub jwt_audience: *const c_char,
+    /// When not NULL, tokens must carry this `iss`.
+    pub jwt_issuer: *const c_char,
+    /// Whether a private subscription ends when its token expires. Default
+    /// true.
+    pub jwt_end_at_expiry: bool,
 }
 
 /// Options of a broadcast channel. Start from `tidings_channel_options_default()`.
@@ -114,6 +145,10 @@ pub struct tidings_channel_options {
     pub keepalive_ms: u32,
     /// Most subscribers at once (503 beyond); 0 means no limit.
     pub max_subscribers: usize,
+    /// Subscribers at the channel's path must bring a token that grants it
+    /// (the `jwt_*` settings): 401 without a valid one, 403 with one for
+    /// other channels. Default false.
+    pub private_channel: bool,
 }
 
 /// `tidings_channel_options.keepalive_ms`: use the server's period.
@@ -162,6 +197,17 @@ pub extern "C" fn tidings_config_default() -> tidings_config {
         http2: defaults.http2,
         max_streams_per_connection: defaults.limits.max_streams_per_connection,
         metrics_path: std::ptr::null(),
+        jwt_secret: std::ptr::null(),
+        jwt_key_file: std::ptr::null(),
+        jwt_jwks_file: std::ptr::null(),
+        jwt_algorithm: std::ptr::null(),
+        jwt_leeway_ms: 5000,
+        jwt_cookie: std::ptr::null(),
+        jwt_query: std::ptr::null(),
+        jwt_claim: std::ptr::null(),
+        jwt_audience: std::ptr::null(),
+        jwt_issuer: std::ptr::null(),
+        jwt_end_at_expiry: true,
     }
 }
 
@@ -176,14 +222,15 @@ pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
         max_lag: defaults.max_lag,
         keepalive_ms: TIDINGS_KEEPALIVE_SERVER,
         max_subscribers: 0,
+        private_channel: false,
     }
 }
 
 /// Converts a C configuration.
 ///
 /// # Safety
-/// `config.host`, `config.broker`, `config.broker_ca`, `config.tls_cert`, `config.tls_key` and
-/// `config.metrics_path` are NULL or NUL-terminated strings. If `config.cors` is
+/// `config.host`, `config.broker`, `config.broker_ca`, `config.tls_cert`, `config.tls_key`,
+/// `config.metrics_path` and the `config.jwt_*` strings are NULL or NUL-terminated strings. If `config.cors` is
 /// TIDINGS_CORS_ORIGINS and `cors_origins` is not NULL, it points to
 /// `cors_origins_len` aligned, readable `const char *` entries, each NULL or
 /// NUL-terminated. All of it stays valid and unmodified during the call.
@@ -277,7 +324,67 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
         tls_key: tls_key.map(std::path::PathBuf::from),
         http2: config.http2,
         metrics_path: metrics_path.map(str::to_owned),
+        // SAFETY: by this function's contract the `jwt_*` strings are NULL
+        // or NUL-terminated and valid for this call.
+        jwt: unsafe { jwt_config(config) }?,
     })
+}
+
+/// The token settings of a C configuration.
+///
+/// # Safety
+/// The `config.jwt_*` strings are NULL or NUL-terminated, valid and
+/// unmodified during the call.
+unsafe fn jwt_config(
+    config: &tidings_config,
+) -> Result<Option<tidings::JwtConfig>, tidings_status> {
+    let strings = [
+        (config.jwt_secret, "config.jwt_secret"),
+        (config.jwt_key_file, "config.jwt_key_file"),
+        (config.jwt_jwks_file, "config.jwt_jwks_file"),
+        (config.jwt_algorithm, "config.jwt_algorithm"),
+        (config.jwt_cookie, "config.jwt_cookie"),
+        (config.jwt_query, "config.jwt_query"),
+        (config.jwt_claim, "config.jwt_claim"),
+        (config.jwt_audience, "config.jwt_audience"),
+        (config.jwt_issuer, "config.jwt_issuer"),
+    ];
+    let mut read: [Option<String>; 9] = Default::default();
+    for (slot, (ptr, name)) in read.iter_mut().zip(strings) {
+        // SAFETY: by this function's contract each `jwt_*` pointer is NULL
+        // or a NUL-terminated string valid for this call; it is copied.
+        *slot = unsafe { optional_str(ptr, name) }?.map(str::to_owned);
+    }
+    let [secret, key_file, jwks_file, algorithm, cookie, query, claim, audience, issuer] = read;
+    let key = tidings::JwtKey::one_of(
+        secret.map(String::into_bytes),
+        key_file.map(std::path::PathBuf::from),
+        jwks_file.map(std::path::PathBuf::from),
+    )
+    .map_err(fail_with)?;
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let mut jwt = tidings::JwtConfig::new(key);
+    if let Some(algorithm) = algorithm {
+        jwt.algorithm = algorithm;
+    }
+    jwt.leeway = millis(config.jwt_leeway_ms);
+    // NULL keeps the default name; "" reads none.
+    let named = |given: Option<String>, default: Option<String>| match given {
+        Some(name) if name.is_empty() => None,
+        Some(name) => Some(name),
+        None => default,
+    };
+    jwt.cookie = named(cookie, jwt.cookie);
+    jwt.query = named(query, jwt.query);
+    if let Some(claim) = claim {
+        jwt.claim = claim;
+    }
+    jwt.audience = audience;
+    jwt.issuer = issuer;
+    jwt.end_at_expiry = config.jwt_end_at_expiry;
+    Ok(Some(jwt))
 }
 
 pub(crate) fn to_channel_options(options: &tidings_channel_options) -> tidings::ChannelOptions {
@@ -289,5 +396,6 @@ pub(crate) fn to_channel_options(options: &tidings_channel_options) -> tidings::
         keepalive: (options.keepalive_ms != TIDINGS_KEEPALIVE_SERVER)
             .then(|| millis(options.keepalive_ms)),
         max_subscribers: (options.max_subscribers > 0).then_some(options.max_subscribers),
+        private: options.private_channel,
     }
 }

@@ -57,6 +57,17 @@ class Server:
         http2: bool = True,
         max_streams_per_connection: int = 100,
         metrics_path: str | None = None,
+        jwt_key: str | bytes | None = None,
+        jwt_key_file: str | os.PathLike[str] | None = None,
+        jwt_jwks_file: str | os.PathLike[str] | None = None,
+        jwt_algorithm: str = "HS256",
+        jwt_leeway: float = 5.0,
+        jwt_cookie: str | None = "tidings_token",
+        jwt_query: str | None = "access_token",
+        jwt_claim: str = "tidings",
+        jwt_audience: str | None = None,
+        jwt_issuer: str | None = None,
+        jwt_end_at_expiry: bool = True,
     ) -> None:
         self._native = _tidings.Server(
             host,
@@ -82,6 +93,17 @@ class Server:
             http2=http2,
             max_streams_per_connection=max_streams_per_connection,
             metrics_path=metrics_path,
+            jwt_key=jwt_key,
+            jwt_key_file=jwt_key_file,
+            jwt_jwks_file=jwt_jwks_file,
+            jwt_algorithm=jwt_algorithm,
+            jwt_leeway=jwt_leeway,
+            jwt_cookie=jwt_cookie,
+            jwt_query=jwt_query,
+            jwt_claim=jwt_claim,
+            jwt_audience=jwt_audience,
+            jwt_issuer=jwt_issuer,
+            jwt_end_at_expiry=jwt_end_at_expiry,
         )
         self._tls = tls_cert is not None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -102,12 +124,17 @@ class Server:
         keepalive: float | None = None,
         max_subscribers: int | None = None,
         route: bool = True,
+        private: bool = False,
     ) -> Channel:
         """Registers a broadcast channel at `path`; publish to it from any thread.
 
         With ``route=False`` no path serves it: clients reach it only through
         an endpoint that returns ``ChannelResponse(channel)`` after its own
-        checks (`path` then just names it, e.g. in ``stats()``)."""
+        checks (`path` then just names it, e.g. in ``stats()``).
+
+        With ``private=True`` a subscriber at `path` must bring a JWT (the
+        server's ``jwt_*`` settings) whose claim grants the channel: 401
+        without a valid one, 403 with one that names other channels."""
         return self._native.channel(
             path,
             history=history,
@@ -116,6 +143,7 @@ class Server:
             keepalive=keepalive,
             max_subscribers=max_subscribers,
             route=route,
+            private=private,
         )
 
     def stream(self, path: str) -> Callable[[Handler], Handler]:

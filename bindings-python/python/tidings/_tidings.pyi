@@ -223,6 +223,17 @@ class Server:
         http2: bool = True,
         max_streams_per_connection: int = 100,
         metrics_path: Optional[str] = None,
+        jwt_key: Optional[Union[str, bytes]] = None,
+        jwt_key_file: Optional[Union[str, os.PathLike[str]]] = None,
+        jwt_jwks_file: Optional[Union[str, os.PathLike[str]]] = None,
+        jwt_algorithm: str = "HS256",
+        jwt_leeway: float = 5.0,
+        jwt_cookie: Optional[str] = "tidings_token",
+        jwt_query: Optional[str] = "access_token",
+        jwt_claim: str = "tidings",
+        jwt_audience: Optional[str] = None,
+        jwt_issuer: Optional[str] = None,
+        jwt_end_at_expiry: bool = True,
     ) -> Server: ...
     def reload_tls(self) -> None: ...
     def channel(
@@ -235,6 +246,7 @@ class Server:
         keepalive: Optional[float] = None,
         max_subscribers: Optional[int] = None,
         route: bool = True,
+        private: bool = False,
     ) -> Channel: ...
     def stream(self, path: str, opener: Callable[[Request, StreamSink], object]) -> None: ...
     def route(self, path: str, handler: Callable[[Request, Reply], object]) -> None: ...
