@@ -117,6 +117,8 @@ export interface ChannelOptions {
   /** 0 turns keep-alives off for this channel; absent, the server's apply. */
   keepalive?: number
   maxSubscribers?: number
+  /** Subscribers must bring a token that grants the channel. */
+  private?: boolean
 }
 
 export interface ChannelStats {
@@ -139,6 +141,27 @@ export interface EventInit {
   id?: string
   retry?: number
   comment?: string
+}
+
+/**
+ * Token verification for private channels; `leeway` in seconds. An empty
+ * `cookie` or `query` reads none (the JS side's `null`).
+ */
+export interface JwtOptions {
+  /** The HMAC secret's bytes. */
+  secret?: Buffer
+  /** A PEM file with the public key. */
+  keyFile?: string
+  /** A JSON Web Key Set file. */
+  jwksFile?: string
+  algorithm?: string
+  leeway?: number
+  cookie?: string
+  query?: string
+  claim?: string
+  audience?: string
+  issuer?: string
+  endAtExpiry?: boolean
 }
 
 /** The request that opened a stream or reached a route. */
@@ -196,6 +219,8 @@ export interface ServerOptions {
   maxStreamsPerConnection?: number
   /** A path that serves Prometheus metrics (e.g. `/metrics`). */
   metricsPath?: string
+  /** How tokens are verified for private channels. */
+  jwt?: JwtOptions
 }
 
 export interface Stats {

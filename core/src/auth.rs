@@ -113,8 +113,18 @@ impl Verifier {
         );
         let keys = match &config.key {
             JwtKey::Secret(secret) if hmac => {
-                if secret.is_empty() {
-                    return Err(invalid("jwt: the secret must not be empty".to_owned()));
+                // RFC 7518 §3.2: an HMAC key at least as long as the hash.
+                let least = match algorithm {
+                    Algorithm::HS384 => 48,
+                    Algorithm::HS512 => 64,
+                    _ => 32,
+                };
+                if secret.len() < least {
+                    return Err(invalid(format!(
+                        "jwt: a {} secret must be at least {least} bytes (RFC 7518 §3.2), not {}",
+                        config.algorithm,
+                        secret.len()
+                    )));
                 }
                 Keys::One(DecodingKey::from_secret(secret))
             }
@@ -364,7 +374,7 @@ mod tests {
 
     #[test]
     fn settings_that_cannot_work_are_refused_by_name() {
-        let secret = JwtConfig::new(JwtKey::Secret(b"s".to_vec()));
+        let secret = JwtConfig::new(JwtKey::Secret([7; 32].to_vec()));
         assert!(Verifier::new(&secret).is_ok());
         let cases = [
             (
@@ -383,10 +393,17 @@ mod tests {
             ),
             (
                 JwtConfig {
-                    key: JwtKey::Secret(Vec::new()),
+                    key: JwtKey::Secret([7; 31].to_vec()),
                     ..secret.clone()
                 },
-                "empty",
+                "at least 32 bytes",
+            ),
+            (
+                JwtConfig {
+                    algorithm: "HS512".into(),
+                    ..secret.clone()
+                },
+                "at least 64 bytes",
             ),
             (
                 JwtConfig {

@@ -225,7 +225,7 @@ impl Server {
         options.validate()?;
         if options.private && self.site.config.jwt.is_none() {
             return Err(Error::InvalidConfig(format!(
-                "channel {path} is private, but the server verifies no tokens: set Config::jwt"
+                "channel {path} is private, but the server has no JWT key to verify tokens with"
             )));
         }
         let counters = Arc::clone(&self.site.bodies.counters);
