@@ -192,6 +192,27 @@ static void test_bad_arguments_and_config(void) {
     tidings_server_free(server);
     server = NULL;
 
+    /* Tokens: one key, of the length its algorithm needs; a private channel needs one. */
+    config = tidings_config_default();
+    config.jwt_secret = "a secret long enough for HS256 at 32+ bytes";
+    config.jwt_key_file = "/nonexistent/tidings-public.pem";
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("one key");
+    config.jwt_key_file = NULL;
+    config.jwt_algorithm = "HS512";
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("at least 64 bytes");
+    config.jwt_algorithm = "\xff";
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_ERR_INVALID_UTF8);
+    EXPECT_ERROR_MENTIONS("config.jwt_algorithm");
+    config = tidings_config_default();
+    EXPECT_STATUS(tidings_server_new(&config, &server), TIDINGS_OK);
+    taken_options.private_channel = true;
+    EXPECT_STATUS(tidings_server_channel(server, "/private", &taken_options, &taken), TIDINGS_ERR_INVALID_CONFIG);
+    EXPECT_ERROR_MENTIONS("no JWT key");
+    tidings_server_free(server);
+    server = NULL;
+
     /* The error can be copied out, and a zero-length buffer says how much is needed. */
     size_t needed = 0;
     EXPECT_STATUS(tidings_last_error_copy(NULL, 0, &needed), TIDINGS_ERR_BUFFER_TOO_SMALL);
