@@ -29,6 +29,7 @@ use crate::event::{Event, EventId};
 use crate::frame::EventBuf;
 use crate::request::{Request, ResumeFrom};
 use crate::stats::{Counters, Stamp};
+use crate::verdict::{AuthorizeHook, Verdict};
 
 /// Options of a broadcast channel.
 #[derive(Clone, Debug)]
@@ -110,6 +111,7 @@ pub(crate) struct ChannelInner {
     published: AtomicU64,
     on_subscribe: RwLock<Option<PresenceHook>>,
     on_unsubscribe: RwLock<Option<PresenceHook>>,
+    authorize: RwLock<Option<AuthorizeHook>>,
     counters: Arc<Counters>,
     /// Where publishes go when servers share channels: the event comes back
     /// into the ring from the broker, in the order every server sees.
@@ -252,6 +254,7 @@ impl Channel {
                 published: AtomicU64::new(0),
                 on_subscribe: RwLock::new(None),
                 on_unsubscribe: RwLock::new(None),
+                authorize: RwLock::new(None),
                 counters,
                 broker,
             }),
@@ -447,6 +450,21 @@ impl Channel {
     /// so one that joined before it is not reported.
     pub fn on_unsubscribe(&self, hook: impl Fn(&Request) + Send + Sync + 'static) {
         *write(&self.inner.on_unsubscribe) = Some(Arc::new(hook));
+    }
+
+    /// Asks `hook` about every client that subscribes at the channel's path
+    /// (after its token, for a private channel): it answers the [`Verdict`]
+    /// with `allow` or `deny(status, message)`, at once or later, from any
+    /// thread, within the server's `head_timeout` (else the client gets
+    /// `503`). Connections handed over by an application are not asked.
+    /// Replaces any earlier hook.
+    pub fn authorize(&self, hook: impl Fn(Request, Verdict) + Send + Sync + 'static) {
+        *write(&self.inner.authorize) = Some(Arc::new(hook));
+    }
+
+    /// The hook of [`authorize`](Self::authorize), if any.
+    pub(crate) fn authorizer(&self) -> Option<AuthorizeHook> {
+        read(&self.inner.authorize).clone()
     }
 
     /// Closes the channel: no more publishing, subscribers end their streams.

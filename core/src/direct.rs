@@ -47,6 +47,10 @@ pub(crate) fn subscribe(head: &[u8], ends: Endpoints, site: &Site) -> Option<Dir
         .and_then(|o| HeaderValue::from_str(o).ok());
     // Refused, full or stopping: hyper routes it again and answers the
     // refusal.
+    // A host's authorize hook answers asynchronously: hyper's path waits.
+    if channel.authorizer().is_some() {
+        return None;
+    }
     let admitted = site.access(&request, &channel).ok()?;
     let subscription = channel.subscribe(request).ok()?;
     let mut headers = event_stream_headers();

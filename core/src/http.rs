@@ -17,8 +17,9 @@ use crate::files;
 use crate::reply::reply_pair;
 use crate::request::{Endpoints, Request};
 use crate::routes::{Route, Routes, Target};
-use crate::stream::{stream_pair, Decision};
+use crate::stream::{stream_pair, Decision as StreamDecision};
 use crate::tls::Tls;
+use crate::verdict::{verdict_pair, AuthorizeHook, Decision};
 
 /// What answering a request needs: the configuration, the routing table and
 /// the context every event-stream body is built from.
@@ -190,16 +191,21 @@ async fn route(
         Target::Route(Route::Channel(channel)) if head_only => {
             let request =
                 Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
-            match site.admit(&request, &channel) {
-                Ok(_) => event_stream(ResponseBody::empty()),
-                Err(denial) => refused(&denial),
+            if let Err(denial) = site.admit(&request, &channel) {
+                return refused(&denial);
             }
+            if let Some(hook) = channel.authorizer() {
+                if let Some(refusal) = ask(site, &channel, &hook, &request).await {
+                    return refusal;
+                }
+            }
+            event_stream(ResponseBody::empty())
         }
         Target::Route(_) if head_only => event_stream(ResponseBody::empty()),
         Target::Route(Route::Channel(channel)) => {
             let request =
                 Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
-            subscribe_or_refuse(site, &channel, request, event_stream)
+            subscribe_or_refuse(site, &channel, request, Via::Route, event_stream).await
         }
         Target::Route(Route::Stream(handler)) => {
             let request =
@@ -213,11 +219,11 @@ async fn route(
                 return text(StatusCode::INTERNAL_SERVER_ERROR, "stream handler failed\n");
             }
             match decision.await {
-                Ok(Decision::Accept) => {
+                Ok(StreamDecision::Accept) => {
                     let body = SseBody::new(Source::Stream(receiver), &site.bodies);
                     event_stream(ResponseBody::Events(body))
                 }
-                Ok(Decision::Reject { status, message }) => text(status, message),
+                Ok(StreamDecision::Reject { status, message }) => text(status, message),
                 // Every sender dropped undecided: nothing to stream, and
                 // 204 tells EventSource not to reconnect.
                 Err(_) => {
@@ -273,7 +279,10 @@ async fn answer_app(
         }
         Ok(Answer::Subscribe { head, channel }) => {
             drop(guard); // the application is done with this request
-            subscribe_or_refuse(site, &channel, request, |body| handed_over(head, body))
+            subscribe_or_refuse(site, &channel, request, Via::HandOver, |body| {
+                handed_over(head, body)
+            })
+            .await
         }
         Ok(Answer::Stream { head, receiver }) => {
             drop(guard);
@@ -287,19 +296,38 @@ async fn answer_app(
     })
 }
 
+/// How a subscriber reached its channel.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// At the channel's path: its token and its authorize hook decide.
+    Route,
+    /// Handed over by a mounted application, which decided.
+    HandOver,
+}
+
 /// The response of a new subscriber of `channel`, made by `respond` from
-/// its event-stream body, or the refusal to answer instead (the channel is
-/// full, or the server is stopping).
-fn subscribe_or_refuse(
+/// its event-stream body, or the refusal to answer instead (its token or
+/// the channel's authorize hook refused it, the channel is full, or the
+/// server is stopping).
+async fn subscribe_or_refuse(
     site: &Site,
     channel: &Channel,
     request: Request,
+    via: Via,
     respond: impl FnOnce(ResponseBody) -> Response<ResponseBody>,
 ) -> Response<ResponseBody> {
-    let admitted = match site.admit(&request, channel) {
-        Ok(admitted) => admitted,
-        Err(denial) => return refused(&denial),
-    };
+    let mut admitted = Admitted { until: None };
+    if via == Via::Route {
+        admitted = match site.admit(&request, channel) {
+            Ok(admitted) => admitted,
+            Err(denial) => return refused(&denial),
+        };
+        if let Some(hook) = channel.authorizer() {
+            if let Some(refusal) = ask(site, channel, &hook, &request).await {
+                return refusal;
+            }
+        }
+    }
     match channel.subscribe(request) {
         Ok(subscription) => respond(ResponseBody::Events(
             SseBody::new(Source::Channel(subscription), &site.bodies).ending_at(admitted.until),
@@ -313,6 +341,51 @@ fn subscribe_or_refuse(
         }
         Err(SubscribeError::Stopped) => {
             text(StatusCode::SERVICE_UNAVAILABLE, "server is stopping\n")
+        }
+    }
+}
+
+/// Asks a channel's authorize hook about `request`; `None` lets it in,
+/// else the answer that turns it away.
+async fn ask(
+    site: &Site,
+    channel: &Channel,
+    hook: &AuthorizeHook,
+    request: &Request,
+) -> Option<Response<ResponseBody>> {
+    let (verdict, decision) = verdict_pair();
+    let asked = catch_unwind(AssertUnwindSafe(|| hook(request.clone(), verdict)));
+    if asked.is_err() {
+        tracing::error!(path = %channel.path(), "authorize hook panicked");
+        return Some(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "authorization failed\n",
+        ));
+    }
+    match tokio::time::timeout(site.config.limits.head_timeout, decision).await {
+        Ok(Ok(Decision::Allow)) => None,
+        Ok(Ok(Decision::Deny { status, message })) => {
+            site.bodies
+                .counters
+                .auth_denied
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let body = if message.is_empty() {
+                String::new()
+            } else {
+                format!("{}\n", message.trim_end())
+            };
+            Some(text(status, body))
+        }
+        Ok(Err(_)) => Some(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the authorize hook gave no answer\n",
+        )),
+        Err(_) => {
+            tracing::warn!(path = %channel.path(), "authorize hook did not answer within head_timeout");
+            Some(retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authorization took too long\n",
+            ))
         }
     }
 }

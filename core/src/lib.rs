@@ -31,6 +31,7 @@ mod request;
 mod shutdown;
 mod stats;
 mod tls;
+mod verdict;
 // Who may subscribe (tokens read from requests, by the config's rules):
 mod auth;
 // Delivery (produces frames, knows no HTTP):
@@ -71,3 +72,4 @@ pub use request::Request;
 pub use server::{Server, StartOptions};
 pub use stats::{BrokerStats, ChannelStats, Stats};
 pub use stream::{StreamHandler, StreamSender};
+pub use verdict::{AuthorizeHook, Verdict};

@@ -86,6 +86,7 @@ struct Sample {
     auth_missing: u64,
     auth_invalid: u64,
     auth_forbidden: u64,
+    auth_denied: u64,
     latency: Option<LatencySnapshot>,
     channels: Vec<ChannelStats>,
 }
@@ -101,6 +102,7 @@ impl Sample {
             auth_missing: counters.auth_missing.load(Relaxed),
             auth_invalid: counters.auth_invalid.load(Relaxed),
             auth_forbidden: counters.auth_forbidden.load(Relaxed),
+            auth_denied: counters.auth_denied.load(Relaxed),
             latency: counters.latency.as_ref().map(|latency| latency.snapshot()),
             channels,
             stats,
@@ -223,13 +225,14 @@ impl Collector for Sample {
         family(
             e,
             "subscriptions_refused",
-            "Subscriptions refused: 503 when the channel is full; 401 without a token for a private channel, or with one that does not verify; 403 with one that does not grant the channel.",
+            "Subscriptions refused: 503 when the channel is full; 401 without a token for a private channel, or with one that does not verify; 403 with one that does not grant the channel; the status an authorize hook chose when it denied.",
             MetricType::Counter,
             [
                 ([("reason", "channel_full")], counter(stats.subscribers_refused)),
                 ([("reason", "missing_token")], counter(self.auth_missing)),
                 ([("reason", "invalid_token")], counter(self.auth_invalid)),
                 ([("reason", "forbidden")], counter(self.auth_forbidden)),
+                ([("reason", "denied")], counter(self.auth_denied)),
             ],
         )?;
         single(

@@ -29,6 +29,8 @@ pub(crate) struct Counters {
     pub(crate) auth_missing: AtomicU64,
     pub(crate) auth_invalid: AtomicU64,
     pub(crate) auth_forbidden: AtomicU64,
+    /// Subscriptions a channel's authorize hook denied.
+    pub(crate) auth_denied: AtomicU64,
     /// Kept only when the server serves metrics: it costs a clock read per
     /// publish and per write.
     pub(crate) latency: Option<Latency>,

@@ -319,3 +319,150 @@ fn a_private_channel_needs_a_verifier_and_a_bad_key_is_named() {
         other => panic!("expected InvalidConfig, got {other:?}"),
     }
 }
+
+/// A channel whose hook lets in `?user=ada` at once, answers `?user=bob`
+/// later from another thread with a 402, and never answers `?user=slow`.
+fn hooked(
+    config: Config,
+) -> (
+    Server,
+    tidings::Channel,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let server = server(config);
+    let channel = server
+        .channel("/hooked", ChannelOptions::default())
+        .unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&asked);
+    channel.authorize(move |request, verdict| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match request.query("user").as_deref() {
+            Some("ada") => verdict.allow().unwrap(),
+            Some("bob") => {
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    verdict.deny(402, "pay first").unwrap();
+                });
+            }
+            Some("slow") => std::mem::forget(verdict),
+            Some("panic") => panic!("a host bug"),
+            _ => drop(verdict),
+        }
+    });
+    (server, channel, asked)
+}
+
+#[tokio::test]
+async fn an_authorize_hook_decides_at_once_or_later_and_its_failures_are_answered() {
+    let (server, channel, asked) = hooked(Config {
+        limits: tidings::Limits {
+            head_timeout: Duration::from_millis(500),
+            ..tidings::Limits::default()
+        },
+        metrics_path: Some("/metrics".into()),
+        ..Config::default()
+    });
+    let addr = server.start().unwrap();
+    let mut ada = get(addr, "/hooked?user=ada", &[]).await.events();
+    eventually("ada", || channel.subscribers() == 1).await;
+    channel.publish(Event::data("hello ada")).unwrap();
+    assert_eq!(ada.next().await.unwrap().data, "hello ada");
+
+    let bob = get(addr, "/hooked?user=bob", &[]).await;
+    assert_eq!(bob.status, 402);
+    assert_eq!(bob.text().await, "pay first\n");
+    let slow = get(addr, "/hooked?user=slow", &[]).await;
+    assert_eq!(slow.status, 503, "no answer within head_timeout");
+    assert!(slow.header("retry-after").is_some());
+    assert_eq!(
+        get(addr, "/hooked?user=nobody", &[]).await.status,
+        500,
+        "dropped unanswered"
+    );
+    assert_eq!(
+        get(addr, "/hooked?user=panic", &[]).await.status,
+        500,
+        "the hook panicked"
+    );
+    assert_eq!(
+        request(addr, "HEAD", "/hooked?user=bob", &[]).await.status,
+        402
+    );
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 6);
+    assert_eq!(channel.subscribers(), 1, "only ada got in");
+    let metrics = get(addr, "/metrics", &[]).await.text().await;
+    assert!(
+        metrics.contains("tidings_subscriptions_refused_total{reason=\"denied\"} 2"),
+        "{metrics}"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_token_is_checked_before_the_hook_is_asked() {
+    let server = server(Config {
+        jwt: Some(hs256()),
+        ..Config::default()
+    });
+    let channel = server
+        .channel(
+            "/private/news",
+            ChannelOptions {
+                private: true,
+                ..ChannelOptions::default()
+            },
+        )
+        .unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&asked);
+    channel.authorize(move |_request, verdict| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        verdict.allow().unwrap();
+    });
+    let addr = server.start().unwrap();
+    assert_eq!(get(addr, "/private/news", &[]).await.status, 401);
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let granted = subscribe(
+        addr,
+        "/private/news",
+        Some(&token(&["/private/news"], 60)),
+        Carrier::Query,
+    )
+    .await;
+    assert_eq!(granted.status, 200);
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_connection_handed_over_by_the_application_is_neither_checked_nor_asked() {
+    let server = server(Config {
+        jwt: Some(hs256()),
+        ..Config::default()
+    });
+    let channel = server
+        .channel(
+            "/private/news",
+            ChannelOptions {
+                private: true,
+                ..ChannelOptions::default()
+            },
+        )
+        .unwrap();
+    channel.authorize(|_request, verdict| verdict.deny(403, "not at this door").unwrap());
+    let handed = channel.clone();
+    server
+        .mount(move |exchange: tidings::Exchange| {
+            exchange.subscribe(&handed).unwrap();
+        })
+        .unwrap();
+    let addr = server.start().unwrap();
+    assert_eq!(get(addr, "/private/news", &[]).await.status, 401);
+    // The application's own endpoint: it decided (no token, no hook).
+    let mut events = get(addr, "/app/news", &[]).await.events();
+    eventually("the handed-over subscriber", || channel.subscribers() == 1).await;
+    channel.publish(Event::data("via the app")).unwrap();
+    assert_eq!(events.next().await.unwrap().data, "via the app");
+    server.stop();
+}
