@@ -6,7 +6,9 @@ use crate::convert::{build, Event};
 use crate::dispatch::Dispatcher;
 use crate::errors::{ConfigError, IntoPyResult};
 use crate::listen::Listener;
+use crate::reply::Verdict;
 use crate::request::Request;
+use crate::server::BUSY;
 
 /// A broadcast channel: every `publish` reaches every current subscriber.
 #[pyclass(module = "tidings._tidings", frozen)]
@@ -139,6 +141,27 @@ impl Channel {
     /// Calls `callback(request)` once for every new subscriber.
     fn on_subscribe(&self, callback: Py<PyAny>) {
         self.inner.on_subscribe(self.hook(callback));
+    }
+
+    /// Calls `callback(request, verdict)` on the server's callback thread
+    /// for every client that subscribes at the channel's path; it answers
+    /// `verdict` once, from any thread. `tidings.Server.authorize` wraps it.
+    fn set_authorizer(&self, callback: Py<PyAny>) {
+        let dispatcher = self.dispatcher.clone();
+        let callback = std::sync::Arc::new(callback);
+        self.inner.authorize(move |request, verdict| {
+            let Some(ticket) = dispatcher.reserve() else {
+                let _ = verdict.deny(503, BUSY);
+                return;
+            };
+            let callback = std::sync::Arc::clone(&callback);
+            ticket.submit(move |py| {
+                let verdict = Py::new(py, Verdict::new(verdict))?;
+                callback
+                    .call1(py, (Request::new(request), verdict))
+                    .map(drop)
+            });
+        });
     }
 
     /// Calls `callback(request)` once for every subscriber that leaves.

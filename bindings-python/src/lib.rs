@@ -26,6 +26,7 @@ fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<request::Request>()?;
     m.add_class::<stream::StreamSink>()?;
     m.add_class::<reply::Reply>()?;
+    m.add_class::<reply::Verdict>()?;
     m.add_class::<app::AppBridge>()?;
     m.add_class::<app::Exchange>()?;
     m.add_class::<app::ScopeConfig>()?;

@@ -1,4 +1,5 @@
-//! The one-time answer to a request on a route (`Reply`).
+//! The one-time answers: to a request on a route (`Reply`), and to the
+//! question whether a client may subscribe to a channel (`Verdict`).
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -38,5 +39,32 @@ impl Reply {
     #[pyo3(signature = (status, reason))]
     fn refuse(&self, status: Option<u16>, reason: &str) -> PyResult<()> {
         self.inner.refuse(status, reason).py_err()
+    }
+}
+
+/// The one-time decision on a client that subscribes to a channel with an
+/// authorize check.
+#[pyclass(module = "tidings._tidings", frozen)]
+pub(crate) struct Verdict {
+    inner: tidings::Verdict,
+}
+
+impl Verdict {
+    pub(crate) fn new(inner: tidings::Verdict) -> Self {
+        Verdict { inner }
+    }
+}
+
+#[pymethods]
+impl Verdict {
+    /// Lets the client subscribe.
+    fn allow(&self) -> PyResult<()> {
+        self.inner.allow().py_err()
+    }
+
+    /// Turns the client away with `status` (400-599) and `message`.
+    #[pyo3(signature = (status, message=""))]
+    fn deny(&self, status: u16, message: &str) -> PyResult<()> {
+        self.inner.deny(status, message).py_err()
     }
 }

@@ -415,7 +415,7 @@ fn seconds(name: &str, value: f64) -> PyResult<Duration> {
 }
 
 /// The answer to a request that found too many waiting for the interpreter.
-const BUSY: &str = "server busy: too many requests waiting for Python\n";
+pub(crate) const BUSY: &str = "server busy: too many requests waiting for Python\n";
 
 fn cors_policy(cors: Option<&Bound<'_, PyAny>>) -> PyResult<tidings::Cors> {
     let Some(cors) = cors.filter(|c| !c.is_none()) else {

@@ -147,3 +147,42 @@ def test_settings_that_cannot_work_are_config_errors(tmp_path: Path) -> None:
         tidings.Server(jwt_jwks_file=broken, jwt_algorithm="ES256")
     with pytest.raises(TypeError, match="str or bytes"):
         tidings.Server(jwt_key=42)  # type: ignore[arg-type]
+
+
+def test_an_authorize_check_decides_from_the_request() -> None:
+    server = tidings.Server(port=0, metrics_path="/metrics")
+    room = server.channel("/room")
+    asked: list[str] = []
+
+    @server.authorize(room)
+    async def may_join(request: tidings.Request) -> bool | None:
+        user = request.query.get("user")
+        asked.append(user or "")
+        if user == "eve":
+            raise tidings.HTTPError(402, "pay first")
+        if user == "mallory":
+            raise RuntimeError("a bug in the check")
+        if user == "ada":
+            return None
+        return user == "bob"
+
+    server.start()
+    try:
+        with client() as http:
+            answers = {user: http.get(f"{server.url}/room", params={"user": user}) for user in ["eve", "mallory", "carol"]}
+            assert answers["eve"].status_code == 402
+            assert answers["eve"].text == "pay first\n"
+            assert answers["mallory"].status_code == 500
+            assert answers["carol"].status_code == 403
+            for user in ["ada", "bob"]:
+                with httpx_sse.connect_sse(http, "GET", f"{server.url}/room", params={"user": user}) as source:
+                    assert source.response.status_code == 200
+                    wait_until(lambda: room.subscribers == 1)
+                    room.publish(f"hello {user}")
+                    assert next(source.iter_sse()).data == f"hello {user}"
+                wait_until(lambda: room.subscribers == 0)
+            metrics = http.get(f"{server.url}/metrics").text
+        assert sorted(asked) == ["ada", "bob", "carol", "eve", "mallory"]
+        assert 'tidings_subscriptions_refused_total{reason="denied"} 3' in metrics
+    finally:
+        server.stop()

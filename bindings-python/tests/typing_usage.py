@@ -28,6 +28,15 @@ def numbers(request: tidings.Request) -> Iterator[tidings.Event]:
     yield tidings.Event(request.query["n"], event="number")
 
 
+members = tidings.Server(port=0, jwt_key="a secret of at least thirty-two bytes", metrics_path="/metrics")
+orders: tidings.Channel = members.channel("/private/orders", private=True)
+
+
+@members.authorize(orders)
+async def may_read_orders(request: tidings.Request) -> bool:
+    return request.query.get("shop") == "open"
+
+
 @server.route("/")
 def index(request: tidings.Request) -> tidings.Response:
     return tidings.Response("<h1>hi</h1>", status=200)

@@ -242,6 +242,41 @@ def open_route(
     )
 
 
+def open_authorization(
+    loop: asyncio.AbstractEventLoop | None,
+    check: Callable[[_tidings.Request], Any],
+    request: _tidings.Request,
+    verdict: _tidings.Verdict,
+) -> None:
+    """Schedules a channel's authorize check for one client on `loop`
+    (callback thread)."""
+    _on_loop(
+        loop,
+        lambda running: running.create_task(_decide(check, request, verdict)),
+        lambda reason: verdict.deny(503, reason.strip()),
+    )
+
+
+async def _decide(check: Callable[[_tidings.Request], Any], request: _tidings.Request, verdict: _tidings.Verdict) -> None:
+    try:
+        result = check(request)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is None or result is True:
+            verdict.allow()
+        elif result is False:
+            verdict.deny(403, "forbidden")
+        else:
+            raise TypeError(f"an authorize check returns None, True or False, not {type(result).__name__}")
+    except ClientDisconnected:
+        pass
+    except Exception as error:
+        status, reason = _failure(request, "authorize", error)
+        if status is None or not 400 <= status <= 599:
+            status, reason = 500, "authorization failed"
+        verdict.deny(status, reason)
+
+
 async def _answer(handler: Callable[[_tidings.Request], Any], request: _tidings.Request, reply: _tidings.Reply) -> None:
     try:
         result = handler(request)

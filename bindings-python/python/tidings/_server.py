@@ -166,6 +166,24 @@ class Server:
 
         return register
 
+    def authorize(self, channel: Channel) -> Callable[[Handler], Handler]:
+        """Decorator: ``check(request)`` (sync or async) decides whether a
+        client may subscribe to `channel` at its path: ``None`` or ``True``
+        lets it in, ``False`` answers 403, and raising
+        :class:`HTTPError` answers its status and reason (any other
+        exception: 500, logged). It runs on the server's event loop, after
+        the token check of a private channel, and must decide within
+        ``head_timeout`` (else 503). Clients that an endpoint hands over
+        with ``ChannelResponse`` are not asked."""
+
+        def register(check: Handler) -> Handler:
+            channel.set_authorizer(
+                lambda request, verdict: _runner.open_authorization(self._loop, check, request, verdict)
+            )
+            return check
+
+        return register
+
     def route(self, path: str) -> Callable[[Handler], Handler]:
         """Decorator: ``handler(request)`` (sync or async) returns the
         response for `path`: ``str`` (HTML), ``bytes`` or :class:`Response`."""

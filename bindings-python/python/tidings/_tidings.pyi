@@ -17,6 +17,7 @@ __all__ = [
     "ScopeConfig",
     "Server",
     "StreamSink",
+    "Verdict",
     "__version__",
     "install_log_bridge",
 ]
@@ -106,6 +107,7 @@ class Channel:
     def listen(self, last_event_id: Optional[str] = None) -> Listener: ...
     def on_subscribe(self, callback: Callable[[Request], object]) -> None: ...
     def on_unsubscribe(self, callback: Callable[[Request], object]) -> None: ...
+    def set_authorizer(self, callback: Callable[[Request, Verdict], object]) -> None: ...
 
 @final
 class StreamSink:
@@ -129,6 +131,13 @@ class Reply:
 
     def send(self, body: Union[str, bytes], status: int = 200, content_type: str = "text/html; charset=utf-8") -> None: ...
     def refuse(self, status: Optional[int], reason: str) -> None: ...
+
+@final
+class Verdict:
+    """The one-time decision on a client that subscribes to a channel."""
+
+    def allow(self) -> None: ...
+    def deny(self, status: int, message: str = "") -> None: ...
 
 @final
 class ScopeConfig:
