@@ -222,6 +222,11 @@ export declare class Channel {
   readonly historyLength: number
   onSubscribe (callback: (request: Request) => void): void
   onUnsubscribe (callback: (request: Request) => void): void
+  /**
+   * Decides who may subscribe at the channel's path: resolve true or
+   * undefined to let in, false for 403, throw an HTTPError for its status.
+   */
+  authorize (check: (request: Request) => boolean | undefined | Promise<boolean | undefined>): this
 }
 
 /** An SSE server whose transport runs in Rust. Emits 'error' (error, request) when a handler fails. */

@@ -102,6 +102,18 @@ class Channel {
 
   /** Calls `callback(request)` once for every new subscriber. */
   onSubscribe (callback) { this._inner.onSubscribe(guarded(this._report, requireFunction('callback', callback))) }
+  /**
+   * Asks `check(request)` (sync or async) about every client that subscribes
+   * at the channel's path: true or undefined lets it in, false answers 403,
+   * a thrown HTTPError its status and reason. It runs after the token check
+   * of a private channel and must decide within limits.headTimeout (else 503).
+   */
+  authorize (check) {
+    requireFunction('check', check)
+    this._inner.authorize(guarded(this._report, (request, verdict) =>
+      runner.openAuthorization(this._report, check, request, verdict)))
+    return this
+  }
   /** Calls `callback(request)` once for every subscriber that leaves, however it left. */
   onUnsubscribe (callback) { this._inner.onUnsubscribe(guarded(this._report, requireFunction('callback', callback))) }
 }

@@ -25,6 +25,11 @@ export declare class NativeChannel {
   get eventsPublished(): number
   get historyLen(): number
   onSubscribe(callback: (request: RequestInfo) => void): void
+  /**
+   * Asks `callback(request, verdict)` about every client that subscribes
+   * at the channel's path; it answers `verdict` once.
+   */
+  authorize(callback: (request: RequestInfo, verdict: Verdict) => void): void
   onUnsubscribe(callback: (request: RequestInfo) => void): void
 }
 
@@ -93,6 +98,17 @@ export declare class StreamSink {
   /** Ends the response with `event: error` after the queued events. */
   fail(): void
   get closed(): boolean
+}
+
+/**
+ * The one-time decision on a client that subscribes to a channel with an
+ * authorize check.
+ */
+export declare class Verdict {
+  /** Lets the client subscribe. */
+  allow(): void
+  /** Turns the client away with `status` (400-599) and `message`. */
+  deny(status: number, message?: string | undefined | null): void
 }
 
 /** The broker connection's state, in `stats().broker`. */

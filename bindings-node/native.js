@@ -839,4 +839,5 @@ module.exports.NativeChannel = nativeBinding.NativeChannel
 module.exports.NativeServer = nativeBinding.NativeServer
 module.exports.Reply = nativeBinding.Reply
 module.exports.StreamSink = nativeBinding.StreamSink
+module.exports.Verdict = nativeBinding.Verdict
 module.exports.version = nativeBinding.version

@@ -104,4 +104,25 @@ function openRoute (server, handler, request, reply) {
     .catch(() => {}) // the client left before the reply
 }
 
-module.exports = { openStream, openRoute }
+/**
+ * Runs a channel's authorize `check(request)` for one client: true or
+ * undefined lets it in, false answers 403, a thrown HTTPError its status
+ * and reason; anything else thrown is reported and answers 500.
+ */
+function openAuthorization (report, check, request, verdict) {
+  Promise.resolve()
+    .then(() => check(request))
+    .then((result) => {
+      if (result === undefined || result === true) verdict.allow()
+      else if (result === false) verdict.deny(403, 'forbidden')
+      else throw new TypeError('an authorize check returns true, false or undefined')
+    })
+    .catch((error) => {
+      if (error instanceof HTTPError) return verdict.deny(error.status, error.reason ?? '')
+      report(error, request)
+      verdict.deny(500, 'authorization failed')
+    })
+    .catch(() => {}) // the client left before the verdict
+}
+
+module.exports = { openStream, openRoute, openAuthorization }

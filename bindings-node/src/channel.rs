@@ -9,6 +9,7 @@ use napi_derive::napi;
 use crate::convert::{to_event, EventInit};
 use crate::dispatch::{engine_callback, Callback};
 use crate::errors::{js_error, Code};
+use crate::reply::Verdict;
 use crate::request::{request_info, RequestInfo};
 
 /// Channel options; durations in seconds.
@@ -121,6 +122,26 @@ impl NativeChannel {
         let hook = request_hook(callback)?;
         self.inner.on_subscribe(move |request| {
             hook.call(request.clone(), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        Ok(())
+    }
+
+    /// Asks `callback(request, verdict)` about every client that subscribes
+    /// at the channel's path; it answers `verdict` once.
+    #[napi(ts_args_type = "callback: (request: RequestInfo, verdict: Verdict) => void")]
+    pub fn authorize(
+        &self,
+        callback: Function<FnArgs<(RequestInfo, Verdict)>, UnknownReturnValue>,
+    ) -> Result<(), Code> {
+        let hook = engine_callback(
+            &callback,
+            |(request, verdict): (tidings::Request, tidings::Verdict)| {
+                FnArgs::from((request_info(&request), Verdict::new(verdict)))
+            },
+        )?;
+        self.inner.authorize(move |request, verdict| {
+            // Dropped unanswered if the JS thread cannot take it: 500.
+            hook.call((request, verdict), ThreadsafeFunctionCallMode::NonBlocking);
         });
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! The one-time answer to a request on a route (`Reply`).
+//! The one-time answers: to a request on a route (`Reply`), and to the
+//! question whether a client may subscribe to a channel (`Verdict`).
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -44,5 +45,36 @@ impl Reply {
     pub fn refuse(&self, status: Option<u32>, reason: String) -> Result<(), Code> {
         let status = status.map(|s| u16::try_from(s).unwrap_or(0));
         self.inner.refuse(status, &reason).map_err(js_error)
+    }
+}
+
+/// The one-time decision on a client that subscribes to a channel with an
+/// authorize check.
+#[napi]
+pub struct Verdict {
+    inner: tidings::Verdict,
+}
+
+impl Verdict {
+    pub(crate) fn new(inner: tidings::Verdict) -> Self {
+        Verdict { inner }
+    }
+}
+
+#[napi]
+impl Verdict {
+    /// Lets the client subscribe.
+    #[napi]
+    pub fn allow(&self) -> Result<(), Code> {
+        self.inner.allow().map_err(js_error)
+    }
+
+    /// Turns the client away with `status` (400-599) and `message`.
+    #[napi]
+    pub fn deny(&self, status: u32, message: Option<String>) -> Result<(), Code> {
+        let status = u16::try_from(status).unwrap_or(0);
+        self.inner
+            .deny(status, message.as_deref().unwrap_or(""))
+            .map_err(js_error)
     }
 }

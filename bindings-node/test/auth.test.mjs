@@ -10,7 +10,7 @@ import jwt from 'jsonwebtoken'
 import tidings from '../index.js'
 import { eventually, ROOT, sse } from './helpers.mjs'
 
-const { Server } = tidings
+const { Server, HTTPError } = tidings
 const SECRET = 'a secret only the Node token tests know'
 const FIXTURES = path.join(ROOT, 'core', 'tests', 'fixtures', 'jwt')
 
@@ -102,4 +102,45 @@ test('a cookie of null reads none, and bad settings are config errors', async ()
   assert.throws(() => new Server({ jwt: { secret: SECRET, algorithm: 'HS1' } }), { ...invalid, message: /unknown algorithm/ })
   assert.throws(() => new Server({ jwt: { secret: SECRET, keyFile: 'x.pem' } }), { ...invalid, message: /one key/ })
   assert.throws(() => new Server().channel('/p', { private: true }), { ...invalid, message: /no JWT key/ })
+})
+
+test('an authorize check lets in, answers 403, or the status of the HTTPError it throws', async () => {
+  const server = new Server({ port: 0, metricsPath: '/metrics' })
+  const room = server.channel('/room')
+  const asked = []
+  room.authorize(async (request) => {
+    const user = request.query.user
+    asked.push(user)
+    if (user === 'eve') throw new HTTPError(402, 'pay first')
+    if (user === 'mallory') throw new Error('a bug in the check')
+    if (user === 'ada') return undefined
+    return user === 'bob'
+  })
+  const failures = []
+  server.on('error', (error) => failures.push(error.message))
+  await server.start()
+  try {
+    const status = async (user) => {
+      const response = await fetch(`${server.url}/room?user=${user}`)
+      const body = await response.text()
+      return [response.status, body]
+    }
+    assert.deepEqual(await status('eve'), [402, 'pay first\n'])
+    assert.equal((await status('mallory'))[0], 500)
+    assert.deepEqual(failures, ['a bug in the check'])
+    assert.equal((await status('carol'))[0], 403)
+    for (const user of ['ada', 'bob']) {
+      const reading = sse(`${server.url}/room?user=${user}`, { limit: 1 })
+      await eventually(`${user} in`, () => room.subscribers === 1)
+      room.publish(`hello ${user}`)
+      const { events } = await reading
+      assert.deepEqual(events.map((e) => e.data), [`hello ${user}`])
+      await eventually(`${user} out`, () => room.subscribers === 0)
+    }
+    assert.deepEqual(asked.sort(), ['ada', 'bob', 'carol', 'eve', 'mallory'])
+    const metrics = await (await fetch(`${server.url}/metrics`)).text()
+    assert.match(metrics, /tidings_subscriptions_refused_total\{reason="denied"\} 3/)
+  } finally {
+    await server.stop()
+  }
 })

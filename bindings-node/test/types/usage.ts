@@ -38,9 +38,10 @@ async function main (): Promise<void> {
     limits: { maxConnections: 100, maxConnectionsPerIp: 10, maxHeadBytes: 16384, headTimeout: 5, maxStreamsPerConnection: 50 },
     http2: true,
     metricsPath: '/metrics',
-    jwt: { secret: 'shh', algorithm: 'HS256', leeway: 5, cookie: null, query: 'token', endAtExpiry: true }
+    jwt: { secret: 'a secret of at least thirty-two bytes', algorithm: 'HS256', leeway: 5, cookie: null, query: 'token', endAtExpiry: true }
   }
   const server: Server = new Server(options)
+  server.channel('/members', { private: true }).authorize(async (request) => request.query.user === 'ada')
   const channelOptions: ChannelOptions = { history: 10, autoId: true, maxLag: 100, keepalive: null, maxSubscribers: 5, private: true }
   const channel: Channel = server.channel('/c', channelOptions)
   let seen: Request | null = null
