@@ -210,6 +210,12 @@ typedef struct tidings_server tidings_server;
 typedef struct tidings_stream tidings_stream;
 
 /**
+ * The decision on one subscriber, owned by the host from `on_subscribe`
+ * until `tidings_verdict_free`. Give it once, from any thread.
+ */
+typedef struct tidings_verdict tidings_verdict;
+
+/**
  * An event to publish or send. Every field is optional: NULL (or 0 for
  * `retry_ms`) leaves it out, so `{ .data = "hello" }` is a complete event.
  * The strings are UTF-8 and only read during the call; all but `data` are
@@ -242,6 +248,14 @@ typedef struct tidings_event {
    */
   const char *comment;
 } tidings_event;
+
+/**
+ * Called on an engine thread for every client that subscribes at a
+ * channel's path; see `tidings_channel_authorize`.
+ */
+typedef void (*tidings_authorize_cb)(void *user_data,
+                                     const struct tidings_request *request,
+                                     struct tidings_verdict *verdict);
 
 /**
  * Called on an engine thread with the request of a subscriber that joined
@@ -539,6 +553,24 @@ tidings_status tidings_channel_publish_confirmed(const struct tidings_channel *c
                                                  size_t *id_length);
 
 /**
+ * Asks `on_subscribe(user_data, request, verdict)` (not NULL), on an engine
+ * thread, about every client that subscribes at the channel's path (after
+ * the token check of a private channel). `request` is valid only during
+ * that call. The host owns `verdict` from then on: answer it with
+ * `tidings_verdict_allow` or `tidings_verdict_deny`, at once or later from
+ * any thread, within the server's `head_timeout_ms` (else the client gets
+ * 503), then free it with `tidings_verdict_free` (a verdict freed
+ * unanswered answers 500). Clients an application hands over are not
+ * asked. Replaces an earlier hook.
+ *
+ * `user_data` is passed as is; it must stay valid until the server is
+ * freed, and be safe to use from several threads.
+ */
+tidings_status tidings_channel_authorize(const struct tidings_channel *channel,
+                                         tidings_authorize_cb on_subscribe,
+                                         void *user_data);
+
+/**
  * Calls `hook(user_data, request)` (not NULL) on an engine thread once for
  * every new subscriber; `request` is valid only during the call. Replaces
  * an earlier hook. Return quickly: the subscriber's response waits for it.
@@ -606,6 +638,32 @@ tidings_status tidings_reply_send(const struct tidings_reply *reply,
  * Frees a reply handle. A request never answered gets `500`. NULL is ignored.
  */
 void tidings_reply_free(struct tidings_reply *reply);
+
+/**
+ * Lets the subscriber in. Safe from any thread.
+ *
+ * Returns TIDINGS_ERR_ALREADY_ANSWERED after an earlier answer and
+ * TIDINGS_ERR_DISCONNECTED if the client has gone.
+ */
+tidings_status tidings_verdict_allow(const struct tidings_verdict *verdict);
+
+/**
+ * Turns the subscriber away with `status` (400-599) and `message` (a line
+ * of plain text; NULL for none). Copies what it needs; safe from any
+ * thread.
+ *
+ * Returns TIDINGS_ERR_INVALID_STATUS without answering, so a second try
+ * may still succeed; otherwise as `tidings_verdict_allow`.
+ */
+tidings_status tidings_verdict_deny(const struct tidings_verdict *verdict,
+                                    uint16_t status,
+                                    const char *message);
+
+/**
+ * Frees a verdict handle. A subscriber never answered gets `500`. NULL is
+ * ignored.
+ */
+void tidings_verdict_free(struct tidings_verdict *verdict);
 
 /**
  * The request's path (e.g. "/stream"), as sent. Never NULL for a valid

@@ -51,3 +51,16 @@ def test_a_c_server_keeps_its_private_channel_to_granted_tokens(tmp_path: Path, 
         with httpx_sse.connect_sse(http, "GET", url, **carried(how, token(["/private/*"]))) as source:
             assert source.response.status_code == 200
             assert next(source.iter_sse()).data == "for members, from C"
+
+
+def test_a_c_authorize_hook_decides_now_or_from_another_thread(tmp_path: Path) -> None:
+    binary = build(ROOT / "tests/c/auth_server.c", tmp_path / "auth_server")
+    with serving([str(binary), SECRET]) as running, client() as http:
+        url = f"{running.url}/room"
+        later = http.get(url, params={"user": "bob"})
+        assert (later.status_code, later.text) == (402, "pay first\n")
+        assert http.get(url, params={"user": "eve"}).status_code == 500, "freed unanswered"
+        with httpx_sse.connect_sse(http, "GET", url, params={"user": "ada"}) as source:
+            assert source.response.status_code == 200
+            assert next(source.iter_sse()).data == "welcome to the room"
+    assert "unexpected" not in running.log(), running.log()

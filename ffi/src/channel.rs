@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::boundary::{arg_ref, copy_out, fail, fail_with, guard, UserData};
 use crate::event::{tidings_event, to_event};
+use crate::reply::{register_authorizer, tidings_authorize_cb};
 use crate::request::tidings_request;
 use crate::status::tidings_status;
 
@@ -96,6 +97,37 @@ pub unsafe extern "C" fn tidings_channel_publish_confirmed(
             );
         }
         status
+    })
+}
+
+/// Asks `on_subscribe(user_data, request, verdict)` (not NULL), on an engine
+/// thread, about every client that subscribes at the channel's path (after
+/// the token check of a private channel). `request` is valid only during
+/// that call. The host owns `verdict` from then on: answer it with
+/// `tidings_verdict_allow` or `tidings_verdict_deny`, at once or later from
+/// any thread, within the server's `head_timeout_ms` (else the client gets
+/// 503), then free it with `tidings_verdict_free` (a verdict freed
+/// unanswered answers 500). Clients an application hands over are not
+/// asked. Replaces an earlier hook.
+///
+/// `user_data` is passed as is; it must stay valid until the server is
+/// freed, and be safe to use from several threads.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_channel_authorize(
+    channel: *const tidings_channel,
+    on_subscribe: tidings_authorize_cb,
+    user_data: *mut c_void,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let channel = arg_ref!(channel, "channel");
+        let Some(on_subscribe) = on_subscribe else {
+            return fail(
+                tidings_status::TIDINGS_ERR_NULL_ARGUMENT,
+                "`on_subscribe` must not be NULL",
+            );
+        };
+        register_authorizer(&channel.inner, on_subscribe, user_data);
+        tidings_status::TIDINGS_OK
     })
 }
 

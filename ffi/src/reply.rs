@@ -1,5 +1,7 @@
-//! `tidings_reply`: the one-time answer to a request on a route whose
-//! response the host computes (`tidings_server_route`).
+//! The one-time answers: `tidings_reply`, to a request on a route whose
+//! response the host computes (`tidings_server_route`), and
+//! `tidings_verdict`, to whether a client may subscribe to a channel
+//! (`tidings_channel_authorize`).
 #![allow(non_camel_case_types)]
 
 use std::ffi::{c_char, c_void};
@@ -105,6 +107,102 @@ pub unsafe extern "C" fn tidings_reply_free(reply: *mut tidings_reply) {
             // `on_request`, and tidings.h says it is freed once, after the last
             // call on it, so this thread owns it now.
             drop(unsafe { Box::from_raw(reply) });
+        }
+    })
+}
+
+/// Called on an engine thread for every client that subscribes at a
+/// channel's path; see `tidings_channel_authorize`.
+pub type tidings_authorize_cb = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        request: *const tidings_request,
+        verdict: *mut tidings_verdict,
+    ),
+>;
+
+/// The decision on one subscriber, owned by the host from `on_subscribe`
+/// until `tidings_verdict_free`. Give it once, from any thread.
+pub struct tidings_verdict {
+    inner: tidings::Verdict,
+}
+
+/// Makes `on_subscribe` the authorize hook of `channel`.
+pub(crate) fn register_authorizer(
+    channel: &tidings::Channel,
+    on_subscribe: unsafe extern "C" fn(*mut c_void, *const tidings_request, *mut tidings_verdict),
+    user_data: *mut c_void,
+) {
+    let user_data = UserData(user_data);
+    channel.authorize(
+        move |request: tidings::Request, verdict: tidings::Verdict| {
+            let user = user_data;
+            let described = tidings_request::new(request);
+            let verdict = Box::into_raw(Box::new(tidings_verdict { inner: verdict }));
+            // SAFETY: `on_subscribe` is the host's callback (non-NULL, checked in
+            // tidings_channel_authorize) with the C signature of
+            // tidings_authorize_cb; `user.0` is its thread-safe `user_data`;
+            // `&described` lives until this closure returns, covering "valid
+            // only during that call"; `verdict` is a fresh `Box::into_raw` whose
+            // ownership passes to the host.
+            unsafe { on_subscribe(user.0, &described, verdict) };
+        },
+    );
+}
+
+/// Lets the subscriber in. Safe from any thread.
+///
+/// Returns TIDINGS_ERR_ALREADY_ANSWERED after an earlier answer and
+/// TIDINGS_ERR_DISCONNECTED if the client has gone.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_verdict_allow(verdict: *const tidings_verdict) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let verdict = arg_ref!(verdict, "verdict");
+        match verdict.inner.allow() {
+            Ok(()) => tidings_status::TIDINGS_OK,
+            Err(err) => fail_with(err),
+        }
+    })
+}
+
+/// Turns the subscriber away with `status` (400-599) and `message` (a line
+/// of plain text; NULL for none). Copies what it needs; safe from any
+/// thread.
+///
+/// Returns TIDINGS_ERR_INVALID_STATUS without answering, so a second try
+/// may still succeed; otherwise as `tidings_verdict_allow`.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_verdict_deny(
+    verdict: *const tidings_verdict,
+    status: u16,
+    message: *const c_char,
+) -> tidings_status {
+    guard(tidings_status::TIDINGS_ERR_PANIC, || {
+        let verdict = arg_ref!(verdict, "verdict");
+        // SAFETY: `message` is NULL (none, as documented) or, per tidings.h,
+        // a NUL-terminated string valid during this call; it is copied by
+        // `deny` before this call returns.
+        let message = match unsafe { crate::boundary::optional_str(message, "message") } {
+            Ok(message) => message.unwrap_or(""),
+            Err(status) => return status,
+        };
+        match verdict.inner.deny(status, message) {
+            Ok(()) => tidings_status::TIDINGS_OK,
+            Err(err) => fail_with(err),
+        }
+    })
+}
+
+/// Frees a verdict handle. A subscriber never answered gets `500`. NULL is
+/// ignored.
+#[no_mangle]
+pub unsafe extern "C" fn tidings_verdict_free(verdict: *mut tidings_verdict) {
+    guard((), || {
+        if !verdict.is_null() {
+            // SAFETY: a non-NULL `verdict` is the `Box::into_raw` pointer
+            // handed to `on_subscribe`, and tidings.h says it is freed once,
+            // after the last call on it, so this thread owns it now.
+            drop(unsafe { Box::from_raw(verdict) });
         }
     })
 }

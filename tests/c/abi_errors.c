@@ -192,6 +192,12 @@ static void test_bad_arguments_and_config(void) {
     tidings_server_free(server);
     server = NULL;
 
+    /* Authorize hooks: a channel and a callback are required; so is a verdict. */
+    EXPECT_STATUS(tidings_channel_authorize(NULL, NULL, NULL), TIDINGS_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(tidings_verdict_allow(NULL), TIDINGS_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(tidings_verdict_deny(NULL, 403, "no"), TIDINGS_ERR_NULL_ARGUMENT);
+    tidings_verdict_free(NULL);
+
     /* Tokens: one key, of the length its algorithm needs; a private channel needs one. */
     config = tidings_config_default();
     config.jwt_secret = "a secret long enough for HS256 at 32+ bytes";
