@@ -126,6 +126,17 @@ def delivery_cells(mt: Json) -> str:
             f"{fmt(mt['cpu_us_per_delivery'], 3)}")
 
 
+SAME_RUN_NOTE = ["In the *plain HTTP/1.1, same run* row, the ratio is tidings over this transport ÷ tidings over "
+                 "plain HTTP/1.1, both measured in this run: what the transport costs.", ""]
+
+
+def transport_text(data: Json) -> str:
+    """How the subscribers of a scenario connect, when not plain HTTP/1.1."""
+    return {"tls": ", HTTP/1.1 over TLS (ECDSA P-256, rustls on both sides)",
+            "h2": ", HTTP/2 over TLS: 100 subscribers as streams of each connection (as a browser puts a "
+                  "page's EventSources on one)"}.get(data.get("transport", "h1"), "")
+
+
 def fanout_section(name: str, data: Json) -> list[str]:
     peers = data["peers"]
     pace = f"{data['rate']:g} events/s" if data.get("rate") else "as fast as possible"
@@ -133,12 +144,16 @@ def fanout_section(name: str, data: Json) -> list[str]:
     what = ("each connection's own stream of" if data["kind"] == "streams" else "one channel,")
     cores = ", server and load generator both on cores 0–1" if data.get("both_cores") else ""
     lines = [f"## {name}", "", f"{count:,} subscribers, {what} {data['events']:,} events of {data['size']} B, "
-             f"{pace}{cores}.", "",
+             f"{pace}{cores}{transport_text(data)}.", "",
              "| peer | events | deliveries/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | complete | gaps "
              "| loadgen CPU ms | tidings ÷ peer: deliveries/s | tidings ÷ peer: p99 |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     mine = peers.get("tidings", {})
-    for peer, entry in peers.items():
+    rows = list(peers.items())
+    # A TLS or HTTP/2 scenario's plain HTTP/1.1 runs, measured right after.
+    rows += [(f"{peer} (plain HTTP/1.1, same run)", {"events": entry["events"], **entry["plain"]})
+             for peer, entry in peers.items() if "plain" in entry]
+    for peer, entry in rows:
         if "error" in entry:
             lines.append(f"| {peer} | failed: {entry['error']} |" + " |" * 10)
             continue
@@ -148,7 +163,7 @@ def fanout_section(name: str, data: Json) -> list[str]:
             f"{mt['complete']['median']:.0%} | {mt['gaps']['median']:.0f} | {mt['loadgen_cpu_ms']['median']:,.0f} | "
             f"{ratio(median(mine, 'deliveries_per_s'), median(entry, 'deliveries_per_s'))} | "
             f"{ratio(median(mine, 'p99_ms'), median(entry, 'p99_ms'))} |")
-    return lines + [""]
+    return lines + [""] + SAME_RUN_NOTE * (len(rows) > len(peers))
 
 
 def sustained_section(name: str, data: Json) -> list[str]:
@@ -175,18 +190,21 @@ def sustained_section(name: str, data: Json) -> list[str]:
 
 def idle_section(name: str, data: Json) -> list[str]:
     lines = [f"## {name}", "", f"{data['connections']:,} subscribers connected and answered, no events; server "
-             "memory growth per connection.", "",
+             f"memory growth per subscriber{transport_text(data)}.", "",
              "| peer | connections answered | RSS per connection KiB | server RSS MiB | tidings ÷ peer |",
              "| --- | ---: | ---: | ---: | ---: |"]
     mine = median(data["peers"].get("tidings", {}), "rss_kib_per_connection")
-    for peer, entry in data["peers"].items():
+    rows = list(data["peers"].items())
+    rows += [(f"{peer} (plain HTTP/1.1, same run)", entry["plain"])
+             for peer, entry in data["peers"].items() if "plain" in entry]
+    for peer, entry in rows:
         if "error" in entry:
             lines.append(f"| {peer} | failed: {entry['error']} | | | |")
             continue
         mt = entry["metrics"]
         lines.append(f"| {peer} | {fmt(mt['answered'], 0)} | {fmt(mt['rss_kib_per_connection'], 2)} | "
                      f"{fmt(mt['rss_mib'], 0)} | {ratio(mine, median(entry, 'rss_kib_per_connection'))} |")
-    return lines + [""]
+    return lines + [""] + SAME_RUN_NOTE * (len(rows) > len(data["peers"]))
 
 
 def publish_section(name: str, data: Json) -> list[str]:
@@ -383,10 +401,11 @@ def draw(results: Json, docs: Path) -> list[tuple[str, str]]:
     memory: dict[str, list[tuple[float, float]]] = {}
     for data in scenarios.values():
         for peer, entry in data["peers"].items():
-            if data["kind"] == "fanout" and not data["rate"] and data["size"] == 100:
+            plain = data.get("transport", "h1") == "h1"
+            if data["kind"] == "fanout" and not data["rate"] and data["size"] == 100 and plain:
                 if (value := median(entry, "deliveries_per_s")) is not None:
                     throughput.setdefault(peer, []).append((data["subscribers"], value))
-            if data["kind"] == "idle":
+            if data["kind"] == "idle" and plain:
                 rss, answered = median(entry, "rss_mib"), median(entry, "answered")
                 if rss is not None and answered:
                     memory.setdefault(peer, []).append((answered, rss))

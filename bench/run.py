@@ -109,6 +109,8 @@ PEERS = [
 FAST = ("ceiling", "tidings", "tidings-c", "tidings-python", "tidings-node", "axum")
 RUST = ("ceiling", "tidings", "axum")
 DRIVERS = ("tidings", "tidings-c", "tidings-python", "tidings-node")
+TLS_PEERS = ("tidings",)  # the peers that take --tls-cert and --tls-key
+STREAMS_PER_CONNECTION = 100  # HTTP/2: a page's EventSources share one connection
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class Fanout:
     size: int
     peers: tuple[str, ...] | None = None
     both_cores: bool = False
+    transport: str = "h1"  # h1, tls (HTTP/1.1 over TLS) or h2 (over TLS, 100 streams a connection)
     kind: str = "fanout"
 
 
@@ -154,6 +157,7 @@ class Idle:
     name: str
     connections: int
     peers: tuple[str, ...] | None = None
+    transport: str = "h1"
     kind: str = "idle"
 
 
@@ -212,6 +216,11 @@ PROFILES: dict[str, list[Scenario]] = {
         Streams("streams-1k", 1000, 1000, 100),
         Idle("idle-10k", 10_000),
         Idle("idle-100k", 100_000, peers=RUST + ("nchan",)),
+        # What TLS and HTTP/2 cost, beside the plain figures above.
+        Fanout("throughput-1k-100B-tls", 1000, 4000, 0, 100, peers=TLS_PEERS, transport="tls"),
+        Fanout("throughput-1k-100B-h2", 1000, 4000, 0, 100, peers=TLS_PEERS, transport="h2"),
+        Idle("idle-10k-tls", 10_000, peers=TLS_PEERS, transport="tls"),
+        Idle("idle-10k-h2", 10_000, peers=TLS_PEERS, transport="h2"),
         PublishCost("publish-0", 0, 200_000),
         PublishCost("publish-1k", 1000, 20_000),
         # 3k sockets at 20 events/s keep core 0 nearly busy here (~15 µs a
@@ -229,6 +238,8 @@ PROFILES: dict[str, list[Scenario]] = {
         Fanout("throughput-1k-100B", 50, 400, 0, 100),
         Streams("streams-1k", 50, 50, 100),
         Idle("idle-10k", 200),
+        Fanout("throughput-1k-100B-h2", 250, 100, 0, 100, peers=TLS_PEERS, transport="h2"),
+        Idle("idle-10k-tls", 200, peers=TLS_PEERS, transport="tls"),
         PublishCost("publish-0", 0, 2000),
         Cluster("cluster-latency-3x1k-20eps", 3, 60, 20, 20, 100),
         Workers("workers-100k", 2, 200, 10, 20, 100, loadgens=2),
@@ -246,6 +257,10 @@ PROFILES: dict[str, list[Scenario]] = {
         Idle("idle-10k", 10_000),
         Idle("idle-50k", 50_000),
         Idle("idle-100k", 100_000),
+        Fanout("throughput-1k-100B-tls", 1000, 20_000, 0, 100, peers=TLS_PEERS, transport="tls"),
+        Fanout("throughput-1k-100B-h2", 1000, 20_000, 0, 100, peers=TLS_PEERS, transport="h2"),
+        Idle("idle-10k-tls", 10_000, peers=TLS_PEERS, transport="tls"),
+        Idle("idle-10k-h2", 10_000, peers=TLS_PEERS, transport="h2"),
         PublishCost("publish-0", 0, 1_000_000),
         PublishCost("publish-1k", 1000, 100_000),
         Cluster("cluster-latency-3x1k-5eps", 3, 3000, 100, 5, 100),
@@ -254,6 +269,44 @@ PROFILES: dict[str, list[Scenario]] = {
         Workers("workers-100k", 6, 100_000, 100, 5, 100, loadgens=6),
     ],
 }
+
+
+class Pki:
+    """A CA and a certificate for 127.0.0.1 it signed, made with the openssl
+    command line once per run, for the TLS and HTTP/2 scenarios."""
+
+    _made: Pki | None = None
+
+    def __init__(self) -> None:
+        self.directory = tempfile.TemporaryDirectory(prefix="bench-pki-")
+        path = Path(self.directory.name)
+        self.ca, self.cert, self.key = path / "ca.pem", path / "server.pem", path / "server.key"
+
+        def openssl(*args: str | Path) -> None:
+            subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+        curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+        openssl("req", "-x509", *curve, "-days", "2", "-subj", "/CN=bench CA", "-keyout", path / "ca.key",
+                "-out", self.ca, "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign")
+        (path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        openssl("req", *curve, "-subj", "/CN=127.0.0.1", "-keyout", self.key, "-out", path / "server.csr")
+        openssl("x509", "-req", "-in", path / "server.csr", "-CA", self.ca, "-CAkey", path / "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", path / "san.ext", "-out", self.cert)
+
+    @classmethod
+    def shared(cls) -> Pki:
+        if cls._made is None:
+            cls._made = Pki()
+        return cls._made
+
+
+def transport_options(transport: str) -> dict[str, object]:
+    """The peer's options for `transport`: a certificate unless plain."""
+    if transport == "h1":
+        return {}
+    pki = Pki.shared()
+    return {"tls_cert": pki.cert, "tls_key": pki.key}
 
 
 class RunningPeer:
@@ -314,16 +367,21 @@ CONNECTIONS_PER_SOURCE = 10_000
 
 
 def loadgen_command(ports: list[int], pids: list[int], connections: int, events: int, timeout: float,
-                    cores: str, *, source_offset: int = 0) -> list[str]:
+                    cores: str, *, source_offset: int = 0, transport: str = "h1") -> list[str]:
     sources = max(1, math.ceil(connections / CONNECTIONS_PER_SOURCE))
-    return ["taskset", "-c", cores, str(BIN / "loadgen"), "--port", ",".join(map(str, ports)),
-            "--pid", ",".join(map(str, pids)), "--connections", str(connections), "--events", str(events),
-            "--timeout", str(timeout), "--hold", "2", "--sources", str(sources),
-            "--source-offset", str(source_offset)]
+    command = ["taskset", "-c", cores, str(BIN / "loadgen"), "--port", ",".join(map(str, ports)),
+               "--pid", ",".join(map(str, pids)), "--connections", str(connections), "--events", str(events),
+               "--timeout", str(timeout), "--hold", "2", "--sources", str(sources),
+               "--source-offset", str(source_offset)]
+    if transport != "h1":
+        command += ["--transport", transport, "--tls-ca", str(Pki.shared().ca),
+                    "--streams-per-connection", str(STREAMS_PER_CONNECTION)]
+    return command
 
 
-def loadgen(ports: list[int], pids: list[int], connections: int, events: int, timeout: float, cores: str) -> Json:
-    command = loadgen_command(ports, pids, connections, events, timeout, cores)
+def loadgen(ports: list[int], pids: list[int], connections: int, events: int, timeout: float, cores: str,
+            transport: str = "h1") -> Json:
+    command = loadgen_command(ports, pids, connections, events, timeout, cores, transport=transport)
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 60, check=True)
     parsed: Json = json.loads(result.stdout)
     return parsed
@@ -404,12 +462,15 @@ class Redis:
 
 
 def run_fanout(peer: Peer, subscribers: int, events: int, rate: float, size: int, *, timeout: float,
-               both_cores: bool = False, mode: str = "broadcast", payloads: str = "live") -> Json:
+               both_cores: bool = False, mode: str = "broadcast", payloads: str = "live",
+               transport: str = "h1") -> Json:
     server_cores, client_cores = (BOTH_CORES, BOTH_CORES) if both_cores else (SERVER_CORE, LOADGEN_CORE)
     running = RunningPeer(peer, server_cores, subscribers=subscribers, events=events, rate=rate, size=size,
-                          mode=mode, threads=2 if both_cores else 1, payloads=payloads)
+                          mode=mode, threads=2 if both_cores else 1, payloads=payloads,
+                          **transport_options(transport))
     try:
-        result = loadgen([running.port], [running.process.pid], subscribers, events, timeout, client_cores)
+        result = loadgen([running.port], [running.process.pid], subscribers, events, timeout, client_cores,
+                         transport)
         if mode == "broadcast":
             result["publish_calls_per_s"] = running.published_per_s(timeout=1)
         return result
@@ -424,9 +485,21 @@ def scaled(peer: Peer, events: int) -> int:
 def fanout(peer: Peer, scenario: Fanout, repeat: int) -> Json:
     events = scaled(peer, scenario.events) if not scenario.rate else scenario.events
     timeout = (events / scenario.rate + 20) if scenario.rate else 60
-    runs = [run_fanout(peer, scenario.subscribers, events, scenario.rate, scenario.size, timeout=timeout,
-                       both_cores=scenario.both_cores) for _ in range(repeat)]
-    return {"events": events, "runs": runs, "metrics": summarize(runs)}
+    def measure(transport: str) -> list[Json]:
+        return [run_fanout(peer, scenario.subscribers, events, scenario.rate, scenario.size, timeout=timeout,
+                           both_cores=scenario.both_cores, transport=transport) for _ in range(repeat)]
+
+    runs = measure(scenario.transport)
+    return {"events": events, "runs": runs, "metrics": summarize(runs), **plain_baseline(scenario, measure)}
+
+
+def plain_baseline(scenario: Fanout | Idle, measure: Callable[[str], list[Json]]) -> Json:
+    """For a TLS or HTTP/2 scenario, the same runs over plain HTTP/1.1 right
+    after, so that what the transport costs is a ratio within one run."""
+    if scenario.transport == "h1":
+        return {}
+    runs = measure("h1")
+    return {"plain": {"runs": runs, "metrics": summarize(runs)}}
 
 
 def streams(peer: Peer, scenario: Streams, repeat: int) -> Json:
@@ -437,15 +510,20 @@ def streams(peer: Peer, scenario: Streams, repeat: int) -> Json:
 
 
 def idle(peer: Peer, scenario: Idle, repeat: int) -> Json:
-    runs = []
-    for _ in range(repeat):
-        running = RunningPeer(peer, SERVER_CORE, subscribers=scenario.connections, events=0, rate=0, size=100,
-                              mode="broadcast", threads=1)
-        try:
-            runs.append(loadgen([running.port], [running.process.pid], scenario.connections, 0, 90, LOADGEN_CORE))
-        finally:
-            running.kill()
-    return {"runs": runs, "metrics": summarize(runs)}
+    def measure(transport: str) -> list[Json]:
+        runs = []
+        for _ in range(repeat):
+            running = RunningPeer(peer, SERVER_CORE, subscribers=scenario.connections, events=0, rate=0,
+                                  size=100, mode="broadcast", threads=1, **transport_options(transport))
+            try:
+                runs.append(loadgen([running.port], [running.process.pid], scenario.connections, 0, 90,
+                                    LOADGEN_CORE, transport))
+            finally:
+                running.kill()
+        return runs
+
+    runs = measure(scenario.transport)
+    return {"runs": runs, "metrics": summarize(runs), **plain_baseline(scenario, measure)}
 
 
 def sustained(peer: Peer, scenario: Sustained, repeat: int) -> Json:

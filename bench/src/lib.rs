@@ -33,6 +33,9 @@ pub struct PeerArgs {
     /// Peers that join a cluster only: `--publisher 0` serves the channel,
     /// made as on the publisher, and publishes nothing.
     pub publisher: bool,
+    /// Peers that join a cluster only: serve HTTPS (and HTTP/2) with this
+    /// PEM certificate chain (`--tls-cert`) and key (`--tls-key`).
+    pub tls: Option<(String, String)>,
 }
 
 /// What `GET /sse` serves.
@@ -53,7 +56,8 @@ impl PeerArgs {
     }
 
     /// [`PeerArgs::parse`] for a peer that can join a cluster: it also takes
-    /// `--broker URL`, `--reuse-port 0|1` and `--publisher 0|1`, and its
+    /// `--broker URL`, `--reuse-port 0|1`, `--publisher 0|1` and
+    /// `--tls-cert PEM --tls-key PEM`, and its
     /// `--subscribers` counts the cluster's.
     pub fn parse_clustered() -> Self {
         Self::parse_options(true)
@@ -72,7 +76,9 @@ impl PeerArgs {
             broker: None,
             reuse_port: false,
             publisher: true,
+            tls: None,
         };
+        let (mut cert, mut key) = (None, None);
         for (name, value) in option_pairs() {
             match name.as_str() {
                 "--port" => args.port = parse_value(&name, &value),
@@ -102,9 +108,16 @@ impl PeerArgs {
                 "--publisher" if clustered => {
                     args.publisher = parse_value::<u8>(&name, &value) != 0
                 }
+                "--tls-cert" if clustered => cert = Some(value),
+                "--tls-key" if clustered => key = Some(value),
                 other => panic!("unknown argument {other}"),
             }
         }
+        args.tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => panic!("--tls-cert and --tls-key go together"),
+        };
         args
     }
 }

@@ -104,5 +104,7 @@ def test_the_smoke_profile_writes_results_a_page_and_plots(tmp_path: Path) -> No
         assert f"## {name}" in page
     assert "## Targets" in page and "| ceiling |" in page and "| nchan |" in page
     assert "| tidings | 3 nodes + Redis |" in page and "| nchan | 3 nodes + Redis |" in page
+    # TLS and HTTP/2 runs come with plain HTTP/1.1 runs of the same peer beside them.
+    assert "HTTP/2 over TLS" in page and "| tidings (plain HTTP/1.1, same run) |" in page
     for plot in ("bench-throughput.png", "bench-latency-cdf.png", "bench-rss.png"):
         assert (tmp_path / "img" / plot).read_bytes().startswith(b"\x89PNG")

@@ -6,6 +6,7 @@
 //! loadgen --port P[,P...] --pid PID[,PID...] --connections N --events E
 //!         [--timeout S] [--hold S] [--sources K] [--source-offset O]
 //!         [--window W] [--ramp R]
+//!         [--transport h1|tls|h2 --tls-ca PEM [--streams-per-connection S]]
 //!
 //! With several ports (the nodes of a cluster), connection n goes to the
 //! n-th port in turn; with several pids, the servers' CPU time and memory
@@ -22,8 +23,11 @@
 //! side take different addresses).
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use serde_json::json;
 use tidings_bench::{now_ns, option_pairs, parse_value, process_usage};
@@ -40,6 +44,20 @@ struct Args {
     source_offset: u8,
     window: usize,
     ramp: f64,
+    transport: Transport,
+    tls_ca: Option<PathBuf>,
+    streams_per_connection: usize,
+}
+
+/// How subscribers reach the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    /// HTTP/1.1 over plain TCP, a connection each.
+    H1,
+    /// HTTP/1.1 over TLS, a connection each.
+    Tls,
+    /// HTTP/2 over TLS, many streams per connection.
+    H2,
 }
 
 fn parse() -> Args {
@@ -54,6 +72,9 @@ fn parse() -> Args {
         source_offset: 0,
         window: 256,
         ramp: 0.0,
+        transport: Transport::H1,
+        tls_ca: None,
+        streams_per_connection: 100,
     };
     for (name, value) in option_pairs() {
         let seconds = |value: &str| Duration::from_secs_f64(parse_value(&name, value));
@@ -68,10 +89,28 @@ fn parse() -> Args {
             "--source-offset" => args.source_offset = parse_value(&name, &value),
             "--window" => args.window = parse_value(&name, &value),
             "--ramp" => args.ramp = parse_value(&name, &value),
+            "--transport" => {
+                args.transport = match value.as_str() {
+                    "h1" => Transport::H1,
+                    "tls" => Transport::Tls,
+                    "h2" => Transport::H2,
+                    other => panic!("--transport {other}: expected h1, tls or h2"),
+                }
+            }
+            "--tls-ca" => args.tls_ca = Some(PathBuf::from(value)),
+            "--streams-per-connection" => args.streams_per_connection = parse_value(&name, &value),
             other => panic!("unknown argument {other}"),
         }
     }
     assert!(!args.ports.is_empty(), "--port is required");
+    assert!(
+        args.transport == Transport::H1 || args.tls_ca.is_some(),
+        "--transport tls and h2 need --tls-ca"
+    );
+    assert!(
+        args.streams_per_connection > 0,
+        "--streams-per-connection must be positive"
+    );
     let last_source = u16::from(args.source_offset) + u16::from(args.sources.max(1));
     assert!(
         last_source < 255,
@@ -107,12 +146,52 @@ struct Seen {
     last: Option<Instant>,
 }
 
+/// One subscriber's event stream, whatever carries it.
+enum Source {
+    Tcp(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+    H2(H2Body),
+}
+
+/// An HTTP/2 response body read as a byte stream.
+struct H2Body {
+    body: h2::RecvStream,
+    pending: Bytes,
+}
+
+impl Source {
+    /// Reads into `buffer`; 0 at the end of the stream.
+    async fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::Tcp(stream) => stream.read(buffer).await,
+            Source::Tls(stream) => stream.read(buffer).await,
+            Source::H2(h2) => {
+                if h2.pending.is_empty() {
+                    match h2.body.data().await {
+                        Some(Ok(data)) => {
+                            // Hand the window back at once, as a browser does.
+                            let _ = h2.body.flow_control().release_capacity(data.len());
+                            h2.pending = data;
+                        }
+                        Some(Err(err)) => return Err(std::io::Error::other(err)),
+                        None => return Ok(0),
+                    }
+                }
+                let n = h2.pending.len().min(buffer.len());
+                buffer[..n].copy_from_slice(&h2.pending[..n]);
+                h2.pending = h2.pending.slice(n..);
+                Ok(n)
+            }
+        }
+    }
+}
+
 /// Reads `events` events (or until the deadline or the end of the stream);
 /// `carry` holds what arrived after the response head. Parses in place: a
 /// read appends after the unparsed tail, which moves to the front only when
 /// the buffer runs out of room.
 async fn read_stream(
-    mut stream: tokio::net::TcpStream,
+    mut stream: Source,
     carry: Vec<u8>,
     events: usize,
     buffer_size: usize,
@@ -187,25 +266,65 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[rank.min(sorted.len() - 1)]) / 1000.0
 }
 
-/// Connects from `source`, sends the request and reads the response head.
-/// `Ok(Some(..))`: answered 200, with the bytes that followed the head.
-async fn open(
-    source: Ipv4Addr,
-    port: u16,
-) -> std::io::Result<Option<(tokio::net::TcpStream, Vec<u8>)>> {
+/// A TCP connection from `source` to the server's `port`.
+async fn connect(source: Ipv4Addr, port: u16) -> std::io::Result<tokio::net::TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     defer_port_choice(&socket)?;
     socket.bind(SocketAddr::from((source, 0)))?;
-    let mut stream = socket
+    let stream = socket
         .connect(SocketAddr::from(([127, 0, 0, 1], port)))
         .await?;
     // Close with a reset rather than a FIN: no TIME_WAIT left on this side,
     // whose ephemeral ports the next run needs (10k connections per run).
     stream.set_zero_linger()?;
+    Ok(stream)
+}
+
+/// A TLS client trusting only the CA in `ca`, offering `alpn`.
+fn tls_connector(ca: &std::path::Path, alpn: &[u8]) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("--tls-ca readable") {
+        roots
+            .add(cert.expect("--tls-ca holds certificates"))
+            .expect("a CA certificate");
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Connects from `source` (over TLS with `tls`), sends the request and
+/// reads the response head. `Ok(Some(..))`: answered 200, with the bytes
+/// that followed the head.
+async fn open(
+    source: Ipv4Addr,
+    port: u16,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> std::io::Result<Option<(Source, Vec<u8>)>> {
+    let tcp = connect(source, port).await?;
+    let mut stream = match tls {
+        None => Source::Tcp(tcp),
+        Some(connector) => {
+            let name = rustls::pki_types::ServerName::from(std::net::IpAddr::from([127, 0, 0, 1]));
+            Source::Tls(Box::new(connector.connect(name, tcp).await?))
+        }
+    };
     // As EventSource sends it (nchan answers 403 without it).
-    stream
-        .write_all(b"GET /sse HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n\r\n")
-        .await?;
+    let request = b"GET /sse HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n\r\n";
+    match &mut stream {
+        Source::Tcp(tcp) => tcp.write_all(request).await?,
+        Source::Tls(tls) => {
+            tls.write_all(request).await?;
+            tls.flush().await?;
+        }
+        Source::H2(_) => unreachable!("HTTP/2 streams are opened by open_h2"),
+    }
     let mut head = Vec::new();
     let mut buffer = [0u8; 1024];
     loop {
@@ -218,6 +337,56 @@ async fn open(
             n => head.extend_from_slice(&buffer[..n]),
         }
     }
+}
+
+/// One HTTP/2 connection from `source` carrying `streams` subscriptions:
+/// each answered one, as its body, or `None` for a refused one. The
+/// connection's driver runs until every body is dropped.
+async fn open_h2(
+    source: Ipv4Addr,
+    port: u16,
+    connector: &tokio_rustls::TlsConnector,
+    streams: usize,
+) -> std::io::Result<Vec<Option<Source>>> {
+    let tcp = connect(source, port).await?;
+    let name = rustls::pki_types::ServerName::from(std::net::IpAddr::from([127, 0, 0, 1]));
+    let tls = connector.connect(name, tcp).await?;
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(1 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, Bytes>(tls)
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut answers = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        let mut sender = client
+            .clone()
+            .ready()
+            .await
+            .map_err(std::io::Error::other)?;
+        let request = http::Request::get(format!("https://127.0.0.1:{port}/sse"))
+            .header("accept", "text/event-stream")
+            .body(())
+            .expect("request");
+        let (response, _) = sender
+            .send_request(request, true)
+            .map_err(std::io::Error::other)?;
+        answers.push(response);
+    }
+    let mut opened = Vec::with_capacity(streams);
+    for response in answers {
+        let response = response.await.map_err(std::io::Error::other)?;
+        opened.push((response.status() == 200).then(|| {
+            Source::H2(H2Body {
+                body: response.into_body(),
+                pending: Bytes::new(),
+            })
+        }));
+    }
+    Ok(opened)
 }
 
 /// Has the kernel pick the socket's port at `connect`, not at `bind`
@@ -246,11 +415,11 @@ fn defer_port_choice(socket: &tokio::net::TcpSocket) -> std::io::Result<()> {
     }
 }
 
-/// How one connection went.
+/// How one subscription went.
 enum Outcome {
     Failed,
     Refused,
-    Held(tokio::net::TcpStream),
+    Held(Source),
     Read(Seen),
 }
 
@@ -280,9 +449,28 @@ async fn main() {
     // Large reads count many events per syscall; bound the total buffer memory.
     let buffer_size = ((256 << 20) / args.connections.max(1)).clamp(4 << 10, 64 << 10);
     let window = Arc::new(tokio::sync::Semaphore::new(args.window.max(1)));
+    let connector = args
+        .tls_ca
+        .as_deref()
+        .filter(|_| args.transport != Transport::H1)
+        .map(|ca| {
+            let alpn: &[u8] = if args.transport == Transport::H2 {
+                b"h2"
+            } else {
+                b"http/1.1"
+            };
+            Arc::new(tls_connector(ca, alpn))
+        });
+    // Subscriptions per TCP connection, and so the connections to open.
+    let per_connection = if args.transport == Transport::H2 {
+        args.streams_per_connection
+    } else {
+        1
+    };
+    let connections = args.connections.div_ceil(per_connection);
     let connecting = Instant::now();
-    let mut tasks = Vec::with_capacity(args.connections);
-    for n in 0..args.connections {
+    let mut tasks = Vec::with_capacity(connections);
+    for n in 0..connections {
         if args.ramp > 0.0 {
             tokio::time::sleep_until(
                 (connecting + Duration::from_secs_f64(n as f64 / args.ramp)).into(),
@@ -301,17 +489,57 @@ async fn main() {
             1 + args.source_offset + (n % usize::from(args.sources.max(1))) as u8,
         );
         let (port, events) = (args.ports[n % args.ports.len()], args.events);
+        let streams = per_connection.min(args.connections - n * per_connection);
+        let (connector, transport) = (connector.clone(), args.transport);
         tasks.push(tokio::spawn(async move {
-            let opened = tokio::time::timeout_at(deadline, open(source, port)).await;
-            drop(permit);
-            match opened {
-                Ok(Ok(Some((stream, _)))) if events == 0 => Outcome::Held(stream),
-                Ok(Ok(Some((stream, rest)))) => {
-                    Outcome::Read(read_stream(stream, rest, events, buffer_size, deadline).await)
+            let sources: Vec<Option<Source>> = if transport == Transport::H2 {
+                let connector = connector.as_deref().expect("a connector for h2");
+                let opened =
+                    tokio::time::timeout_at(deadline, open_h2(source, port, connector, streams))
+                        .await;
+                drop(permit);
+                match opened {
+                    Ok(Ok(sources)) => sources,
+                    Ok(Err(_)) | Err(_) => return (0..streams).map(|_| Outcome::Failed).collect(),
                 }
-                Ok(Ok(None)) => Outcome::Refused,
-                Ok(Err(_)) | Err(_) => Outcome::Failed,
+            } else {
+                let opened =
+                    tokio::time::timeout_at(deadline, open(source, port, connector.as_deref()))
+                        .await;
+                drop(permit);
+                match opened {
+                    Ok(Ok(Some((stream, _)))) if events == 0 => {
+                        return vec![Outcome::Held(stream)];
+                    }
+                    Ok(Ok(Some((stream, rest)))) => {
+                        let seen = read_stream(stream, rest, events, buffer_size, deadline).await;
+                        return vec![Outcome::Read(seen)];
+                    }
+                    Ok(Ok(None)) => return vec![Outcome::Refused],
+                    Ok(Err(_)) | Err(_) => return vec![Outcome::Failed],
+                }
+            };
+            // HTTP/2: every stream of the connection is read at once.
+            let readers: Vec<_> = sources
+                .into_iter()
+                .map(|source| {
+                    tokio::spawn(async move {
+                        match source {
+                            None => Outcome::Refused,
+                            Some(stream) if events == 0 => Outcome::Held(stream),
+                            Some(stream) => Outcome::Read(
+                                read_stream(stream, Vec::new(), events, buffer_size, deadline)
+                                    .await,
+                            ),
+                        }
+                    })
+                })
+                .collect();
+            let mut outcomes = Vec::with_capacity(readers.len());
+            for reader in readers {
+                outcomes.push(reader.await.unwrap_or(Outcome::Failed));
             }
+            outcomes
         }));
     }
     // Wait until every connection was answered (or failed) before the clock.
@@ -319,11 +547,13 @@ async fn main() {
     let connect_seconds = connecting.elapsed().as_secs_f64();
     let (mut held, mut seens, mut refused, mut failed) = (Vec::new(), Vec::new(), 0, 0);
     for task in tasks {
-        match task.await.expect("connection task") {
-            Outcome::Failed => failed += 1,
-            Outcome::Refused => refused += 1,
-            Outcome::Held(stream) => held.push(stream),
-            Outcome::Read(seen) => seens.push(seen),
+        for outcome in task.await.expect("connection task") {
+            match outcome {
+                Outcome::Failed => failed += 1,
+                Outcome::Refused => refused += 1,
+                Outcome::Held(stream) => held.push(stream),
+                Outcome::Read(seen) => seens.push(seen),
+            }
         }
     }
     let answered = held.len() + seens.len();

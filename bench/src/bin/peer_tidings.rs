@@ -4,7 +4,8 @@
 //! It also joins a cluster: `--broker redis://…` shares the channel with
 //! every peer given the same broker (the subscriber gate then counts the
 //! cluster's subscribers), `--reuse-port 1` shares the port, as workers do,
-//! and `--publisher 0` only serves.
+//! and `--publisher 0` only serves. `--tls-cert`/`--tls-key` serve HTTPS,
+//! HTTP/1.1 and HTTP/2 (ALPN).
 use tidings_bench::{idle_forever, payload, run_schedule, Mode, PeerArgs};
 
 fn main() {
@@ -17,6 +18,8 @@ fn main() {
         broker: args.broker.clone(),
         // A burst is queued whole while the broker takes it.
         broker_queue: args.events.max(10_000),
+        tls_cert: args.tls.as_ref().map(|(cert, _)| cert.into()),
+        tls_key: args.tls.as_ref().map(|(_, key)| key.into()),
         ..tidings::Config::default()
     })
     .expect("server");
