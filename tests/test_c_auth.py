@@ -4,33 +4,19 @@ the header, a cookie and the query."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx_sse
-import jwt
 import pytest
 
 from cabi import build
-from helpers import ROOT, client, serving
+from helpers import ROOT, client, jwt_token, serving, token_carried
 
 SECRET = "a secret only the C token tests know"
 
 
 def token(channels: list[str], expires_in: float = 60, key: str = SECRET) -> str:
-    claims = {"exp": int(time.time() + expires_in), "tidings": {"subscribe": channels}}
-    return jwt.encode(claims, key, algorithm="HS256")
-
-
-def carried(how: str, value: str | None) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if how == "header":
-        return {"headers": {"authorization": f"Bearer {value}"}}
-    if how == "cookie":
-        return {"headers": {"cookie": f"tidings_token={value}"}}
-    return {"params": {"access_token": value}}
+    return jwt_token(channels, key, expires_in)
 
 
 @pytest.mark.parametrize("how", ["header", "cookie", "query"])
@@ -45,10 +31,10 @@ def test_a_c_server_keeps_its_private_channel_to_granted_tokens(tmp_path: Path, 
             (token(["/private/other"]), 403),
         ]
         for value, status in cases:
-            response = http.get(url, **carried(how, value))
+            response = http.get(url, **token_carried(how, value))
             assert response.status_code == status, (value, response.text)
             assert response.headers["www-authenticate"].startswith("Bearer")
-        with httpx_sse.connect_sse(http, "GET", url, **carried(how, token(["/private/*"]))) as source:
+        with httpx_sse.connect_sse(http, "GET", url, **token_carried(how, token(["/private/*"]))) as source:
             assert source.response.status_code == 200
             assert next(source.iter_sse()).data == "for members, from C"
 

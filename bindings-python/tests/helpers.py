@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import httpx
 import httpx_sse
+import jwt
 import pytest
 import trustme
 
@@ -224,6 +225,25 @@ def redis_server(directory: Path, persistent: bool = False) -> Iterator[RedisSer
         yield redis
     finally:
         redis.kill()
+
+
+def jwt_token(channels: list[str], secret: Any, expires_in: float = 60, algorithm: str = "HS256", **header: Any) -> str:
+    """A token (made by PyJWT) granting `channels` in the `tidings` claim."""
+    claims = {"sub": "tester", "exp": int(time.time() + expires_in), "tidings": {"subscribe": channels}}
+    return jwt.encode(claims, secret, algorithm=algorithm, headers=header or None)
+
+
+def token_carried(how: str, token: str | None) -> dict[str, Any]:
+    """httpx request options that carry `token` in the `how` place: the
+    Authorization header, the tidings_token cookie or the access_token
+    query parameter (none when `token` is None)."""
+    if token is None:
+        return {}
+    if how == "header":
+        return {"headers": {"authorization": f"Bearer {token}"}}
+    if how == "cookie":
+        return {"headers": {"cookie": f"theme=dark; tidings_token={token}"}}
+    return {"params": {"access_token": token}}
 
 
 def free_port() -> int:

@@ -11,19 +11,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx_sse
-import jwt
 import pytest
 
 import tidings
-from helpers import PATIENCE, ROOT, client
+from helpers import PATIENCE, ROOT, client, jwt_token, token_carried
 
 SECRET = "a secret only the Python token tests know"
 FIXTURES = ROOT / "core" / "tests" / "fixtures" / "jwt"
 
 
 def token(channels: list[str], expires_in: float = 60, key: Any = SECRET, algorithm: str = "HS256", **header: Any) -> str:
-    claims = {"sub": "tester", "exp": int(time.time() + expires_in), "tidings": {"subscribe": channels}}
-    return jwt.encode(claims, key, algorithm=algorithm, headers=header or None)
+    return jwt_token(channels, key, expires_in, algorithm, **header)
 
 
 def wait_until(condition: Callable[[], bool]) -> None:
@@ -43,17 +41,6 @@ def server() -> Iterator[tidings.Server]:
     server.stop()
 
 
-def carried(how: str, value: str | None) -> dict[str, Any]:
-    """The request options that carry `value` the way `how` says."""
-    if value is None:
-        return {}
-    if how == "header":
-        return {"headers": {"authorization": f"Bearer {value}"}}
-    if how == "cookie":
-        return {"headers": {"cookie": f"theme=dark; tidings_token={value}"}}
-    return {"params": {"access_token": value}}
-
-
 @pytest.mark.parametrize("how", ["header", "cookie", "query"])
 def test_the_auth_matrix(server: tidings.Server, how: str) -> None:
     url = f"{server.url}/private/news"
@@ -66,12 +53,12 @@ def test_the_auth_matrix(server: tidings.Server, how: str) -> None:
     ]
     with client() as http:
         for value, status, challenge in cases:
-            response = http.get(url, **carried(how, value))
+            response = http.get(url, **token_carried(how, value))
             assert response.status_code == status, (value, response.text)
             assert challenge in response.headers["www-authenticate"]
         channel = server.channel("/private/wire", private=True)
         granted = token(["/private/*"])
-        with httpx_sse.connect_sse(http, "GET", f"{server.url}/private/wire", **carried(how, granted)) as source:
+        with httpx_sse.connect_sse(http, "GET", f"{server.url}/private/wire", **token_carried(how, granted)) as source:
             assert source.response.status_code == 200
             wait_until(lambda: channel.subscribers == 1)
             channel.publish("for members")

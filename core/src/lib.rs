@@ -21,6 +21,7 @@
 
 // Layers, lowest first; a module imports only from the layers below it.
 // Leaves:
+mod answer;
 mod batch;
 mod broker;
 mod config;

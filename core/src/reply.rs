@@ -1,13 +1,12 @@
 //! Routes whose response the host computes per request (a page rendered with
 //! a session id, a small JSON answer), from any thread.
 
-use std::sync::Mutex;
-
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::StatusCode;
 use tokio::sync::oneshot;
 
+use crate::answer::Answer;
 use crate::error::{Error, Result};
 use crate::request::Request;
 
@@ -40,15 +39,12 @@ pub(crate) struct Page {
 /// thread; the first successful [`send`](Reply::send) answers.
 #[derive(Debug)]
 pub struct Reply {
-    sender: Mutex<Option<oneshot::Sender<Page>>>,
+    answer: Answer<Page>,
 }
 
 pub(crate) fn reply_pair() -> (Reply, oneshot::Receiver<Page>) {
-    let (sender, receiver) = oneshot::channel();
-    let reply = Reply {
-        sender: Mutex::new(Some(sender)),
-    };
-    (reply, receiver)
+    let (answer, page) = Answer::pair();
+    (Reply { answer }, page)
 }
 
 impl Reply {
@@ -64,19 +60,11 @@ impl Reply {
             .ok_or(Error::InvalidStatus(status))?;
         let content_type = HeaderValue::from_str(content_type)
             .map_err(|_| Error::InvalidContentType(content_type.to_owned()))?;
-        let sender = self
-            .sender
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
-            .ok_or(Error::AlreadyAnswered)?;
-        sender
-            .send(Page {
-                status,
-                content_type,
-                body: body.into(),
-            })
-            .map_err(|_| Error::Disconnected)
+        self.answer.give(Page {
+            status,
+            content_type,
+            body: body.into(),
+        })
     }
 }
 

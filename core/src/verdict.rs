@@ -1,11 +1,12 @@
 //! A host's decision on a subscriber ([`Channel::authorize`](crate::Channel::authorize)):
 //! given once, at once or later, from any thread.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::StatusCode;
 use tokio::sync::oneshot;
 
+use crate::answer::Answer;
 use crate::error::{Error, Result};
 use crate::request::Request;
 
@@ -23,29 +24,21 @@ pub(crate) enum Decision {
 /// The answer an [`AuthorizeHook`] owes: [`allow`](Verdict::allow) or
 /// [`deny`](Verdict::deny), once. Dropped without either, the subscriber
 /// gets `500`.
+#[derive(Debug)]
 pub struct Verdict {
-    sender: Mutex<Option<oneshot::Sender<Decision>>>,
-}
-
-impl std::fmt::Debug for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verdict").finish_non_exhaustive()
-    }
+    answer: Answer<Decision>,
 }
 
 pub(crate) fn verdict_pair() -> (Verdict, oneshot::Receiver<Decision>) {
-    let (sender, receiver) = oneshot::channel();
-    let verdict = Verdict {
-        sender: Mutex::new(Some(sender)),
-    };
-    (verdict, receiver)
+    let (answer, decision) = Answer::pair();
+    (Verdict { answer }, decision)
 }
 
 impl Verdict {
     /// Lets the subscriber in. Fails with [`Error::AlreadyAnswered`] after
     /// an earlier answer, [`Error::Disconnected`] if the client has gone.
     pub fn allow(&self) -> Result<()> {
-        self.give(Decision::Allow)
+        self.answer.give(Decision::Allow)
     }
 
     /// Turns the subscriber away with `status` (400–599, else
@@ -56,20 +49,10 @@ impl Verdict {
             .ok()
             .filter(|s| s.is_client_error() || s.is_server_error())
             .ok_or(Error::InvalidStatus(status))?;
-        self.give(Decision::Deny {
+        self.answer.give(Decision::Deny {
             status,
             message: message.to_owned(),
         })
-    }
-
-    fn give(&self, decision: Decision) -> Result<()> {
-        let sender = self
-            .sender
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
-            .ok_or(Error::AlreadyAnswered)?;
-        sender.send(decision).map_err(|_| Error::Disconnected)
     }
 }
 

@@ -401,19 +401,7 @@ async fn an_authorize_hook_decides_at_once_or_later_and_its_failures_are_answere
 
 #[tokio::test]
 async fn a_token_is_checked_before_the_hook_is_asked() {
-    let server = server(Config {
-        jwt: Some(hs256()),
-        ..Config::default()
-    });
-    let channel = server
-        .channel(
-            "/private/news",
-            ChannelOptions {
-                private: true,
-                ..ChannelOptions::default()
-            },
-        )
-        .unwrap();
+    let (server, channel, _public) = server_with(hs256());
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = std::sync::Arc::clone(&asked);
     channel.authorize(move |_request, verdict| {
@@ -437,19 +425,7 @@ async fn a_token_is_checked_before_the_hook_is_asked() {
 
 #[tokio::test]
 async fn a_connection_handed_over_by_the_application_is_neither_checked_nor_asked() {
-    let server = server(Config {
-        jwt: Some(hs256()),
-        ..Config::default()
-    });
-    let channel = server
-        .channel(
-            "/private/news",
-            ChannelOptions {
-                private: true,
-                ..ChannelOptions::default()
-            },
-        )
-        .unwrap();
+    let (server, channel, _public) = server_with(hs256());
     channel.authorize(|_request, verdict| verdict.deny(403, "not at this door").unwrap());
     let handed = channel.clone();
     server
