@@ -100,13 +100,7 @@ fn jwt_config(options: JwtOptions) -> Result<tidings::JwtConfig, Code> {
     if let Some(leeway) = options.leeway {
         config.leeway = seconds("jwt.leeway", leeway)?;
     }
-    let named = |given: Option<String>, default: Option<String>| match given {
-        Some(name) if name.is_empty() => None,
-        Some(name) => Some(name),
-        None => default,
-    };
-    config.cookie = named(options.cookie, config.cookie);
-    config.query = named(options.query, config.query);
+    config.name_carriers(options.cookie, options.query);
     if let Some(claim) = options.claim {
         config.claim = claim;
     }

@@ -297,6 +297,18 @@ impl JwtConfig {
             end_at_expiry: true,
         }
     }
+
+    /// Names the cookie and the query parameter the way a binding receives
+    /// them: `None` keeps the current name, an empty name reads none there.
+    pub fn name_carriers(&mut self, cookie: Option<String>, query: Option<String>) {
+        let named = |given: Option<String>, current: &mut Option<String>| match given {
+            Some(name) if name.is_empty() => *current = None,
+            Some(name) => *current = Some(name),
+            None => {}
+        };
+        named(cookie, &mut self.cookie);
+        named(query, &mut self.query);
+    }
 }
 
 /// The largest request head a server may be configured to accept (1 MiB).
@@ -416,6 +428,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binding_keeps_renames_or_turns_off_where_tokens_are_read() {
+        let mut jwt = JwtConfig::new(JwtKey::Secret(vec![1; 32]));
+        jwt.name_carriers(None, Some("token".into()));
+        assert_eq!(jwt.cookie.as_deref(), Some("tidings_token"));
+        assert_eq!(jwt.query.as_deref(), Some("token"));
+        jwt.name_carriers(Some(String::new()), Some(String::new()));
+        assert_eq!((jwt.cookie, jwt.query), (None, None));
+    }
 
     #[test]
     fn a_star_among_the_origins_means_any_origin() {

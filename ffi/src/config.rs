@@ -371,13 +371,7 @@ unsafe fn jwt_config(
     }
     jwt.leeway = millis(config.jwt_leeway_ms);
     // NULL keeps the default name; "" reads none.
-    let named = |given: Option<String>, default: Option<String>| match given {
-        Some(name) if name.is_empty() => None,
-        Some(name) => Some(name),
-        None => default,
-    };
-    jwt.cookie = named(cookie, jwt.cookie);
-    jwt.query = named(query, jwt.query);
+    jwt.name_carriers(cookie, query);
     if let Some(claim) = claim {
         jwt.claim = claim;
     }
