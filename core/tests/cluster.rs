@@ -1085,6 +1085,14 @@ async fn the_metrics_route_reports_the_broker() {
     .await;
     confirmed(&a.channel, Event::data("from a")).await.unwrap();
     assert_eq!(on_b.next().await.unwrap().data, "from a");
+    // b has published nothing: its sending connection is made when idle.
+    eventually("b's broker connections up", || {
+        b.server
+            .stats()
+            .broker
+            .is_some_and(|broker| broker.connected)
+    })
+    .await;
 
     let text = get(b.addr, "/metrics", &[]).await.text().await;
     let value = |series: &str| -> f64 {
