@@ -173,3 +173,44 @@ def test_an_authorize_check_decides_from_the_request() -> None:
         assert 'tidings_subscriptions_refused_total{reason="denied"} 3' in metrics
     finally:
         server.stop()
+
+
+PAGE = """<!doctype html><title>members</title><ul id="news"></ul><script>
+const params = new URLSearchParams(location.search)
+const source = new EventSource('/private/news' + (params.has('token') ? '?access_token=' + params.get('token') : ''))
+source.onmessage = (event) => { const li = document.createElement('li'); li.textContent = event.data; news.append(li) }
+source.onerror = () => { document.body.dataset.state = source.readyState === 2 ? 'closed' : 'retrying' }
+</script>"""
+
+
+def test_chromium_eventsource_with_a_token_in_the_query_or_a_cookie(browser: Any) -> None:
+    server = tidings.Server(port=0, jwt_key=SECRET)
+    channel = server.channel("/private/news", private=True)
+
+    @server.route("/")
+    def page(request: tidings.Request) -> str:
+        return PAGE
+
+    server.start()
+    try:
+        granted = token(["/private/news"])
+        # No token: the 401 is fatal to EventSource, which closes for good.
+        refused = browser.new_page()
+        refused.goto(f"{server.url}/")
+        refused.wait_for_function("document.body.dataset.state === 'closed'")
+        refused.close()
+        # The token in the query, then in a cookie the page's origin holds.
+        context = browser.new_context()
+        context.add_cookies([{"name": "tidings_token", "value": granted, "url": server.url}])
+        pages = [browser.new_page(), context.new_page()]
+        pages[0].goto(f"{server.url}/?token={granted}")
+        pages[1].goto(f"{server.url}/")
+        wait_until(lambda: channel.subscribers == 2)
+        channel.publish("for members only")
+        for member in pages:
+            member.wait_for_function("document.querySelectorAll('#news li').length === 1")
+            assert member.locator("#news li").text_content() == "for members only"
+            member.close()
+        context.close()
+    finally:
+        server.stop()
