@@ -311,6 +311,24 @@ impl JwtConfig {
     }
 }
 
+/// Checks a path a route may take: it starts with `/`, and has no query,
+/// fragment, whitespace or control character.
+pub(crate) fn check_path(path: &str) -> Result<()> {
+    let reason = if !path.starts_with('/') {
+        "must start with '/'"
+    } else if path.contains(['?', '#']) {
+        "must not contain a query or fragment"
+    } else if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "must not contain whitespace or control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidPath {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
 /// The largest request head a server may be configured to accept (1 MiB).
 const MAX_HEAD_BYTES: usize = 1 << 20;
 
@@ -397,10 +415,7 @@ impl Config {
             return invalid("limits.max_streams_per_connection must be between 1 and 10000");
         }
         if let Some(path) = &self.metrics_path {
-            if !path.starts_with('/')
-                || path.contains(['?', '#'])
-                || path.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
+            if check_path(path).is_err() {
                 return Err(Error::InvalidConfig(format!(
                     "metrics_path must be a path such as /metrics, not {path:?}"
                 )));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::app::AppHandler;
 use crate::channel::Channel;
+use crate::config::check_path;
 use crate::error::{Error, Result};
 use crate::reply::RouteHandler;
 use crate::stream::StreamHandler;
@@ -124,22 +125,6 @@ impl Routes {
             })
             .or_else(|| self.app.clone().map(Target::App))
     }
-}
-
-fn check_path(path: &str) -> Result<()> {
-    let reason = if !path.starts_with('/') {
-        "must start with '/'"
-    } else if path.contains(['?', '#']) {
-        "must not contain a query or fragment"
-    } else if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        "must not contain whitespace or control characters"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidPath {
-        path: path.to_owned(),
-        reason,
-    })
 }
 
 #[cfg(test)]
