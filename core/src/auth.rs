@@ -210,19 +210,16 @@ impl Verifier {
             return bearer;
         }
         if let Some(name) = &self.config.cookie {
+            // HTTP/2 may split cookies over several headers.
             let found = request
                 .headers()
                 .filter(|(header, _)| *header == "cookie")
-                .flat_map(|(_, value)| {
-                    value
-                        .split(';')
-                        .filter_map(|pair| {
-                            let (key, token) = pair.trim().split_once('=')?;
-                            (key == name).then(|| token.trim_matches('"').to_owned())
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .next();
+                .find_map(|(_, value)| {
+                    value.split(';').find_map(|pair| {
+                        let (key, token) = pair.trim().split_once('=')?;
+                        (key == name).then(|| token.trim_matches('"').to_owned())
+                    })
+                });
             if found.is_some() {
                 return found;
             }

@@ -45,9 +45,8 @@ pub(crate) fn subscribe(head: &[u8], ends: Endpoints, site: &Site) -> Option<Dir
     let origin = request
         .header("origin")
         .and_then(|o| HeaderValue::from_str(o).ok());
-    // Refused, full or stopping: hyper routes it again and answers the
-    // refusal.
-    // A host's authorize hook answers asynchronously: hyper's path waits.
+    // A host's authorize hook answers asynchronously: hyper's path waits
+    // for it. Refused, full or stopping: hyper routes it again and answers.
     if channel.authorizer().is_some() {
         return None;
     }

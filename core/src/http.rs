@@ -191,15 +191,10 @@ async fn route(
         Target::Route(Route::Channel(channel)) if head_only => {
             let request =
                 Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
-            if let Err(denial) = site.admit(&request, &channel) {
-                return refused(&denial);
+            match authorize(site, &channel, &request).await {
+                Ok(_) => event_stream(ResponseBody::empty()),
+                Err(refusal) => refusal,
             }
-            if let Some(hook) = channel.authorizer() {
-                if let Some(refusal) = ask(site, &channel, &hook, &request).await {
-                    return refusal;
-                }
-            }
-            event_stream(ResponseBody::empty())
         }
         Target::Route(_) if head_only => event_stream(ResponseBody::empty()),
         Target::Route(Route::Channel(channel)) => {
@@ -316,18 +311,13 @@ async fn subscribe_or_refuse(
     via: Via,
     respond: impl FnOnce(ResponseBody) -> Response<ResponseBody>,
 ) -> Response<ResponseBody> {
-    let mut admitted = Admitted { until: None };
-    if via == Via::Route {
-        admitted = match site.admit(&request, channel) {
+    let admitted = match via {
+        Via::Route => match authorize(site, channel, &request).await {
             Ok(admitted) => admitted,
-            Err(denial) => return refused(&denial),
-        };
-        if let Some(hook) = channel.authorizer() {
-            if let Some(refusal) = ask(site, channel, &hook, &request).await {
-                return refusal;
-            }
-        }
-    }
+            Err(refusal) => return refusal,
+        },
+        Via::HandOver => Admitted { until: None },
+    };
     match channel.subscribe(request) {
         Ok(subscription) => respond(ResponseBody::Events(
             SseBody::new(Source::Channel(subscription), &site.bodies).ending_at(admitted.until),
@@ -343,6 +333,25 @@ async fn subscribe_or_refuse(
             text(StatusCode::SERVICE_UNAVAILABLE, "server is stopping\n")
         }
     }
+}
+
+/// Whether a subscriber at `channel`'s path gets in, and until when: its
+/// token first (for a private channel), then the channel's authorize hook.
+/// `Err` is the answer that turns it away.
+async fn authorize(
+    site: &Site,
+    channel: &Channel,
+    request: &Request,
+) -> Result<Admitted, Response<ResponseBody>> {
+    let admitted = site
+        .admit(request, channel)
+        .map_err(|denial| refused(&denial))?;
+    if let Some(hook) = channel.authorizer() {
+        if let Some(refusal) = ask(site, channel, &hook, request).await {
+            return Err(refusal);
+        }
+    }
+    Ok(admitted)
 }
 
 /// Asks a channel's authorize hook about `request`; `None` lets it in,
