@@ -8,11 +8,13 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
 use crate::error::Result;
 use crate::event::{Event, EventId};
+use crate::topic::Topics;
 
 /// Where the answer to a publish goes: the id the broker gave the event.
 pub(crate) type Receipt = oneshot::Sender<Result<EventId>>;
@@ -23,12 +25,14 @@ pub(crate) trait Broker: Send + Sync + 'static {
     /// `retain` events (its history and how far a subscriber may lag), as
     /// many as the broker should keep; never waits on the network. Fails at
     /// once if the queue is full. `receipt`, if given, gets the event's id
-    /// once the broker has stored it.
+    /// once the broker has stored it. `topics` are a hub update's, carried
+    /// with it.
     fn publish(
         &self,
         channel: &str,
         retain: usize,
         event: Event,
+        topics: Option<Arc<Topics>>,
         receipt: Option<Receipt>,
     ) -> Result<()>;
 }

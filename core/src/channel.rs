@@ -29,6 +29,7 @@ use crate::event::{Event, EventId};
 use crate::frame::EventBuf;
 use crate::request::{Request, ResumeFrom};
 use crate::stats::{Counters, Stamp};
+use crate::topic::{TopicFilter, Topics};
 use crate::verdict::{AuthorizeHook, Verdict};
 
 /// Options of a broadcast channel.
@@ -116,6 +117,32 @@ pub(crate) struct ChannelInner {
     /// Where publishes go when servers share channels: the event comes back
     /// into the ring from the broker, in the order every server sees.
     broker: Option<Arc<dyn Broker>>,
+    /// The Mercure hub's ring, which gets a copy of every event the host
+    /// publishes here, under the channel's topic.
+    mirror: Option<Mirror>,
+}
+
+/// Where a channel's events are copied for the hub's subscribers.
+struct Mirror {
+    hub: Channel,
+    topics: Arc<Topics>,
+}
+
+impl Mirror {
+    /// Copies `event`, published with `id`, into the hub's ring. The host's
+    /// publish succeeded whatever happens here, so a failure is only logged.
+    fn publish(&self, event: Event, id: Option<&EventId>) {
+        let event = match id {
+            Some(id) if event.id_str().is_none() => event.with_checked_id(id.as_str()),
+            _ => event,
+        };
+        if let Err(err) = self
+            .hub
+            .publish_tagged(event, Some(Arc::clone(&self.topics)))
+        {
+            tracing::debug!(%err, topic = ?self.topics.names(), "the hub did not take a channel's event");
+        }
+    }
 }
 
 struct Entry {
@@ -129,6 +156,9 @@ struct Entry {
     /// When it joined the ring, for the delivery latency histogram (0
     /// when latency is not measured).
     joined: Stamp,
+    /// The topics of a hub update (`None` on other channels, and for a
+    /// reset every hub subscriber gets).
+    topics: Option<Arc<Topics>>,
 }
 
 struct RingState {
@@ -257,8 +287,21 @@ impl Channel {
                 authorize: RwLock::new(None),
                 counters,
                 broker,
+                mirror: None,
             }),
         }
+    }
+
+    /// Copies every event the host publishes here into `hub`'s ring as an
+    /// update of `topic` (private if the channel is). Only before the
+    /// channel is shared.
+    pub(crate) fn mirrored_into(mut self, hub: Channel, topic: String) -> Self {
+        let topics = Arc::new(Topics::new(vec![topic], self.inner.options.private));
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.mirror = Some(Mirror { hub, topics }),
+            None => tracing::error!(path = %self.inner.path, "a shared channel cannot be mirrored"),
+        }
+        self
     }
 
     /// The channel's route path.
@@ -286,10 +329,26 @@ impl Channel {
     /// [`publish_confirmed`](Self::publish_confirmed) tells the broker's.
     /// Fails with [`Error::BrokerUnavailable`] when the queue is full.
     pub fn publish(&self, event: Event) -> Result<Option<EventId>> {
+        let Some(mirror) = &self.inner.mirror else {
+            return self.publish_tagged(event, None);
+        };
+        let copy = event.clone();
+        let id = self.publish_tagged(event, None)?;
+        mirror.publish(copy, id.as_ref());
+        Ok(id)
+    }
+
+    /// Publishes `event` here only (never into the hub's mirror), as an
+    /// update of `topics` when this is the hub's ring.
+    pub(crate) fn publish_tagged(
+        &self,
+        event: Event,
+        topics: Option<Arc<Topics>>,
+    ) -> Result<Option<EventId>> {
         let inner = &*self.inner;
         if let Some(broker) = &inner.broker {
             let id = event.id_str().map(EventId::from_text);
-            self.hand_to_broker(broker.as_ref(), event, None)?;
+            self.hand_to_broker(broker.as_ref(), event, topics, None)?;
             return Ok(id);
         }
         // Events that bring their own id are encoded outside the lock; an
@@ -317,6 +376,7 @@ impl Channel {
                 bytes,
                 position: StreamPos::START,
                 joined,
+                topics,
             };
             state.push(entry, inner.capacity);
             (id, state.take_waiting())
@@ -333,12 +393,36 @@ impl Channel {
     /// automatic id filled in.
     pub fn publish_confirmed(&self, event: Event) -> Published {
         let inner = &*self.inner;
-        let Some(broker) = &inner.broker else {
+        if inner.broker.is_none() {
             return Published(Confirmation::Ready(Some(self.publish(event))));
+        }
+        let copy = inner.mirror.as_ref().map(|_| event.clone());
+        let published = self.publish_confirmed_tagged(event, None);
+        if let (Some(mirror), Some(copy)) = (&inner.mirror, copy) {
+            // The broker's id is not known yet: the hub's ring gives its own.
+            if !matches!(published.0, Confirmation::Ready(Some(Err(_)))) {
+                mirror.publish(copy, None);
+            }
+        }
+        published
+    }
+
+    /// [`publish_confirmed`](Self::publish_confirmed) here only, as an
+    /// update of `topics` when this is the hub's ring.
+    pub(crate) fn publish_confirmed_tagged(
+        &self,
+        event: Event,
+        topics: Option<Arc<Topics>>,
+    ) -> Published {
+        let inner = &*self.inner;
+        let Some(broker) = &inner.broker else {
+            return Published(Confirmation::Ready(Some(
+                self.publish_tagged(event, topics),
+            )));
         };
         let own_id = event.id_str().map(EventId::from_text);
         let (receipt, answer) = tokio::sync::oneshot::channel();
-        if let Err(err) = self.hand_to_broker(broker.as_ref(), event, Some(receipt)) {
+        if let Err(err) = self.hand_to_broker(broker.as_ref(), event, topics, Some(receipt)) {
             return Published(Confirmation::Ready(Some(Err(err))));
         }
         Published(Confirmation::Waiting {
@@ -352,6 +436,7 @@ impl Channel {
         &self,
         broker: &dyn Broker,
         event: Event,
+        topics: Option<Arc<Topics>>,
         receipt: Option<crate::broker::Receipt>,
     ) -> Result<()> {
         if lock(&self.inner.state).closed {
@@ -361,13 +446,18 @@ impl Channel {
         // behind during a burst still finds every entry it has not read.
         let options = &self.inner.options;
         let retain = options.history.saturating_add(options.max_lag);
-        broker.publish(&self.inner.path, retain, event, receipt)
+        broker.publish(&self.inner.path, retain, event, topics, receipt)
     }
 
     /// Appends an event the broker delivered at `position`: it gets the
     /// broker's entry id unless it brings its own (or the channel has no
     /// automatic ids).
-    pub(crate) fn append_from_broker(&self, event: &Event, position: StreamPos) {
+    pub(crate) fn append_from_broker(
+        &self,
+        event: &Event,
+        topics: Option<Arc<Topics>>,
+        position: StreamPos,
+    ) {
         let inner = &*self.inner;
         let automatic =
             (event.id_str().is_none() && inner.options.auto_id).then(|| position.to_string());
@@ -378,6 +468,7 @@ impl Channel {
             bytes,
             position,
             joined: inner.counters.stamp(),
+            topics,
         };
         self.append(entry);
     }
@@ -392,6 +483,7 @@ impl Channel {
             bytes: Bytes::from_static(RESET_EVENT),
             position: after.gap_after(),
             joined: 0,
+            topics: None,
         });
     }
 
@@ -483,8 +575,32 @@ impl Channel {
     /// response head is sent, so nothing published after the client sees the
     /// head can be missed.
     pub(crate) fn subscribe(&self, request: Request) -> Result<Subscription, SubscribeError> {
+        self.subscribe_with(request, None, None)
+            .map(|(subscription, _)| subscription)
+    }
+
+    /// Registers a hub subscriber that receives the updates `filter`
+    /// admits, starting where `from` says (`None`: the request's
+    /// `Last-Event-ID`). Also gives, when the subscriber resumed, the id of
+    /// the newest update before its start that it may see (`None` if there
+    /// is none within [`MAX_PRECEDING_SCAN`] entries).
+    pub(crate) fn subscribe_to_topics(
+        &self,
+        request: Request,
+        from: Option<ResumeFrom<'static>>,
+        filter: Arc<TopicFilter>,
+    ) -> Result<(Subscription, Option<Bytes>), SubscribeError> {
+        self.subscribe_with(request, from, Some(filter))
+    }
+
+    fn subscribe_with(
+        &self,
+        request: Request,
+        from: Option<ResumeFrom<'static>>,
+        filter: Option<Arc<TopicFilter>>,
+    ) -> Result<(Subscription, Option<Bytes>), SubscribeError> {
         let inner = &self.inner;
-        let (key, start) = {
+        let (key, start, preceding) = {
             let mut state = lock(&inner.state);
             if state.closed {
                 return Err(SubscribeError::Stopped);
@@ -496,8 +612,16 @@ impl Channel {
             {
                 return Err(SubscribeError::Full);
             }
-            let start = inner.resume_point(&state, request.resume_from());
-            (state.slots.insert(None), start)
+            let from = from.unwrap_or_else(|| request.resume_from());
+            let start = inner.resume_point(&state, from);
+            let preceding = match (&filter, from) {
+                (
+                    Some(filter),
+                    ResumeFrom::After(_) | ResumeFrom::Unknown | ResumeFrom::Earliest,
+                ) => preceding_id(&state, start.cursor, filter),
+                _ => None,
+            };
+            (state.slots.insert(None), start, preceding)
         };
         inner.subscribers.fetch_add(1, Ordering::Relaxed);
         // Made before the hook runs, so that whatever the hook does (panic
@@ -512,11 +636,12 @@ impl Channel {
             request: read(&inner.on_unsubscribe)
                 .is_some()
                 .then(|| request.clone()),
+            filter,
         };
         if let Some(hook) = hook {
             run_hook("on_subscribe", &inner.path, &hook, &request);
         }
-        Ok(subscription)
+        Ok((subscription, preceding))
     }
 }
 
@@ -554,6 +679,7 @@ impl ChannelInner {
         };
         let last = match from {
             ResumeFrom::Start => return at(state.next_seq, false),
+            ResumeFrom::Earliest => return at(offered_from, false),
             ResumeFrom::Unknown => return at(offered_from, true),
             ResumeFrom::After(last) => last,
         };
@@ -596,6 +722,23 @@ impl ChannelInner {
             .filter(|&seq| retained(seq))
             .or_else(|| state.host_ids.get(id.as_bytes()).copied())
     }
+}
+
+/// How far back [`Channel::subscribe_to_topics`] looks for the update
+/// before a resumed subscriber's start.
+pub(crate) const MAX_PRECEDING_SCAN: usize = 1000;
+
+/// The id of the newest entry before `cursor` that `filter` admits, within
+/// [`MAX_PRECEDING_SCAN`] entries.
+fn preceding_id(state: &RingState, cursor: u64, filter: &TopicFilter) -> Option<Bytes> {
+    let end = usize::try_from(cursor.checked_sub(state.first_seq())?).ok()?;
+    state
+        .ring
+        .range(..end.min(state.ring.len()))
+        .rev()
+        .take(MAX_PRECEDING_SCAN)
+        .find(|entry| entry.topics.is_some() && filter.admits(entry.topics.as_deref()))
+        .and_then(|entry| entry.id.clone())
 }
 
 /// A value no other channel instance, process or host will have: automatic
@@ -642,6 +785,8 @@ pub(crate) struct Subscription {
     /// Kept only for the `on_unsubscribe` hook: most of an idle subscriber's
     /// memory otherwise (a browser sends ~1 KiB of headers).
     request: Option<Request>,
+    /// A hub subscriber's topics: entries it does not admit are skipped.
+    filter: Option<Arc<TopicFilter>>,
 }
 
 /// The subscriber fell off the ring's tail.
@@ -692,6 +837,10 @@ impl Subscription {
             return Poll::Pending;
         }
         let start = (self.cursor - state.first_seq()) as usize;
+        if let Some(filter) = &self.filter {
+            let counters = &self.channel.counters;
+            return poll_filtered(state, &mut self.cursor, self.key, filter, counters, cx);
+        }
         let count = pending.min(MAX_BATCH);
         self.cursor += count as u64;
         let oldest_joined = state.ring[start].joined;
@@ -716,6 +865,64 @@ impl Subscription {
         Poll::Ready(Some(Ok(batch)))
     }
 }
+
+/// [`Subscription::poll_batch`] for a hub subscriber (its `key` and
+/// `cursor`): the entries between the cursor and the head that its filter
+/// admits. Looks at no more than [`MAX_FILTER_SCAN`] entries per call, so
+/// that a subscriber of a quiet topic on a busy hub never holds the lock
+/// long.
+fn poll_filtered(
+    mut state: MutexGuard<'_, RingState>,
+    cursor: &mut u64,
+    key: usize,
+    filter: &TopicFilter,
+    counters: &Counters,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<EventBuf, Lagged>>> {
+    let start = (*cursor - state.first_seq()) as usize;
+    let pending = state.ring.len() - start;
+    let mut parts = Vec::new();
+    let mut oldest_joined = None;
+    let mut scanned = 0;
+    for entry in state
+        .ring
+        .range(start..start + pending.min(MAX_FILTER_SCAN))
+    {
+        scanned += 1;
+        if filter.admits(entry.topics.as_deref()) {
+            oldest_joined.get_or_insert(entry.joined);
+            parts.push(entry.bytes.clone());
+            if parts.len() == MAX_BATCH {
+                break;
+            }
+        }
+    }
+    *cursor += scanned as u64;
+    if parts.is_empty() {
+        if scanned < pending {
+            // More to look at: yield, and come back at once.
+            drop(state);
+            cx.waker().wake_by_ref();
+        } else if state.closed {
+            return Poll::Ready(None);
+        } else {
+            state.park(key, cx.waker());
+        }
+        return Poll::Pending;
+    }
+    drop(state);
+    if let (Some(latency), Some(joined)) = (&counters.latency, oldest_joined) {
+        latency.observe(joined);
+    }
+    let batch = match parts.len() {
+        1 => EventBuf::one(parts.swap_remove(0)),
+        _ => EventBuf::gather(parts),
+    };
+    Poll::Ready(Some(Ok(batch)))
+}
+
+/// Most entries a hub subscriber's filter looks at per wake-up.
+const MAX_FILTER_SCAN: usize = 1024;
 
 /// Moves `cursor` past entries at or before `through`, which the client
 /// already has from another server; what is left to skip once the ring's

@@ -45,6 +45,7 @@ use crate::channel::{Channel, ChannelInner};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId};
 use crate::stats::BrokerStats;
+use crate::topic::Topics;
 
 /// Most publishes sent in one pipeline.
 const MAX_SEND_BATCH: usize = 512;
@@ -145,6 +146,8 @@ struct Outgoing {
     key: String,
     retain: usize,
     event: Event,
+    /// A hub update's topics.
+    topics: Option<Arc<Topics>>,
     receipt: Option<Receipt>,
     /// The sequence number of this server's previous entry in the same
     /// stream (0: none), set when the sender takes it.
@@ -299,6 +302,7 @@ impl Broker for RedisBroker {
         channel: &str,
         retain: usize,
         event: Event,
+        topics: Option<Arc<Topics>>,
         receipt: Option<Receipt>,
     ) -> Result<()> {
         let shared = &*self.shared;
@@ -310,6 +314,7 @@ impl Broker for RedisBroker {
             key: stream_key(channel),
             retain,
             event,
+            topics,
             receipt,
             previous: 0,
         };
@@ -589,7 +594,8 @@ fn settle(shared: &Shared, sequence: u64, outgoing: &Outgoing, reply: RedisResul
 }
 
 /// `XADD <key> MAXLEN ~ <n> * n <node> s <sequence> p <previous> [d <data>]
-/// [e <event>] [i <id>] [r <retry ms>] [c <comment>]`.
+/// [e <event>] [i <id>] [r <retry ms>] [c <comment>]`, and for a hub update
+/// `t <topic>` per topic and `v 1` if it is private.
 fn xadd(node: &str, sequence: u64, outgoing: &Outgoing) -> redis::Cmd {
     let event = &outgoing.event;
     let mut cmd = redis::cmd("XADD");
@@ -618,6 +624,14 @@ fn xadd(node: &str, sequence: u64, outgoing: &Outgoing) -> redis::Cmd {
     }
     if let Some(comment) = event.comment_str() {
         cmd.arg("c").arg(comment);
+    }
+    if let Some(topics) = &outgoing.topics {
+        for topic in topics.names() {
+            cmd.arg("t").arg(topic);
+        }
+        if topics.is_private() {
+            cmd.arg("v").arg(1);
+        }
     }
     cmd
 }
@@ -649,7 +663,7 @@ impl Cursor {
             return;
         };
         match event_from_fields(entry.fields) {
-            Ok((event, origin)) => {
+            Ok((event, origin, topics)) => {
                 let mine = match origin {
                     Some(Origin {
                         node,
@@ -674,7 +688,7 @@ impl Cursor {
                     }
                     None => None,
                 };
-                channel.append_from_broker(&event, position);
+                channel.append_from_broker(&event, topics, position);
                 shared.received.fetch_add(1, Ordering::Relaxed);
                 if let Some(sequence) = mine {
                     if let Some(receipt) = lock(&shared.confirmations).remove(&sequence) {
@@ -1036,14 +1050,27 @@ struct Origin {
     previous: Option<u64>,
 }
 
-/// The event an entry holds, and who sent it if a tidings server did.
-/// Entries other programs add with the same field names are delivered too.
-fn event_from_fields(
-    fields: Vec<(Vec<u8>, Vec<u8>)>,
-) -> std::result::Result<(Event, Option<Origin>), String> {
+/// What an entry holds: its event, who sent it if a tidings server did,
+/// and a hub update's topics. Entries other programs add with the same
+/// field names are delivered too.
+type Decoded = (Event, Option<Origin>, Option<Arc<Topics>>);
+
+/// The event an entry holds (see [`Decoded`]).
+fn event_from_fields(fields: Vec<(Vec<u8>, Vec<u8>)>) -> std::result::Result<Decoded, String> {
     let mut parts: [Option<String>; 8] = Default::default();
+    let mut topics = Vec::new();
+    let mut private = false;
     for (name, value) in fields {
         let slot = match name.as_slice() {
+            b"v" => {
+                private = value == b"1";
+                continue;
+            }
+            b"t" => {
+                let topic = String::from_utf8(value).map_err(|_| "a topic is not UTF-8")?;
+                topics.push(topic);
+                continue;
+            }
             b"d" => 0,
             b"e" => 1,
             b"i" => 2,
@@ -1087,7 +1114,8 @@ fn event_from_fields(
         }),
         _ => None,
     };
-    Ok((event, origin))
+    let topics = (!topics.is_empty()).then(|| Arc::new(Topics::new(topics, private)));
+    Ok((event, origin, topics))
 }
 
 /// A field of `XINFO STREAM`'s reply that is an entry id.
@@ -1243,6 +1271,10 @@ mod tests {
             key: stream_key("/c"),
             retain: 10,
             event: event.clone(),
+            topics: Some(Arc::new(Topics::new(
+                vec!["/a".into(), "urn:b".into()],
+                true,
+            ))),
             receipt: None,
             previous: 2,
         };
@@ -1261,16 +1293,18 @@ mod tests {
             .chunks(2)
             .map(|pair| (pair[0].as_str(), pair[1].as_str()))
             .collect();
-        let (back, origin) = event_from_fields(fields(&pairs)).unwrap();
+        let (back, origin, topics) = event_from_fields(fields(&pairs)).unwrap();
         assert_eq!(back, event);
+        assert_eq!(topics.as_deref(), outgoing.topics.as_deref());
         let sender = Origin {
             node: "node".to_owned(),
             sequence: 3,
             previous: Some(2),
         };
         assert_eq!(origin, Some(sender));
-        let (_, origin) = event_from_fields(fields(&[("d", "x")])).unwrap();
+        let (_, origin, topics) = event_from_fields(fields(&[("d", "x")])).unwrap();
         assert_eq!(origin, None, "entries other programs add have no sender");
+        assert_eq!(topics, None);
     }
 
     fn test_cursor(channel: &Channel) -> Cursor {

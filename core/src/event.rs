@@ -71,6 +71,12 @@ impl Event {
         Ok(self)
     }
 
+    /// Sets an id that was already checked (one an event was sent with).
+    pub(crate) fn with_checked_id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_owned());
+        self
+    }
+
     /// Sets the client's reconnection delay (`retry:` field), sent in whole
     /// milliseconds.
     pub fn retry(mut self, retry: Duration) -> Self {

@@ -36,6 +36,9 @@ pub(crate) enum ResumeFrom<'a> {
     After(&'a str),
     /// An id that no event can have (not UTF-8): treated as unknown.
     Unknown,
+    /// From the oldest event offered, without a reset (Mercure's
+    /// `earliest`).
+    Earliest,
 }
 
 /// The two ends of the connection a request arrived on.
@@ -70,7 +73,9 @@ impl Request {
         // UTF-8, which is what browsers send.
         let raw_id = match headers.get("last-event-id") {
             Some(value) => Some(Cow::Borrowed(value.as_bytes())),
-            None => first_raw_query_value(&query, "lastEventId"),
+            // Mercure spells it `lastEventID`.
+            None => first_raw_query_value(&query, "lastEventId")
+                .or_else(|| first_raw_query_value(&query, "lastEventID")),
         };
         let last_event_id_is_text = raw_id
             .as_deref()
