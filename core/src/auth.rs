@@ -59,6 +59,9 @@ impl Denial {
     }
 }
 
+/// A verified token's claims.
+pub(crate) type Claims = serde_json::Map<String, serde_json::Value>;
+
 /// A subscription let in: until when, if its token ends it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Admitted {
@@ -87,6 +90,26 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
         invalid(format!(
             "jwt: cannot read the {what} {}: {err}",
             path.display()
+        ))
+    })
+}
+
+/// The public key in `pem` (from `source`) for `algorithm`.
+fn public_key(
+    config: &JwtConfig,
+    algorithm: Algorithm,
+    pem: &[u8],
+    source: &str,
+) -> Result<DecodingKey> {
+    match algorithm {
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+        _ => DecodingKey::from_rsa_pem(pem),
+    }
+    .map_err(|err| {
+        invalid(format!(
+            "jwt: {source} does not hold a {} public key: {err}",
+            config.algorithm
         ))
     })
 }
@@ -142,20 +165,14 @@ impl Verifier {
             }
             JwtKey::PemFile(path) => {
                 let pem = read(path, "key file")?;
-                let key = match algorithm {
-                    Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
-                    Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
-                    _ => DecodingKey::from_rsa_pem(&pem),
-                }
-                .map_err(|err| {
-                    invalid(format!(
-                        "jwt: {} does not hold a {} public key: {err}",
-                        path.display(),
-                        config.algorithm
-                    ))
-                })?;
-                Keys::One(key)
+                Keys::One(public_key(
+                    config,
+                    algorithm,
+                    &pem,
+                    &path.display().to_string(),
+                )?)
             }
+            JwtKey::Pem(pem) => Keys::One(public_key(config, algorithm, pem, "the key")?),
             JwtKey::JwksFile(path) => {
                 let text = read(path, "JWKS file")?;
                 let set: JwkSet = serde_json::from_slice(&text).map_err(|err| {
@@ -238,43 +255,58 @@ impl Verifier {
         path: &str,
         private: bool,
     ) -> std::result::Result<Admitted, Denial> {
-        let Some(token) = self.token(request) else {
+        let Some(claims) = self.claims(request)? else {
             return if private {
                 Err(Denial::Missing)
             } else {
                 Ok(Admitted { until: None })
             };
         };
-        let claims = self.verify(&token)?;
         if !private {
             return Ok(Admitted { until: None });
         }
-        let granted = claims
-            .get(&self.config.claim)
-            .and_then(|claim| claim.get("subscribe"))
-            .and_then(|list| list.as_array())
-            .is_some_and(|patterns| {
-                patterns
-                    .iter()
-                    .filter_map(|pattern| pattern.as_str())
-                    .any(|pattern| matches_pattern(pattern, path))
-            });
+        let granted = self
+            .granted(&claims, "subscribe")
+            .is_some_and(|mut patterns| patterns.any(|pattern| matches_pattern(pattern, path)));
         if !granted {
             return Err(Denial::Forbidden);
         }
-        let until = claims
+        Ok(Admitted {
+            until: self.ends_at(&claims),
+        })
+    }
+
+    /// The claims of the token the request brings, verified; `None` when
+    /// it brings none.
+    pub(crate) fn claims(&self, request: &Request) -> std::result::Result<Option<Claims>, Denial> {
+        self.token(request)
+            .map(|token| self.verify(&token))
+            .transpose()
+    }
+
+    /// The patterns (or topic selectors) the configured claim lists under
+    /// `action` (`subscribe`, `publish`), if it has that list.
+    pub(crate) fn granted<'c>(
+        &self,
+        claims: &'c Claims,
+        action: &str,
+    ) -> Option<impl Iterator<Item = &'c str>> {
+        let list = claims.get(&self.config.claim)?.get(action)?.as_array()?;
+        Some(list.iter().filter_map(serde_json::Value::as_str))
+    }
+
+    /// When a subscription let in by these claims ends: at their `exp`
+    /// (plus the leeway), if the configuration says so.
+    pub(crate) fn ends_at(&self, claims: &Claims) -> Option<Instant> {
+        claims
             .get("exp")
             .and_then(serde_json::Value::as_u64)
             .filter(|_| self.config.end_at_expiry)
-            .map(|exp| expiry_instant(exp, self.config.leeway));
-        Ok(Admitted { until })
+            .map(|exp| expiry_instant(exp, self.config.leeway))
     }
 
     /// The claims of a token whose signature and times check out.
-    fn verify(
-        &self,
-        token: &str,
-    ) -> std::result::Result<serde_json::Map<String, serde_json::Value>, Denial> {
+    fn verify(&self, token: &str) -> std::result::Result<Claims, Denial> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| Denial::Invalid("malformed"))?;
         let key = match &self.keys {
@@ -289,13 +321,9 @@ impl Verifier {
                 (None, _) => return Err(Denial::Invalid("no key id")),
             },
         };
-        jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            token,
-            key,
-            &self.validation,
-        )
-        .map(|data| data.claims)
-        .map_err(|err| Denial::Invalid(describe(err.kind())))
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|err| Denial::Invalid(describe(err.kind())))
     }
 }
 

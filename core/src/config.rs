@@ -170,7 +170,115 @@ pub struct Config {
     /// How tokens are verified for [private](crate::ChannelOptions::private)
     /// channels. Default `None`: no channel may be private.
     pub jwt: Option<JwtConfig>,
+    /// A Mercure hub: subscribers select topics at its path, publishers
+    /// `POST` updates to it, and every channel's events are updates of
+    /// the channel's topic. Default `None`: no hub.
+    pub hub: Option<HubConfig>,
 }
+
+/// A Mercure hub ([`Config::hub`]), speaking the protocol's widely deployed
+/// form: `GET <path>?topic=<selector>` subscribes (exact topics, URI
+/// templates, `*`), a form-encoded `POST <path>` publishes (`topic`,
+/// `data`, `id`, `type`, `retry`, `private`), tokens carry a `mercure`
+/// claim with `publish` and `subscribe` lists of topic selectors. Build
+/// one with [`HubConfig::default`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubConfig {
+    /// The hub's path. Default `/.well-known/mercure`.
+    pub path: String,
+    /// How publishers' tokens are verified: a publish needs one whose
+    /// `mercure.publish` selectors select every topic of the update. `None`
+    /// (the default): nothing is published over HTTP, only the host's own
+    /// channels reach the hub. [`JwtConfig::mercure`] reads tokens where
+    /// Mercure clients send them.
+    pub publisher_jwt: Option<JwtConfig>,
+    /// How subscribers' tokens are verified: one whose `mercure.subscribe`
+    /// selectors select a private update's topic receives it. `None` (the
+    /// default): subscribers see public updates only.
+    pub subscriber_jwt: Option<JwtConfig>,
+    /// Whether a subscriber without a token is let in (for public updates).
+    /// Off, it gets 401; that needs a [`subscriber_jwt`](Self::subscriber_jwt).
+    /// Default true.
+    pub anonymous: bool,
+    /// What a channel's topic starts with: with `https://example.com`, the
+    /// channel `/news` is the topic `https://example.com/news`, both ways
+    /// (an update of that topic is published on the channel too). Default
+    /// `None`: the topic is the channel's path.
+    pub topic_base: Option<String>,
+    /// How many updates are kept for subscribers that resume. Default 1000.
+    pub history: usize,
+    /// Most `topic` selectors one subscription may ask for. Default 64.
+    pub max_topics: usize,
+    /// Largest publish request body, in bytes. Default 1 MiB.
+    pub max_publish_bytes: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            path: "/.well-known/mercure".to_owned(),
+            publisher_jwt: None,
+            subscriber_jwt: None,
+            anonymous: true,
+            topic_base: None,
+            history: 1000,
+            max_topics: 64,
+            max_publish_bytes: 1 << 20,
+        }
+    }
+}
+
+impl HubConfig {
+    /// The topic of the channel at `path`.
+    pub(crate) fn topic_of(&self, path: &str) -> String {
+        match &self.topic_base {
+            Some(base) => format!("{base}{path}"),
+            None => path.to_owned(),
+        }
+    }
+
+    /// The path of the channel whose topic is `topic`, if it names one.
+    pub(crate) fn path_of<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        let path = match &self.topic_base {
+            Some(base) => topic.strip_prefix(base.as_str())?,
+            None => topic,
+        };
+        path.starts_with('/').then_some(path)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let invalid = |message: String| Err(Error::InvalidConfig(format!("hub: {message}")));
+        if check_path(&self.path).is_err() {
+            return invalid(format!(
+                "path must be a path such as /.well-known/mercure, not {:?}",
+                self.path
+            ));
+        }
+        if !self.anonymous && self.subscriber_jwt.is_none() {
+            return invalid(
+                "turning anonymous subscribers off needs a subscriber key to let anyone in"
+                    .to_owned(),
+            );
+        }
+        if let Some(base) = &self.topic_base {
+            if base.is_empty() || base.chars().any(char::is_control) || base.ends_with('/') {
+                return invalid(format!(
+                    "topic_base must be a prefix such as https://example.com (no trailing /), not {base:?}"
+                ));
+            }
+        }
+        if !(1..=1024).contains(&self.max_topics) {
+            return invalid("max_topics must be between 1 and 1024".to_owned());
+        }
+        if !(1..=MAX_PUBLISH_BYTES).contains(&self.max_publish_bytes) {
+            return invalid("max_publish_bytes must be between 1 and 67108864".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// The largest publish body a hub may be configured to accept (64 MiB).
+const MAX_PUBLISH_BYTES: usize = 64 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -195,6 +303,7 @@ impl Default for Config {
             http2: true,
             metrics_path: None,
             jwt: None,
+            hub: None,
         }
     }
 }
@@ -242,6 +351,8 @@ pub enum JwtKey {
     /// A PEM file with the public key (or a certificate's) for the RSA,
     /// ECDSA or EdDSA algorithms.
     PemFile(PathBuf),
+    /// The text of such a PEM file (as Mercure's hubs take their keys).
+    Pem(Vec<u8>),
     /// A JSON Web Key Set file (`{"keys": [...]}`): a token's `kid` picks
     /// its key; a token without one needs a set of exactly one key.
     JwksFile(PathBuf),
@@ -252,12 +363,23 @@ impl std::fmt::Debug for JwtKey {
         match self {
             JwtKey::Secret(_) => f.write_str("Secret(..)"),
             JwtKey::PemFile(path) => f.debug_tuple("PemFile").field(path).finish(),
+            JwtKey::Pem(_) => f.write_str("Pem(..)"),
             JwtKey::JwksFile(path) => f.debug_tuple("JwksFile").field(path).finish(),
         }
     }
 }
 
 impl JwtKey {
+    /// A key given as text for `algorithm`: the secret of an HMAC
+    /// algorithm (`HS*`), else a public key in PEM.
+    pub fn for_algorithm(algorithm: &str, key: Vec<u8>) -> JwtKey {
+        if algorithm.starts_with("HS") {
+            JwtKey::Secret(key)
+        } else {
+            JwtKey::Pem(key)
+        }
+    }
+
     /// The key given in one of the three forms a binding offers (a
     /// secret, a PEM file, a JWKS file), `None` when none is: more than one
     /// is an [`Error::InvalidConfig`].
@@ -295,6 +417,19 @@ impl JwtConfig {
             audience: None,
             issuer: None,
             end_at_expiry: true,
+        }
+    }
+
+    /// Tokens verified with `key` and found where Mercure's clients send
+    /// them: the `Authorization: Bearer` header, the `mercureAuthorization`
+    /// cookie, the `authorization` query parameter; their grants in the
+    /// `mercure` claim.
+    pub fn mercure(key: JwtKey) -> Self {
+        JwtConfig {
+            cookie: Some("mercureAuthorization".to_owned()),
+            query: Some("authorization".to_owned()),
+            claim: "mercure".to_owned(),
+            ..JwtConfig::new(key)
         }
     }
 
@@ -420,6 +555,9 @@ impl Config {
                     "metrics_path must be a path such as /metrics, not {path:?}"
                 )));
             }
+        }
+        if let Some(hub) = &self.hub {
+            hub.validate()?;
         }
         if self.write_timeout.is_zero() {
             return invalid("write_timeout must be greater than zero");

@@ -14,6 +14,7 @@ use crate::body::{BodyContext, ResponseBody, Source, SseBody};
 use crate::channel::{Channel, SubscribeError};
 use crate::config::Config;
 use crate::files;
+use crate::hub::{self, Hub, Refusal};
 use crate::reply::reply_pair;
 use crate::request::{Endpoints, Request};
 use crate::routes::{Route, Routes, Target};
@@ -80,15 +81,20 @@ impl Site {
     fn admit(&self, request: &Request, channel: &Channel) -> Result<Admitted, Denial> {
         let admitted = self.access(request, channel);
         if let Err(denial) = &admitted {
-            let counters = &self.bodies.counters;
-            let counter = match denial {
-                Denial::Missing => &counters.auth_missing,
-                Denial::Invalid(_) => &counters.auth_invalid,
-                Denial::Forbidden => &counters.auth_forbidden,
-            };
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.count_refused(denial);
         }
         admitted
+    }
+
+    /// Counts a subscription its token did not let in.
+    fn count_refused(&self, denial: &Denial) {
+        let counters = &self.bodies.counters;
+        let counter = match denial {
+            Denial::Missing => &counters.auth_missing,
+            Denial::Invalid(_) => &counters.auth_invalid,
+            Denial::Forbidden => &counters.auth_forbidden,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn routes(&self) -> RwLockReadGuard<'_, Routes> {
@@ -126,6 +132,7 @@ pub(crate) async fn handle(
     }
     let origin = parts.headers.get(header::ORIGIN).cloned();
     let mut response = match target {
+        Some(Target::Route(Route::Hub(hub))) => answer_hub(site, &hub, parts, body, ends).await,
         Some(target) => route(site, ends, parts, target).await,
         None => not_found(),
     };
@@ -157,7 +164,7 @@ async fn route(
         Target::Route(Route::Page(file)) => files::respond(&file, head_only)
             .await
             .unwrap_or_else(not_found),
-        Target::File { .. } | Target::App(_) => not_found(),
+        Target::File { .. } | Target::App(_) | Target::Route(Route::Hub(_)) => not_found(),
         Target::Route(Route::Handler(handler)) => {
             let request =
                 Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
@@ -228,6 +235,138 @@ async fn route(
                 }
             }
         }
+    }
+}
+
+const HUB_METHODS: &str = "GET, HEAD, POST, OPTIONS";
+
+/// Answers a request at the Mercure hub's path: a subscription (`GET`), a
+/// publish (`POST`) or a preflight.
+async fn answer_hub(
+    site: &Site,
+    hub: &Hub,
+    parts: http::request::Parts,
+    body: Incoming,
+    ends: Endpoints,
+) -> Response<ResponseBody> {
+    let method = parts.method.clone();
+    if method == Method::OPTIONS {
+        let mut response = preflight(&site.cors_allow_headers);
+        let headers = response.headers_mut();
+        let methods = HeaderValue::from_static(HUB_METHODS);
+        headers.insert(header::ALLOW, methods.clone());
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, methods);
+        // Publishers send their token and their form's type.
+        let allowed = format!(
+            "{}, authorization, content-type",
+            site.cors_allow_headers.to_str().unwrap_or_default()
+        );
+        if let Ok(allowed) = HeaderValue::from_str(&allowed) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
+        }
+        return response;
+    }
+    let request = Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
+    match method {
+        Method::GET | Method::HEAD => match hub.subscribe(request) {
+            Ok(subscribed) => {
+                let body = if method == Method::HEAD {
+                    ResponseBody::empty()
+                } else {
+                    let source = Source::Channel(subscribed.subscription);
+                    ResponseBody::Events(
+                        SseBody::new(source, &site.bodies).ending_at(subscribed.until),
+                    )
+                };
+                let mut response = event_stream(body);
+                // An id with characters a header cannot carry goes without.
+                if let Some(Ok(id)) = subscribed.last_event_id.map(HeaderValue::from_maybe_shared) {
+                    response.headers_mut().insert("last-event-id", id);
+                }
+                response
+            }
+            Err(refusal) => hub_refused(site, refusal, true),
+        },
+        Method::POST => publish(site, hub, &request, body).await,
+        _ => {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(HUB_METHODS));
+            response
+        }
+    }
+}
+
+/// Reads a publish request's form (within the hub's size limit and the
+/// write timeout), publishes it, and answers the update's id once stored.
+async fn publish(
+    site: &Site,
+    hub: &Hub,
+    request: &Request,
+    body: Incoming,
+) -> Response<ResponseBody> {
+    use http_body_util::BodyExt;
+    let is_form = request.header("content-type").is_some_and(|value| {
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if !is_form {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a publish is an application/x-www-form-urlencoded form\n",
+        );
+    }
+    let deadline = site.config.write_timeout;
+    let limited = http_body_util::Limited::new(body, hub.config().max_publish_bytes);
+    let form = match tokio::time::timeout(deadline, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(err)) if err.is::<http_body_util::LengthLimitError>() => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a publish may be at most {} bytes\n",
+                    hub.config().max_publish_bytes
+                ),
+            );
+        }
+        Ok(Err(_)) => return text(StatusCode::BAD_REQUEST, "the form could not be read\n"),
+        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "the form took too long\n"),
+    };
+    let publication = match hub.publish(request, &form, |path| site.routes().channel_at(path)) {
+        Ok(publication) => publication,
+        Err(refusal) => return hub_refused(site, refusal, false),
+    };
+    match tokio::time::timeout(deadline, publication.published).await {
+        Ok(Ok(_)) => text(StatusCode::OK, publication.id),
+        Ok(Err(err)) => {
+            let (_, message) = hub::publish_failed(&err);
+            retry_later_with(StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n"))
+        }
+        Err(_) => retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the broker did not store the update in time\n",
+        ),
+    }
+}
+
+/// The answer to a request the hub turned away; a subscriber's token
+/// refusals are counted with the channels'.
+fn hub_refused(site: &Site, refusal: Refusal, subscribing: bool) -> Response<ResponseBody> {
+    match refusal {
+        Refusal::Token(denial) => {
+            if subscribing {
+                site.count_refused(&denial);
+            }
+            refused(&denial)
+        }
+        Refusal::Status(503, message) => {
+            retry_later_with(StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n"))
+        }
+        Refusal::Status(status, message) => text(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            format!("{message}\n"),
+        ),
     }
 }
 
@@ -493,6 +632,13 @@ pub(crate) fn text(status: StatusCode, message: impl Into<bytes::Bytes>) -> Resp
 
 /// A refusal the client may retry after a short wait.
 pub(crate) fn retry_later(status: StatusCode, message: &'static str) -> Response<ResponseBody> {
+    retry_later_with(status, message)
+}
+
+fn retry_later_with(
+    status: StatusCode,
+    message: impl Into<bytes::Bytes>,
+) -> Response<ResponseBody> {
     let mut response = text(status, message);
     response
         .headers_mut()

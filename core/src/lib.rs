@@ -32,6 +32,7 @@ mod request;
 mod shutdown;
 mod stats;
 mod tls;
+mod topic;
 mod verdict;
 // Who may subscribe (tokens read from requests, by the config's rules):
 mod auth;
@@ -39,6 +40,9 @@ mod auth;
 mod channel;
 mod reply;
 mod stream;
+// The Mercure hub: topics and tokens decide what a channel of updates
+// delivers to whom:
+mod hub;
 // In-process subscribers of channels, and the broker that fills channels
 // from other servers:
 mod cluster;
@@ -64,7 +68,9 @@ mod server;
 pub use app::{AppHandler, BodyRead, Exchange, WRITE_HIGH_WATER};
 pub use batch::{after_ready_tasks, hold_wakes, release_wakes};
 pub use channel::{Channel, ChannelOptions, PresenceHook, Published};
-pub use config::{duration_from_secs, Config, Cors, JwtConfig, JwtKey, Limits, MAX_DURATION};
+pub use config::{
+    duration_from_secs, Config, Cors, HubConfig, JwtConfig, JwtKey, Limits, MAX_DURATION,
+};
 pub use error::{Error, Result};
 pub use event::{Event, EventId};
 pub use listener::{Listener, Received};

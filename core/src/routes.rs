@@ -8,6 +8,7 @@ use crate::app::AppHandler;
 use crate::channel::Channel;
 use crate::config::check_path;
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::reply::RouteHandler;
 use crate::stream::StreamHandler;
 
@@ -18,6 +19,8 @@ pub(crate) enum Route {
     Stream(Arc<dyn StreamHandler>),
     Handler(Arc<dyn RouteHandler>),
     Page(PathBuf),
+    /// The Mercure hub: subscriptions to topics and publishes.
+    Hub(Arc<Hub>),
 }
 
 /// The routing table: exact paths, then directory prefixes (longest first),
@@ -99,15 +102,25 @@ impl Routes {
         self.exact.get(path).cloned()
     }
 
-    /// Every channel, routed or not.
+    /// Every channel, routed or not, and the hub's.
     pub(crate) fn channels(&self) -> impl Iterator<Item = &Channel> {
         self.exact
             .values()
             .filter_map(|route| match route {
                 Route::Channel(channel) => Some(channel),
+                Route::Hub(hub) => Some(hub.channel()),
                 _ => None,
             })
             .chain(self.unrouted.values())
+    }
+
+    /// The host's channel named `path`, routed or not (not the hub's).
+    pub(crate) fn channel_at(&self, path: &str) -> Option<Channel> {
+        match self.exact.get(path) {
+            Some(Route::Channel(channel)) => Some(channel.clone()),
+            Some(_) => None,
+            None => self.unrouted.get(path).cloned(),
+        }
     }
 
     pub(crate) fn find(&self, path: &str) -> Option<Target> {

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::files;
 use crate::http::Site;
+use crate::hub::Hub;
 use crate::metrics::MetricsRoute;
 use crate::reply::RouteHandler;
 use crate::request::Request;
@@ -77,6 +78,8 @@ pub struct Server {
     settings: Mutex<StartSettings>,
     /// The broker that joins this server's channels with other servers'.
     broker: Option<Arc<RedisBroker>>,
+    /// The Mercure hub, whose ring every channel copies its events into.
+    hub: Option<Arc<Hub>>,
 }
 
 /// Where and how a server listens, when whatever starts it decides (see
@@ -145,13 +148,32 @@ impl Server {
             reuse_port: config.reuse_port,
         };
         let metrics_path = config.metrics_path.clone();
+        let hub = match &config.hub {
+            Some(hub) => {
+                let options = ChannelOptions {
+                    history: hub.history,
+                    ..ChannelOptions::default()
+                };
+                let counters = Arc::clone(&bodies.counters);
+                let to_broker = broker.clone().map(|broker| broker as Arc<dyn Broker>);
+                let ring = Channel::new(hub.path.clone(), options, counters, to_broker);
+                Some(Arc::new(Hub::new(hub.clone(), ring)?))
+            }
+            None => None,
+        };
         let server = Server {
             site: Arc::new(Site::new(config, bodies, tls, auth)),
             lifecycle: Mutex::new(Lifecycle::Ready),
             stopper: Mutex::new(None),
             settings: Mutex::new(settings),
             broker,
+            hub: hub.clone(),
         };
+        if let Some(hub) = hub {
+            let path = hub.config().path.clone();
+            server.share_with_broker(hub.channel());
+            server.add_route(&path, Route::Hub(hub))?;
+        }
         if let Some(path) = metrics_path {
             let route = metrics_route(&server.site, server.broker.as_ref());
             server.add_route(&path, Route::Handler(Arc::new(route)))?;
@@ -230,7 +252,14 @@ impl Server {
         }
         let counters = Arc::clone(&self.site.bodies.counters);
         let broker = self.broker.clone().map(|broker| broker as Arc<dyn Broker>);
-        Ok(Channel::new(path.to_owned(), options, counters, broker))
+        let channel = Channel::new(path.to_owned(), options, counters, broker);
+        Ok(match &self.hub {
+            Some(hub) => {
+                let topic = hub.config().topic_of(path);
+                channel.mirrored_into(hub.channel().clone(), topic)
+            }
+            None => channel,
+        })
     }
 
     fn share_with_broker(&self, channel: &Channel) {

@@ -327,6 +327,8 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
         // SAFETY: by this function's contract the `jwt_*` strings are NULL
         // or NUL-terminated and valid for this call.
         jwt: unsafe { jwt_config(config) }?,
+        // The Mercure hub is not configurable from C yet.
+        hub: None,
     })
 }
 
