@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
-use http_body_util::{BodyExt, BodyStream, Empty};
+use http_body_util::{BodyExt, BodyStream, Either, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tidings::{Config, Server};
@@ -70,6 +70,18 @@ pub async fn request(
     request_over(stream, addr, method, path, headers).await
 }
 
+/// One HTTP/1.1 request with a body.
+pub async fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Response {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    send_over(stream, addr, method, path, headers, body.into()).await
+}
+
 /// One HTTP/1.1 request over an established connection (TLS or not).
 pub async fn request_over<T>(
     io: T,
@@ -77,6 +89,20 @@ pub async fn request_over<T>(
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
+) -> Response
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    send_over(io, addr, method, path, headers, Bytes::new()).await
+}
+
+async fn send_over<T>(
+    io: T,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
 ) -> Response
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -94,7 +120,13 @@ where
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let request = builder.body(Empty::<Bytes>::new()).expect("request");
+    // An empty body stays a request without one (no `content-length: 0`).
+    let body = if body.is_empty() {
+        Either::Left(Empty::<Bytes>::new())
+    } else {
+        Either::Right(Full::new(body))
+    };
+    let request = builder.body(body).expect("request");
     let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
         .await
         .expect("response head in time")
