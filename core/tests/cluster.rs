@@ -1111,3 +1111,65 @@ async fn the_metrics_route_reports_the_broker() {
     );
     assert_eq!(value("tidings_delivery_latency_seconds_count"), 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_update_published_on_one_server_reaches_every_servers_hub_subscribers() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use tidings::{HubConfig, JwtConfig, JwtKey};
+    let redis = Redis::start(false);
+    let key = b"the hub's publishers' key, 32 bytes and more".to_vec();
+    let hub_node = || {
+        node_with(
+            Config {
+                broker: Some(redis.url()),
+                hub: Some(HubConfig {
+                    publisher_jwt: Some(JwtConfig::mercure(JwtKey::Secret(key.clone()))),
+                    ..HubConfig::default()
+                }),
+                ..Config::default()
+            },
+            ChannelOptions::default(),
+        )
+    };
+    let (a, b) = (hub_node(), hub_node());
+    settled(&[&a, &b]).await;
+    let url = "/.well-known/mercure?topic=%2Fnews&topic=%2Fc";
+    let mut on_b = get(b.addr, url, &[]).await.events();
+    let token = encode(
+        &Header::default(),
+        &serde_json::json!({"mercure": {"publish": ["*"]}}),
+        &EncodingKey::from_secret(&key),
+    )
+    .unwrap();
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", bearer.as_str()),
+    ];
+    let hub = "/.well-known/mercure";
+    for form in [
+        "topic=%2Fnews&data=first&id=urn%3Aone",
+        "topic=%2Fnews&data=private&private=on",
+    ] {
+        let response = request_with_body(a.addr, "POST", hub, &headers, form).await;
+        assert_eq!(response.status, 200, "{form}");
+    }
+    // The host's channel on A is a topic on B too, once.
+    a.channel.publish(Event::data("from the host")).unwrap();
+    request_with_body(a.addr, "POST", hub, &headers, "topic=%2Fnews&data=last").await;
+    let data: Vec<String> = on_b.take(3).await.into_iter().map(|e| e.data).collect();
+    assert_eq!(data, ["first", "from the host", "last"]);
+    // Resuming on B after A's first update.
+    let resumed = get(b.addr, url, &[("last-event-id", "urn:one")]).await;
+    assert_eq!(resumed.header("last-event-id"), Some("urn:one"));
+    let data: Vec<String> = resumed
+        .events()
+        .take(2)
+        .await
+        .into_iter()
+        .map(|e| e.data)
+        .collect();
+    assert_eq!(data, ["from the host", "last"]);
+    a.server.stop();
+    b.server.stop();
+}
