@@ -43,6 +43,8 @@ impl Server {
         jwt_key=None, jwt_key_file=None, jwt_jwks_file=None, jwt_algorithm="HS256", jwt_leeway=5.0,
         jwt_cookie=Some("tidings_token".to_owned()), jwt_query=Some("access_token".to_owned()), jwt_claim="tidings",
         jwt_audience=None, jwt_issuer=None, jwt_end_at_expiry=true,
+        hub=false, hub_path=None, hub_publisher_key=None, hub_subscriber_key=None,
+        hub_jwt_algorithm="HS256", hub_anonymous=true, hub_topic_base=None, hub_history=1000,
     ), text_signature = "(host='127.0.0.1', port=8000, *, cors=None, keepalive=15.0, write_timeout=30.0, \
         tcp_keepalive=60.0, drain_timeout=5.0, worker_threads=0, stream_queue=32, max_connections=None, \
         max_connections_per_ip=None, max_head_bytes=16384, head_timeout=10.0, max_pending_callbacks=1024, \
@@ -50,7 +52,9 @@ impl Server {
         http2=True, max_streams_per_connection=100, metrics_path=None, \
         jwt_key=None, jwt_key_file=None, jwt_jwks_file=None, jwt_algorithm='HS256', jwt_leeway=5.0, \
         jwt_cookie='tidings_token', jwt_query='access_token', jwt_claim='tidings', jwt_audience=None, \
-        jwt_issuer=None, jwt_end_at_expiry=True)")]
+        jwt_issuer=None, jwt_end_at_expiry=True, hub=False, hub_path=None, hub_publisher_key=None, \
+        hub_subscriber_key=None, hub_jwt_algorithm='HS256', hub_anonymous=True, hub_topic_base=None, \
+        hub_history=1000)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: &str,
@@ -87,6 +91,14 @@ impl Server {
         jwt_audience: Option<String>,
         jwt_issuer: Option<String>,
         jwt_end_at_expiry: bool,
+        hub: bool,
+        hub_path: Option<String>,
+        hub_publisher_key: Option<&Bound<'_, PyAny>>,
+        hub_subscriber_key: Option<&Bound<'_, PyAny>>,
+        hub_jwt_algorithm: &str,
+        hub_anonymous: bool,
+        hub_topic_base: Option<String>,
+        hub_history: usize,
     ) -> PyResult<Self> {
         let secret = jwt_key.map(secret_bytes).transpose()?;
         let jwt = match tidings::JwtKey::one_of(secret, jwt_key_file, jwt_jwks_file).py_err()? {
@@ -102,6 +114,39 @@ impl Server {
                 ..tidings::JwtConfig::new(key)
             }),
             None => None,
+        };
+        let hub_key = |given: Option<&Bound<'_, PyAny>>| -> PyResult<_> {
+            let key = given.map(secret_bytes).transpose()?;
+            Ok(key.map(|key| tidings::JwtConfig {
+                algorithm: hub_jwt_algorithm.to_owned(),
+                ..tidings::JwtConfig::mercure(tidings::JwtKey::for_algorithm(
+                    hub_jwt_algorithm,
+                    key,
+                ))
+            }))
+        };
+        let hub_settings = hub_path.is_some()
+            || hub_publisher_key.is_some()
+            || hub_subscriber_key.is_some()
+            || hub_topic_base.is_some()
+            || !hub_anonymous;
+        let hub = match hub {
+            true => Some(tidings::HubConfig {
+                path: hub_path.unwrap_or_else(|| tidings::HubConfig::default().path),
+                publisher_jwt: hub_key(hub_publisher_key)?,
+                subscriber_jwt: hub_key(hub_subscriber_key)?,
+                anonymous: hub_anonymous,
+                topic_base: hub_topic_base,
+                history: hub_history,
+                ..tidings::HubConfig::default()
+            }),
+            false if hub_settings => {
+                return Err(tidings::Error::InvalidConfig(
+                    "hub_* settings need hub=True".to_owned(),
+                ))
+                .py_err();
+            }
+            false => None,
         };
         let config = tidings::Config {
             host: host.to_owned(),
@@ -132,6 +177,7 @@ impl Server {
             http2,
             metrics_path,
             jwt,
+            hub,
         };
         Ok(Server {
             inner: Arc::new(tidings::Server::new(config).py_err()?),

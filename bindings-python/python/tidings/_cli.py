@@ -1,6 +1,7 @@
 """``tidings run MODULE:APP``: serve an ASGI application, with uvicorn's
 flags where they exist, so that swapping ``uvicorn`` for ``tidings run`` is
-the whole migration."""
+the whole migration. ``tidings hub`` runs a standalone Mercure hub
+(``_hub.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 import time
 from typing import Any, Sequence
 
+from . import _hub
 from ._asgi import LIFESPAN_MODES, LifespanFailed
 
 logger = logging.getLogger("tidings")
@@ -162,6 +164,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory to watch with --reload (repeatable; default: the app directory)",
     )
+    _hub.add_parser(commands)
     return root
 
 
@@ -169,6 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``tidings`` console script; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     options = parser().parse_args(arguments)
+    if options.command == "hub":
+        logging.basicConfig(
+            level=LOG_LEVELS[options.log_level],
+            format="%(levelname)s:\t%(name)s: %(message)s",
+        )
+        return _hub.run(options)
     logging.basicConfig(
         level=LOG_LEVELS[options.log_level],
         format="%(levelname)s:\t%(name)s: %(message)s",

@@ -68,6 +68,14 @@ class Server:
         jwt_audience: str | None = None,
         jwt_issuer: str | None = None,
         jwt_end_at_expiry: bool = True,
+        hub: bool = False,
+        hub_path: str | None = None,
+        hub_publisher_key: str | bytes | None = None,
+        hub_subscriber_key: str | bytes | None = None,
+        hub_jwt_algorithm: str = "HS256",
+        hub_anonymous: bool = True,
+        hub_topic_base: str | None = None,
+        hub_history: int = 1000,
     ) -> None:
         self._native = _tidings.Server(
             host,
@@ -104,6 +112,14 @@ class Server:
             jwt_audience=jwt_audience,
             jwt_issuer=jwt_issuer,
             jwt_end_at_expiry=jwt_end_at_expiry,
+            hub=hub,
+            hub_path=hub_path,
+            hub_publisher_key=hub_publisher_key,
+            hub_subscriber_key=hub_subscriber_key,
+            hub_jwt_algorithm=hub_jwt_algorithm,
+            hub_anonymous=hub_anonymous,
+            hub_topic_base=hub_topic_base,
+            hub_history=hub_history,
         )
         self._tls = tls_cert is not None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -243,6 +243,14 @@ class Server:
         jwt_audience: Optional[str] = None,
         jwt_issuer: Optional[str] = None,
         jwt_end_at_expiry: bool = True,
+        hub: bool = False,
+        hub_path: Optional[str] = None,
+        hub_publisher_key: Optional[Union[str, bytes]] = None,
+        hub_subscriber_key: Optional[Union[str, bytes]] = None,
+        hub_jwt_algorithm: str = "HS256",
+        hub_anonymous: bool = True,
+        hub_topic_base: Optional[str] = None,
+        hub_history: int = 1000,
     ) -> Server: ...
     def reload_tls(self) -> None: ...
     def channel(
