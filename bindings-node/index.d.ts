@@ -67,6 +67,33 @@ export interface ServerOptions {
   metricsPath?: string
   /** How tokens are verified for private channels (ChannelOptions.private); see docs/auth.md. */
   jwt?: JwtOptions
+  /** A Mercure hub (true for the defaults); see docs/hub.md. Default: none. */
+  hub?: boolean | HubOptions
+}
+
+/**
+ * A Mercure hub: subscribe with GET path?topic=..., publish with a form POST
+ * and a token whose mercure.publish claim selects the topics.
+ */
+export interface HubOptions {
+  /** Default '/.well-known/mercure'. */
+  path?: string
+  /** The publishers' key: a secret for HS*, else a public key in PEM. Without one nothing is published over HTTP. */
+  publisherKey?: string | Buffer
+  /** The subscribers' key: tokens whose mercure.subscribe claim selects a private update's topic receive it. */
+  subscriberKey?: string | Buffer
+  /** The tokens' algorithm. Default 'HS256'. */
+  algorithm?: string
+  /** Whether subscribers without a token receive public updates. Default true. */
+  anonymous?: boolean
+  /** What channel topics start with (e.g. 'https://example.com'); default: the topic is the channel's path. */
+  topicBase?: string
+  /** Updates kept for subscribers that resume. Default 1000. */
+  history?: number
+  /** Most topic selectors per subscription. Default 64. */
+  maxTopics?: number
+  /** Largest publish body in bytes. Default 1 MiB. */
+  maxPublishBytes?: number
 }
 
 /** Token verification: give exactly one of secret, keyFile and jwksFile. */

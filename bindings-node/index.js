@@ -53,6 +53,27 @@ const jwtOptions = (jwt) => {
   }
 }
 
+// A Mercure hub's settings; string keys are sent as their UTF-8 bytes.
+const hubOptions = (hub) => {
+  if (hub === undefined || hub === null || hub === false) return undefined
+  if (hub === true) return {}
+  if (typeof hub !== 'object') throw new TypeError('hub must be true or an object')
+  const key = (name, value) => value === undefined || Buffer.isBuffer(value)
+    ? value
+    : Buffer.from(requireString(name, value), 'utf8')
+  return {
+    path: hub.path,
+    publisherKey: key('hub.publisherKey', hub.publisherKey),
+    subscriberKey: key('hub.subscriberKey', hub.subscriberKey),
+    algorithm: hub.algorithm,
+    anonymous: hub.anonymous,
+    topicBase: hub.topicBase,
+    history: hub.history,
+    maxTopics: hub.maxTopics,
+    maxPublishBytes: hub.maxPublishBytes
+  }
+}
+
 // Callbacks the engine calls through threadsafe functions must never throw:
 // an exception there is fatal to the process. Report it instead.
 const guarded = (report, callback) => (...args) => {
@@ -147,7 +168,8 @@ class Server extends EventEmitter {
       http2: options.http2,
       maxStreamsPerConnection: limits.maxStreamsPerConnection,
       metricsPath: options.metricsPath,
-      jwt: jwtOptions(options.jwt)
+      jwt: jwtOptions(options.jwt),
+      hub: hubOptions(options.hub)
     })
     this._keepProcessAlive = null
     this._scheme = options.tlsCert ? 'https' : 'http'

@@ -160,6 +160,22 @@ export interface EventInit {
 }
 
 /**
+ * A Mercure hub; the keys are a secret's bytes for `HS*`, else a public
+ * key in PEM.
+ */
+export interface HubOptions {
+  path?: string
+  publisherKey?: Buffer
+  subscriberKey?: Buffer
+  algorithm?: string
+  anonymous?: boolean
+  topicBase?: string
+  history?: number
+  maxTopics?: number
+  maxPublishBytes?: number
+}
+
+/**
  * Token verification for private channels; `leeway` in seconds. An empty
  * `cookie` or `query` reads none (the JS side's `null`).
  */
@@ -237,6 +253,8 @@ export interface ServerOptions {
   metricsPath?: string
   /** How tokens are verified for private channels. */
   jwt?: JwtOptions
+  /** A Mercure hub. */
+  hub?: HubOptions
 }
 
 export interface Stats {

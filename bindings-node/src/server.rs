@@ -58,6 +58,46 @@ pub struct ServerOptions {
     pub metrics_path: Option<String>,
     /// How tokens are verified for private channels.
     pub jwt: Option<JwtOptions>,
+    /// A Mercure hub.
+    pub hub: Option<HubOptions>,
+}
+
+/// A Mercure hub; the keys are a secret's bytes for `HS*`, else a public
+/// key in PEM.
+#[napi(object)]
+pub struct HubOptions {
+    pub path: Option<String>,
+    pub publisher_key: Option<Buffer>,
+    pub subscriber_key: Option<Buffer>,
+    pub algorithm: Option<String>,
+    pub anonymous: Option<bool>,
+    pub topic_base: Option<String>,
+    pub history: Option<u32>,
+    pub max_topics: Option<u32>,
+    pub max_publish_bytes: Option<u32>,
+}
+
+/// The core's hub settings from the JS options.
+fn hub_config(options: HubOptions) -> tidings::HubConfig {
+    let defaults = tidings::HubConfig::default();
+    let algorithm = options.algorithm.as_deref().unwrap_or("HS256");
+    let key = |given: Option<Buffer>| {
+        given.map(|key| tidings::JwtConfig::mercure_with(algorithm, key.to_vec()))
+    };
+    tidings::HubConfig {
+        path: options.path.unwrap_or(defaults.path),
+        publisher_jwt: key(options.publisher_key),
+        subscriber_jwt: key(options.subscriber_key),
+        anonymous: options.anonymous.unwrap_or(defaults.anonymous),
+        topic_base: options.topic_base,
+        history: options.history.map_or(defaults.history, |n| n as usize),
+        max_topics: options
+            .max_topics
+            .map_or(defaults.max_topics, |n| n as usize),
+        max_publish_bytes: options
+            .max_publish_bytes
+            .map_or(defaults.max_publish_bytes, |n| n as usize),
+    }
 }
 
 /// Token verification for private channels; `leeway` in seconds. An empty
@@ -203,6 +243,7 @@ impl NativeServer {
             }
             config.metrics_path = options.metrics_path;
             config.jwt = options.jwt.map(jwt_config).transpose()?;
+            config.hub = options.hub.map(hub_config);
         }
         let inner = tidings::Server::new(config).map_err(js_error)?;
         Ok(NativeServer {

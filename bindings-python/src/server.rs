@@ -117,13 +117,7 @@ impl Server {
         };
         let hub_key = |given: Option<&Bound<'_, PyAny>>| -> PyResult<_> {
             let key = given.map(secret_bytes).transpose()?;
-            Ok(key.map(|key| tidings::JwtConfig {
-                algorithm: hub_jwt_algorithm.to_owned(),
-                ..tidings::JwtConfig::mercure(tidings::JwtKey::for_algorithm(
-                    hub_jwt_algorithm,
-                    key,
-                ))
-            }))
+            Ok(key.map(|key| tidings::JwtConfig::mercure_with(hub_jwt_algorithm, key)))
         };
         let hub_settings = hub_path.is_some()
             || hub_publisher_key.is_some()

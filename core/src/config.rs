@@ -433,6 +433,16 @@ impl JwtConfig {
         }
     }
 
+    /// [`mercure`](Self::mercure) tokens signed with `algorithm`, verified
+    /// with `key` given as text: the secret of an `HS*` algorithm, else a
+    /// public key in PEM (the form a hub's key takes on a command line).
+    pub fn mercure_with(algorithm: &str, key: Vec<u8>) -> Self {
+        JwtConfig {
+            algorithm: algorithm.to_owned(),
+            ..JwtConfig::mercure(JwtKey::for_algorithm(algorithm, key))
+        }
+    }
+
     /// Names the cookie and the query parameter the way a binding receives
     /// them: `None` keeps the current name, an empty name reads none there.
     pub fn name_carriers(&mut self, cookie: Option<String>, query: Option<String>) {
