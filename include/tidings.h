@@ -440,6 +440,43 @@ typedef struct tidings_config {
    * true.
    */
   bool jwt_end_at_expiry;
+  /**
+   * A Mercure hub at this path (e.g. "/.well-known/mercure"): clients
+   * subscribe with `GET <path>?topic=...`, publishers `POST` forms, and
+   * each channel is the topic named by its path. NULL (the default): no
+   * hub. The `hub_*` strings are read during `tidings_server_new` only.
+   */
+  const char *hub_path;
+  /**
+   * The publishers' key: an HMAC secret (its UTF-8 bytes), or the text
+   * of a PEM public key for the RS*, ES* and EdDSA algorithms. NULL:
+   * nothing is published over HTTP.
+   */
+  const char *hub_publisher_key;
+  /**
+   * The subscribers' key (as `hub_publisher_key`): a token whose
+   * `mercure.subscribe` selectors select a private update's topic
+   * receives it. NULL: subscribers see public updates only.
+   */
+  const char *hub_subscriber_key;
+  /**
+   * The hub tokens' algorithm; NULL means "HS256".
+   */
+  const char *hub_jwt_algorithm;
+  /**
+   * Whether subscribers without a token receive public updates. Default
+   * true; false needs a `hub_subscriber_key`.
+   */
+  bool hub_anonymous;
+  /**
+   * What a channel's topic starts with (e.g. "https://example.com");
+   * NULL: the topic is the channel's path.
+   */
+  const char *hub_topic_base;
+  /**
+   * Updates the hub keeps for subscribers that resume. Default 1000.
+   */
+  size_t hub_history;
 } tidings_config;
 
 /**

@@ -126,6 +126,29 @@ pub struct tidings_config {
     /// Whether a private subscription ends when its token expires. Default
     /// true.
     pub jwt_end_at_expiry: bool,
+    /// A Mercure hub at this path (e.g. "/.well-known/mercure"): clients
+    /// subscribe with `GET <path>?topic=...`, publishers `POST` forms, and
+    /// each channel is the topic named by its path. NULL (the default): no
+    /// hub. The `hub_*` strings are read during `tidings_server_new` only.
+    pub hub_path: *const c_char,
+    /// The publishers' key: an HMAC secret (its UTF-8 bytes), or the text
+    /// of a PEM public key for the RS*, ES* and EdDSA algorithms. NULL:
+    /// nothing is published over HTTP.
+    pub hub_publisher_key: *const c_char,
+    /// The subscribers' key (as `hub_publisher_key`): a token whose
+    /// `mercure.subscribe` selectors select a private update's topic
+    /// receives it. NULL: subscribers see public updates only.
+    pub hub_subscriber_key: *const c_char,
+    /// The hub tokens' algorithm; NULL means "HS256".
+    pub hub_jwt_algorithm: *const c_char,
+    /// Whether subscribers without a token receive public updates. Default
+    /// true; false needs a `hub_subscriber_key`.
+    pub hub_anonymous: bool,
+    /// What a channel's topic starts with (e.g. "https://example.com");
+    /// NULL: the topic is the channel's path.
+    pub hub_topic_base: *const c_char,
+    /// Updates the hub keeps for subscribers that resume. Default 1000.
+    pub hub_history: usize,
 }
 
 /// Options of a broadcast channel. Start from `tidings_channel_options_default()`.
@@ -208,6 +231,13 @@ pub extern "C" fn tidings_config_default() -> tidings_config {
         jwt_audience: std::ptr::null(),
         jwt_issuer: std::ptr::null(),
         jwt_end_at_expiry: true,
+        hub_path: std::ptr::null(),
+        hub_publisher_key: std::ptr::null(),
+        hub_subscriber_key: std::ptr::null(),
+        hub_jwt_algorithm: std::ptr::null(),
+        hub_anonymous: true,
+        hub_topic_base: std::ptr::null(),
+        hub_history: 1000,
     }
 }
 
@@ -230,7 +260,8 @@ pub extern "C" fn tidings_channel_options_default() -> tidings_channel_options {
 ///
 /// # Safety
 /// `config.host`, `config.broker`, `config.broker_ca`, `config.tls_cert`, `config.tls_key`,
-/// `config.metrics_path` and the `config.jwt_*` strings are NULL or NUL-terminated strings. If `config.cors` is
+/// `config.metrics_path` and the `config.jwt_*` and `config.hub_*` strings
+/// are NULL or NUL-terminated strings. If `config.cors` is
 /// TIDINGS_CORS_ORIGINS and `cors_origins` is not NULL, it points to
 /// `cors_origins_len` aligned, readable `const char *` entries, each NULL or
 /// NUL-terminated. All of it stays valid and unmodified during the call.
@@ -327,9 +358,49 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
         // SAFETY: by this function's contract the `jwt_*` strings are NULL
         // or NUL-terminated and valid for this call.
         jwt: unsafe { jwt_config(config) }?,
-        // The Mercure hub is not configurable from C yet.
-        hub: None,
+        // SAFETY: likewise for the `hub_*` strings.
+        hub: unsafe { hub_config(config) }?,
     })
+}
+
+/// The Mercure hub settings of a C configuration.
+///
+/// # Safety
+/// The `config.hub_*` strings are NULL or NUL-terminated, valid and
+/// unmodified during the call.
+unsafe fn hub_config(
+    config: &tidings_config,
+) -> Result<Option<tidings::HubConfig>, tidings_status> {
+    let strings = [
+        (config.hub_path, "config.hub_path"),
+        (config.hub_publisher_key, "config.hub_publisher_key"),
+        (config.hub_subscriber_key, "config.hub_subscriber_key"),
+        (config.hub_jwt_algorithm, "config.hub_jwt_algorithm"),
+        (config.hub_topic_base, "config.hub_topic_base"),
+    ];
+    let mut read: [Option<String>; 5] = Default::default();
+    for (slot, (ptr, name)) in read.iter_mut().zip(strings) {
+        // SAFETY: by this function's contract each `hub_*` pointer is NULL
+        // or a NUL-terminated string valid for this call; it is copied.
+        *slot = unsafe { optional_str(ptr, name) }?.map(str::to_owned);
+    }
+    let [path, publisher, subscriber, algorithm, topic_base] = read;
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let algorithm = algorithm.as_deref().unwrap_or("HS256");
+    let key = |key: Option<String>| {
+        key.map(|key| tidings::JwtConfig::mercure_with(algorithm, key.into_bytes()))
+    };
+    Ok(Some(tidings::HubConfig {
+        path,
+        publisher_jwt: key(publisher),
+        subscriber_jwt: key(subscriber),
+        anonymous: config.hub_anonymous,
+        topic_base,
+        history: config.hub_history,
+        ..tidings::HubConfig::default()
+    }))
 }
 
 /// The token settings of a C configuration.
