@@ -59,6 +59,15 @@ impl Denial {
     }
 }
 
+/// Where a request carried its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Carrier {
+    Header,
+    /// A cookie, which a browser sends by itself, to any site's requests.
+    Cookie,
+    Query,
+}
+
 /// A verified token's claims.
 pub(crate) type Claims = serde_json::Map<String, serde_json::Value>;
 
@@ -214,17 +223,17 @@ impl Verifier {
         })
     }
 
-    /// The token a request brings: the `Authorization: Bearer` header, else
-    /// the cookie, else the query parameter.
-    pub(crate) fn token(&self, request: &Request) -> Option<String> {
+    /// The token a request brings, and where: the `Authorization: Bearer`
+    /// header, else the cookie, else the query parameter.
+    pub(crate) fn token(&self, request: &Request) -> Option<(String, Carrier)> {
         let bearer = request.header("authorization").and_then(|value| {
             let (scheme, token) = value.trim().split_once(' ')?;
             scheme
                 .eq_ignore_ascii_case("bearer")
                 .then(|| token.trim().to_owned())
         });
-        if bearer.is_some() {
-            return bearer;
+        if let Some(token) = bearer {
+            return Some((token, Carrier::Header));
         }
         if let Some(name) = &self.config.cookie {
             // HTTP/2 may split cookies over several headers.
@@ -237,14 +246,15 @@ impl Verifier {
                         (key == name).then(|| token.trim_matches('"').to_owned())
                     })
                 });
-            if found.is_some() {
-                return found;
+            if let Some(token) = found {
+                return Some((token, Carrier::Cookie));
             }
         }
         self.config
             .query
             .as_ref()
             .and_then(|name| request.query(name))
+            .map(|token| (token, Carrier::Query))
     }
 
     /// Whether the request may subscribe to the channel at `path`
@@ -255,7 +265,7 @@ impl Verifier {
         path: &str,
         private: bool,
     ) -> std::result::Result<Admitted, Denial> {
-        let Some(claims) = self.claims(request)? else {
+        let Some((claims, _)) = self.claims(request)? else {
             return if private {
                 Err(Denial::Missing)
             } else {
@@ -276,11 +286,14 @@ impl Verifier {
         })
     }
 
-    /// The claims of the token the request brings, verified; `None` when
-    /// it brings none.
-    pub(crate) fn claims(&self, request: &Request) -> std::result::Result<Option<Claims>, Denial> {
+    /// The claims of the token the request brings, verified, and where it
+    /// was; `None` when it brings none.
+    pub(crate) fn claims(
+        &self,
+        request: &Request,
+    ) -> std::result::Result<Option<(Claims, Carrier)>, Denial> {
         self.token(request)
-            .map(|token| self.verify(&token))
+            .map(|(token, carrier)| Ok((self.verify(&token)?, carrier)))
             .transpose()
     }
 

@@ -333,7 +333,10 @@ async fn publish(
         Ok(Err(_)) => return text(StatusCode::BAD_REQUEST, "the form could not be read\n"),
         Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "the form took too long\n"),
     };
-    let publication = match hub.publish(request, &form, |path| site.routes().channel_at(path)) {
+    let trusted = trusted_origin(request, &site.config.cors);
+    let publication = match hub.publish(request, trusted, &form, |path| {
+        site.routes().channel_at(path)
+    }) {
         Ok(publication) => publication,
         Err(refusal) => return hub_refused(site, refusal, false),
     };
@@ -348,6 +351,21 @@ async fn publish(
             "the broker did not store the update in time\n",
         ),
     }
+}
+
+/// Whether the request comes from a page of the server's own origin or of
+/// one the CORS policy names, or from no page at all (no `Origin`: not a
+/// browser's cross-site request).
+fn trusted_origin(request: &Request, cors: &crate::config::Cors) -> bool {
+    let Some(origin) = request.header("origin") else {
+        return true;
+    };
+    let own = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| Some(authority) == request.header("host"));
+    let listed = matches!(cors, crate::config::Cors::Origins(allowed)
+        if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)));
+    own || listed
 }
 
 /// The answer to a request the hub turned away; a subscriber's token

@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use percent_encoding::percent_decode;
 
-use crate::auth::{Claims, Denial, Verifier};
+use crate::auth::{Carrier, Claims, Denial, Verifier};
 use crate::channel::{Channel, Published, SubscribeError, Subscription};
 use crate::config::HubConfig;
 use crate::error::{Error, Result};
@@ -116,7 +116,10 @@ impl Hub {
             .collect::<std::result::Result<Vec<_>, String>>()
             .map_err(Refusal::bad_request)?;
         let claims = match &self.subscribers {
-            Some(verifier) => verifier.claims(&request).map_err(Refusal::Token)?,
+            Some(verifier) => verifier
+                .claims(&request)
+                .map_err(Refusal::Token)?
+                .map(|(claims, _)| claims),
             None => None,
         };
         let (granted, until) = match (&self.subscribers, &claims) {
@@ -158,9 +161,15 @@ impl Hub {
     /// and on the channel of each of its topics that `channel_at` finds.
     /// A private update is published on private channels only, whose
     /// subscribers brought a token for them.
+    ///
+    /// A token in a cookie publishes only from a `trusted_origin` (the
+    /// hub's own, or one the CORS policy names): a browser sends the cookie
+    /// with a form another site makes it post, and a form needs no
+    /// preflight.
     pub(crate) fn publish(
         &self,
         request: &Request,
+        trusted_origin: bool,
         body: &[u8],
         channel_at: impl Fn(&str) -> Option<Channel>,
     ) -> std::result::Result<Publication, Refusal> {
@@ -170,10 +179,17 @@ impl Hub {
                 "publishing is off: the hub has no publisher key".to_owned(),
             ));
         };
-        let claims = verifier
+        let (claims, carrier) = verifier
             .claims(request)
             .map_err(Refusal::Token)?
             .ok_or(Refusal::Token(Denial::Missing))?;
+        if carrier == Carrier::Cookie && !trusted_origin {
+            return Err(Refusal::Status(
+                403,
+                "a token in a cookie publishes only from the hub's origin or an allowed CORS origin"
+                    .to_owned(),
+            ));
+        }
         let update = Update::parse(body)?;
         self.check_publisher(verifier, &claims, &update.topics)?;
         let id = match update.id {

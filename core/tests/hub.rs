@@ -650,3 +650,52 @@ async fn a_hub_subscription_ends_when_its_token_expires() {
     assert!(ended.is_ok(), "the stream ended by itself");
     server.stop();
 }
+
+#[tokio::test]
+async fn a_cookie_publishes_only_from_a_trusted_origin() {
+    let server = server(Config {
+        hub: Some(hub_config()),
+        cors: tidings::Cors::Origins(vec!["https://app.example".into()]),
+        ..Config::default()
+    });
+    let addr = server.start().unwrap();
+    let cookie = format!("mercureAuthorization={}", publisher(&["*"]));
+    let own = format!("http://{addr}");
+    let post_from = |origin: Option<&str>, carrier: &str| {
+        let token = publisher(&["*"]);
+        let mut headers = vec![(
+            "content-type",
+            "application/x-www-form-urlencoded".to_owned(),
+        )];
+        match carrier {
+            "cookie" => headers.push(("cookie", cookie.clone())),
+            _ => headers.push(("authorization", format!("Bearer {token}"))),
+        }
+        if let Some(origin) = origin {
+            headers.push(("origin", origin.to_owned()));
+        }
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            request_with_body(addr, "POST", HUB, &headers, "topic=%2Fa&data=x")
+                .await
+                .status
+        }
+    };
+    // Another site's form, posted by a browser that holds the cookie.
+    assert_eq!(post_from(Some("https://evil.example"), "cookie").await, 403);
+    assert_eq!(
+        post_from(Some(&own), "cookie").await,
+        200,
+        "the hub's own pages"
+    );
+    assert_eq!(
+        post_from(Some("https://app.example"), "cookie").await,
+        200,
+        "a CORS origin"
+    );
+    assert_eq!(post_from(None, "cookie").await, 200, "not from a page");
+    // A bearer token is no ambient credential: any origin may use its own.
+    assert_eq!(post_from(Some("https://evil.example"), "header").await, 200);
+    server.stop();
+}
