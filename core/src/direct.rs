@@ -1,5 +1,5 @@
-//! The direct path for channel subscribers: a `GET` head to a channel whose
-//! subscription succeeds gets its response head written at once and then its
+//! The direct path for channel subscribers: a `GET` head to a channel (or
+//! to the Mercure hub) whose subscription succeeds gets its response head written at once and then its
 //! events written straight to the socket, without an HTTP/1 connection state
 //! behind it. A subscriber then costs its socket, its cursor and this task, not
 //! hyper's two 8 KiB buffers, which is what lets one machine hold hundreds of
@@ -35,28 +35,40 @@ pub(crate) struct DirectStream {
     body: SseBody,
 }
 
-/// Subscribes the request in `head` to its channel, if it is a plain `GET`
-/// to a channel that accepts it; `None` leaves the request to hyper.
+/// Subscribes the request in `head` to its channel (or to the hub's
+/// topics), if it is a plain `GET` that the channel accepts; `None` leaves
+/// the request to hyper.
 pub(crate) fn subscribe(head: &[u8], ends: Endpoints, site: &Site) -> Option<DirectStream> {
     let (request, version) = parse(head, ends)?;
-    let Some(Route::Channel(channel)) = site.routes().exact(request.path()) else {
-        return None;
-    };
+    let route = site.routes().exact(request.path());
     let origin = request
         .header("origin")
         .and_then(|o| HeaderValue::from_str(o).ok());
-    // A host's authorize hook answers asynchronously: hyper's path waits
-    // for it. Refused, full or stopping: hyper routes it again and answers.
-    if channel.authorizer().is_some() {
-        return None;
-    }
-    let admitted = site.access(&request, &channel).ok()?;
-    let subscription = channel.subscribe(request).ok()?;
     let mut headers = event_stream_headers();
+    let (subscription, until) = match route? {
+        Route::Channel(channel) => {
+            // A host's authorize hook answers asynchronously: hyper's path
+            // waits for it. Refused, full or stopping: hyper routes it again
+            // and answers.
+            if channel.authorizer().is_some() {
+                return None;
+            }
+            let admitted = site.access(&request, &channel).ok()?;
+            (channel.subscribe(request).ok()?, admitted.until)
+        }
+        Route::Hub(hub) => {
+            let subscribed = hub.subscribe(request).ok()?;
+            if let Some(id) = subscribed.last_event_id {
+                headers.insert("last-event-id", id);
+            }
+            (subscribed.subscription, subscribed.until)
+        }
+        _ => return None,
+    };
     site.config.cors.apply(origin.as_ref(), &mut headers);
     Some(DirectStream {
         head: response_head(version, &headers),
-        body: SseBody::new(Source::Channel(subscription), &site.bodies).ending_at(admitted.until),
+        body: SseBody::new(Source::Channel(subscription), &site.bodies).ending_at(until),
     })
 }
 

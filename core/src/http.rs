@@ -279,8 +279,7 @@ async fn answer_hub(
                     )
                 };
                 let mut response = event_stream(body);
-                // An id with characters a header cannot carry goes without.
-                if let Some(Ok(id)) = subscribed.last_event_id.map(HeaderValue::from_maybe_shared) {
+                if let Some(id) = subscribed.last_event_id {
                     response.headers_mut().insert("last-event-id", id);
                 }
                 response

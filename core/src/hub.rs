@@ -54,8 +54,8 @@ pub(crate) struct HubSubscription {
     pub(crate) until: Option<Instant>,
     /// For a subscriber that resumed, the `Last-Event-ID` response header:
     /// the newest update before the first one it is sent that it may see,
-    /// or `earliest`.
-    pub(crate) last_event_id: Option<Bytes>,
+    /// or `earliest` (`None` also for an id a header cannot carry).
+    pub(crate) last_event_id: Option<http::HeaderValue>,
 }
 
 /// An update accepted: stored once `published` resolves, under `id`.
@@ -152,7 +152,8 @@ impl Hub {
             subscription,
             until,
             last_event_id: resumed
-                .then(|| preceding.unwrap_or_else(|| Bytes::from_static(b"earliest"))),
+                .then(|| preceding.unwrap_or_else(|| Bytes::from_static(b"earliest")))
+                .and_then(|id| http::HeaderValue::from_maybe_shared(id).ok()),
         })
     }
 

@@ -699,3 +699,26 @@ async fn a_cookie_publishes_only_from_a_trusted_origin() {
     assert_eq!(post_from(Some("https://evil.example"), "header").await, 200);
     server.stop();
 }
+
+// Two threads: the client's connection task must run while `stop` blocks
+// this one, to answer the server's GOAWAY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_subscriptions_share_an_http2_connection_and_resume_there_too() {
+    let server = hub_server(hub_config());
+    let addr = server.start().unwrap();
+    let first = publish(addr, &[("topic", "/a"), ("data", "before")]).await;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut h2 = common::tls::H2::handshake(tcp, addr, false).await;
+    let mut live = h2.get(&hub_url(&["/a"], &[]), &[]).await.events();
+    let resumed = h2
+        .get(&hub_url(&["/a", "/b"], &[]), &[("last-event-id", &first)])
+        .await;
+    assert_eq!(resumed.header("last-event-id"), Some(first.as_str()));
+    let mut resumed = resumed.events();
+    publish(addr, &[("topic", "/b"), ("data", "b")]).await;
+    publish(addr, &[("topic", "/a"), ("data", "a")]).await;
+    assert_eq!(live.next().await.unwrap().data, "a");
+    let data: Vec<String> = resumed.take(2).await.into_iter().map(|e| e.data).collect();
+    assert_eq!(data, ["b", "a"]);
+    server.stop();
+}
