@@ -91,6 +91,7 @@ fn hub_config(options: HubOptions) -> tidings::HubConfig {
         anonymous: options.anonymous.unwrap_or(defaults.anonymous),
         topic_base: options.topic_base,
         history: options.history.map_or(defaults.history, |n| n as usize),
+        max_lag: defaults.max_lag,
         max_topics: options
             .max_topics
             .map_or(defaults.max_topics, |n| n as usize),

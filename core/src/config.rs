@@ -207,6 +207,9 @@ pub struct HubConfig {
     pub topic_base: Option<String>,
     /// How many updates are kept for subscribers that resume. Default 1000.
     pub history: usize,
+    /// How many updates a subscriber may fall behind before it is
+    /// disconnected to resume, as a channel's `max_lag`. Default 1024.
+    pub max_lag: usize,
     /// Most `topic` selectors one subscription may ask for. Default 64.
     pub max_topics: usize,
     /// Largest publish request body, in bytes. Default 1 MiB.
@@ -222,6 +225,7 @@ impl Default for HubConfig {
             anonymous: true,
             topic_base: None,
             history: 1000,
+            max_lag: 1024,
             max_topics: 64,
             max_publish_bytes: 1 << 20,
         }

@@ -152,6 +152,7 @@ impl Server {
             Some(hub) => {
                 let options = ChannelOptions {
                     history: hub.history,
+                    max_lag: hub.max_lag,
                     ..ChannelOptions::default()
                 };
                 let counters = Arc::clone(&bodies.counters);
