@@ -134,7 +134,11 @@ def transport_text(data: Json) -> str:
     """How the subscribers of a scenario connect, when not plain HTTP/1.1."""
     return {"tls": ", HTTP/1.1 over TLS (ECDSA P-256, rustls on both sides)",
             "h2": ", HTTP/2 over TLS: 100 subscribers as streams of each connection (as a browser puts a "
-                  "page's EventSources on one)"}.get(data.get("transport", "h1"), "")
+                  "page's EventSources on one)",
+            "hub": ", subscribed through the Mercure hub (`?topic=/sse`, an exact selector) to the channel's "
+                   "topic",
+            "hub-template": ", subscribed through the Mercure hub with a URI template (`?topic=/{name}`) "
+                            "that selects the channel's topic"}.get(data.get("transport", "h1"), "")
 
 
 def fanout_section(name: str, data: Json) -> list[str]:

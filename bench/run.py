@@ -109,7 +109,7 @@ PEERS = [
 FAST = ("ceiling", "tidings", "tidings-c", "tidings-python", "tidings-node", "axum")
 RUST = ("ceiling", "tidings", "axum")
 DRIVERS = ("tidings", "tidings-c", "tidings-python", "tidings-node")
-TLS_PEERS = ("tidings",)  # the peers that take --tls-cert and --tls-key
+TLS_PEERS = ("tidings",)  # the peers that take --tls-cert and --tls-key (and --hub)
 STREAMS_PER_CONNECTION = 100  # HTTP/2: a page's EventSources share one connection
 
 
@@ -123,7 +123,10 @@ class Fanout:
     size: int
     peers: tuple[str, ...] | None = None
     both_cores: bool = False
-    transport: str = "h1"  # h1, tls (HTTP/1.1 over TLS) or h2 (over TLS, 100 streams a connection)
+    # h1, tls (HTTP/1.1 over TLS), h2 (over TLS, 100 streams a connection), or
+    # hub / hub-template (HTTP/1.1 to the Mercure hub, selecting the channel's
+    # topic exactly or by a URI template)
+    transport: str = "h1"
     kind: str = "fanout"
 
 
@@ -221,6 +224,10 @@ PROFILES: dict[str, list[Scenario]] = {
         Fanout("throughput-1k-100B-h2", 1000, 4000, 0, 100, peers=TLS_PEERS, transport="h2"),
         Idle("idle-10k-tls", 10_000, peers=TLS_PEERS, transport="tls"),
         Idle("idle-10k-h2", 10_000, peers=TLS_PEERS, transport="h2"),
+        # What the Mercure hub's topic filter and hyper path cost.
+        Fanout("throughput-1k-100B-hub", 1000, 4000, 0, 100, peers=TLS_PEERS, transport="hub"),
+        Fanout("throughput-1k-100B-hub-template", 1000, 4000, 0, 100, peers=TLS_PEERS, transport="hub-template"),
+        Idle("idle-10k-hub", 10_000, peers=TLS_PEERS, transport="hub"),
         PublishCost("publish-0", 0, 200_000),
         PublishCost("publish-1k", 1000, 20_000),
         # 3k sockets at 20 events/s keep core 0 nearly busy here (~15 µs a
@@ -240,6 +247,7 @@ PROFILES: dict[str, list[Scenario]] = {
         Idle("idle-10k", 200),
         Fanout("throughput-1k-100B-h2", 250, 100, 0, 100, peers=TLS_PEERS, transport="h2"),
         Idle("idle-10k-tls", 200, peers=TLS_PEERS, transport="tls"),
+        Fanout("throughput-1k-100B-hub-template", 50, 100, 0, 100, peers=TLS_PEERS, transport="hub-template"),
         PublishCost("publish-0", 0, 2000),
         Cluster("cluster-latency-3x1k-20eps", 3, 60, 20, 20, 100),
         Workers("workers-100k", 2, 200, 10, 20, 100, loadgens=2),
@@ -261,6 +269,9 @@ PROFILES: dict[str, list[Scenario]] = {
         Fanout("throughput-1k-100B-h2", 1000, 20_000, 0, 100, peers=TLS_PEERS, transport="h2"),
         Idle("idle-10k-tls", 10_000, peers=TLS_PEERS, transport="tls"),
         Idle("idle-10k-h2", 10_000, peers=TLS_PEERS, transport="h2"),
+        Fanout("throughput-1k-100B-hub", 1000, 20_000, 0, 100, peers=TLS_PEERS, transport="hub"),
+        Fanout("throughput-1k-100B-hub-template", 1000, 20_000, 0, 100, peers=TLS_PEERS, transport="hub-template"),
+        Idle("idle-10k-hub", 10_000, peers=TLS_PEERS, transport="hub"),
         PublishCost("publish-0", 0, 1_000_000),
         PublishCost("publish-1k", 1000, 100_000),
         Cluster("cluster-latency-3x1k-5eps", 3, 3000, 100, 5, 100),
@@ -301,10 +312,21 @@ class Pki:
         return cls._made
 
 
+# What a hub scenario's subscribers ask the hub for: the peer's channel
+# /sse is the topic /sse.
+HUB_PATHS = {
+    "hub": "/.well-known/mercure?topic=%2Fsse",
+    "hub-template": "/.well-known/mercure?topic=%2F%7Bname%7D",
+}
+
+
 def transport_options(transport: str) -> dict[str, object]:
-    """The peer's options for `transport`: a certificate unless plain."""
+    """The peer's options for `transport`: a certificate over TLS, the
+    hub for a hub scenario."""
     if transport == "h1":
         return {}
+    if transport in HUB_PATHS:
+        return {"hub": 1}
     pki = Pki.shared()
     return {"tls_cert": pki.cert, "tls_key": pki.key}
 
@@ -373,7 +395,9 @@ def loadgen_command(ports: list[int], pids: list[int], connections: int, events:
                "--pid", ",".join(map(str, pids)), "--connections", str(connections), "--events", str(events),
                "--timeout", str(timeout), "--hold", "2", "--sources", str(sources),
                "--source-offset", str(source_offset)]
-    if transport != "h1":
+    if transport in HUB_PATHS:
+        command += ["--path", HUB_PATHS[transport]]
+    elif transport != "h1":
         command += ["--transport", transport, "--tls-ca", str(Pki.shared().ca),
                     "--streams-per-connection", str(STREAMS_PER_CONNECTION)]
     return command
@@ -494,8 +518,9 @@ def fanout(peer: Peer, scenario: Fanout, repeat: int) -> Json:
 
 
 def plain_baseline(scenario: Fanout | Idle, measure: Callable[[str], list[Json]]) -> Json:
-    """For a TLS or HTTP/2 scenario, the same runs over plain HTTP/1.1 right
-    after, so that what the transport costs is a ratio within one run."""
+    """For a TLS, HTTP/2 or hub scenario, the same runs over plain HTTP/1.1
+    (at the channel's path) right after, so that what the transport costs is
+    a ratio within one run."""
     if scenario.transport == "h1":
         return {}
     runs = measure("h1")

@@ -36,6 +36,9 @@ pub struct PeerArgs {
     /// Peers that join a cluster only: serve HTTPS (and HTTP/2) with this
     /// PEM certificate chain (`--tls-cert`) and key (`--tls-key`).
     pub tls: Option<(String, String)>,
+    /// Peers that join a cluster only: also run a Mercure hub (`--hub 1`),
+    /// whose subscribers of the topic `/sse` get what is published.
+    pub hub: bool,
 }
 
 /// What `GET /sse` serves.
@@ -56,8 +59,8 @@ impl PeerArgs {
     }
 
     /// [`PeerArgs::parse`] for a peer that can join a cluster: it also takes
-    /// `--broker URL`, `--reuse-port 0|1`, `--publisher 0|1` and
-    /// `--tls-cert PEM --tls-key PEM`, and its
+    /// `--broker URL`, `--reuse-port 0|1`, `--publisher 0|1`,
+    /// `--tls-cert PEM --tls-key PEM` and `--hub 0|1`, and its
     /// `--subscribers` counts the cluster's.
     pub fn parse_clustered() -> Self {
         Self::parse_options(true)
@@ -77,6 +80,7 @@ impl PeerArgs {
             reuse_port: false,
             publisher: true,
             tls: None,
+            hub: false,
         };
         let (mut cert, mut key) = (None, None);
         for (name, value) in option_pairs() {
@@ -105,6 +109,7 @@ impl PeerArgs {
                 "--reuse-port" if clustered => {
                     args.reuse_port = parse_value::<u8>(&name, &value) != 0
                 }
+                "--hub" if clustered => args.hub = parse_value::<u8>(&name, &value) != 0,
                 "--publisher" if clustered => {
                     args.publisher = parse_value::<u8>(&name, &value) != 0
                 }

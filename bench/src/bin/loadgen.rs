@@ -7,6 +7,10 @@
 //!         [--timeout S] [--hold S] [--sources K] [--source-offset O]
 //!         [--window W] [--ramp R]
 //!         [--transport h1|tls|h2 --tls-ca PEM [--streams-per-connection S]]
+//!         [--path PATH]
+//!
+//! Each subscribes with `GET PATH` (default `/sse`; a query may follow, as
+//! a Mercure hub's `?topic=`).
 //!
 //! With several ports (the nodes of a cluster), connection n goes to the
 //! n-th port in turn; with several pids, the servers' CPU time and memory
@@ -47,6 +51,7 @@ struct Args {
     transport: Transport,
     tls_ca: Option<PathBuf>,
     streams_per_connection: usize,
+    path: String,
 }
 
 /// How subscribers reach the server.
@@ -75,6 +80,7 @@ fn parse() -> Args {
         transport: Transport::H1,
         tls_ca: None,
         streams_per_connection: 100,
+        path: "/sse".to_owned(),
     };
     for (name, value) in option_pairs() {
         let seconds = |value: &str| Duration::from_secs_f64(parse_value(&name, value));
@@ -99,6 +105,7 @@ fn parse() -> Args {
             }
             "--tls-ca" => args.tls_ca = Some(PathBuf::from(value)),
             "--streams-per-connection" => args.streams_per_connection = parse_value(&name, &value),
+            "--path" => args.path = value,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -306,6 +313,7 @@ async fn open(
     source: Ipv4Addr,
     port: u16,
     tls: Option<&tokio_rustls::TlsConnector>,
+    path: &str,
 ) -> std::io::Result<Option<(Source, Vec<u8>)>> {
     let tcp = connect(source, port).await?;
     let mut stream = match tls {
@@ -316,7 +324,9 @@ async fn open(
         }
     };
     // As EventSource sends it (nchan answers 403 without it).
-    let request = b"GET /sse HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n\r\n";
+    let request =
+        format!("GET {path} HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n\r\n");
+    let request = request.as_bytes();
     match &mut stream {
         Source::Tcp(tcp) => tcp.write_all(request).await?,
         Source::Tls(tls) => {
@@ -347,6 +357,7 @@ async fn open_h2(
     port: u16,
     connector: &tokio_rustls::TlsConnector,
     streams: usize,
+    path: &str,
 ) -> std::io::Result<Vec<Option<Source>>> {
     let tcp = connect(source, port).await?;
     let name = rustls::pki_types::ServerName::from(std::net::IpAddr::from([127, 0, 0, 1]));
@@ -367,7 +378,7 @@ async fn open_h2(
             .ready()
             .await
             .map_err(std::io::Error::other)?;
-        let request = http::Request::get(format!("https://127.0.0.1:{port}/sse"))
+        let request = http::Request::get(format!("https://127.0.0.1:{port}{path}"))
             .header("accept", "text/event-stream")
             .body(())
             .expect("request");
@@ -461,6 +472,7 @@ async fn main() {
             };
             Arc::new(tls_connector(ca, alpn))
         });
+    let path: Arc<str> = Arc::from(args.path.as_str());
     // Subscriptions per TCP connection, and so the connections to open.
     let per_connection = if args.transport == Transport::H2 {
         args.streams_per_connection
@@ -491,21 +503,26 @@ async fn main() {
         let (port, events) = (args.ports[n % args.ports.len()], args.events);
         let streams = per_connection.min(args.connections - n * per_connection);
         let (connector, transport) = (connector.clone(), args.transport);
+        let path = Arc::clone(&path);
         tasks.push(tokio::spawn(async move {
             let sources: Vec<Option<Source>> = if transport == Transport::H2 {
                 let connector = connector.as_deref().expect("a connector for h2");
-                let opened =
-                    tokio::time::timeout_at(deadline, open_h2(source, port, connector, streams))
-                        .await;
+                let opened = tokio::time::timeout_at(
+                    deadline,
+                    open_h2(source, port, connector, streams, &path),
+                )
+                .await;
                 drop(permit);
                 match opened {
                     Ok(Ok(sources)) => sources,
                     Ok(Err(_)) | Err(_) => return (0..streams).map(|_| Outcome::Failed).collect(),
                 }
             } else {
-                let opened =
-                    tokio::time::timeout_at(deadline, open(source, port, connector.as_deref()))
-                        .await;
+                let opened = tokio::time::timeout_at(
+                    deadline,
+                    open(source, port, connector.as_deref(), &path),
+                )
+                .await;
                 drop(permit);
                 match opened {
                     Ok(Ok(Some((stream, _)))) if events == 0 => {

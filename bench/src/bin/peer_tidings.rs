@@ -5,7 +5,9 @@
 //! every peer given the same broker (the subscriber gate then counts the
 //! cluster's subscribers), `--reuse-port 1` shares the port, as workers do,
 //! and `--publisher 0` only serves. `--tls-cert`/`--tls-key` serve HTTPS,
-//! HTTP/1.1 and HTTP/2 (ALPN).
+//! HTTP/1.1 and HTTP/2 (ALPN). `--hub 1` also runs a Mercure hub: its
+//! subscribers of the topic `/sse` (the channel's) get every event too, and
+//! the subscriber gate counts them with the channel's.
 use tidings_bench::{idle_forever, payload, run_schedule, Mode, PeerArgs};
 
 fn main() {
@@ -20,6 +22,11 @@ fn main() {
         broker_queue: args.events.max(10_000),
         tls_cert: args.tls.as_ref().map(|(cert, _)| cert.into()),
         tls_key: args.tls.as_ref().map(|(_, key)| key.into()),
+        hub: args.hub.then(|| tidings::HubConfig {
+            history: 0,
+            max_lag: args.events.max(1024),
+            ..tidings::HubConfig::default()
+        }),
         ..tidings::Config::default()
     })
     .expect("server");
@@ -62,10 +69,13 @@ fn main() {
     run_schedule(
         &args,
         || {
-            if !clustered {
+            if !clustered && !args.hub {
                 return channel.subscribers();
             }
             let stats = server.stats();
+            if args.hub {
+                return stats.channels.iter().map(|c| c.subscribers).sum();
+            }
             let sse = stats.channels.iter().find(|c| c.path == "/sse");
             sse.and_then(|c| c.cluster_subscribers).unwrap_or(0)
         },
