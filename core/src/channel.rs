@@ -170,11 +170,31 @@ struct RingState {
     /// number, so that resuming by one costs a lookup, not a scan under the
     /// lock that publishers wait on. Automatic ids carry their sequence.
     host_ids: HashMap<Bytes, u64>,
-    /// One slot per subscriber: where its waker sits in `waiting`, if it does.
-    slots: Slab<Option<usize>>,
+    /// One slot per subscriber.
+    slots: Slab<Slot>,
+    /// How many slots have a filter: none on a host's channel, whose
+    /// publishes then wake every waiting subscriber without looking.
+    filtered: usize,
     /// Subscribers parked until the next publish, as (slot key, waker).
     waiting: Vec<(usize, Waker)>,
     closed: bool,
+}
+
+/// What the ring knows of one subscriber.
+#[derive(Default)]
+struct Slot {
+    /// Where its waker sits in `waiting`, if it does.
+    waiting: Option<usize>,
+    /// A hub subscriber's filter: an entry it does not admit leaves it
+    /// parked, so that an update wakes only the subscribers it is for.
+    filter: Option<Arc<TopicFilter>>,
+    /// `next_seq` when it last parked. A filtered subscriber does not
+    /// admit any entry from there to `woken_at` (or to the head while it
+    /// waits), so it skips them without looking, and never counts as
+    /// lagging for entries it would not have sent.
+    parked_at: u64,
+    /// The entry that woke it, if one did since it parked.
+    woken_at: Option<u64>,
 }
 
 impl RingState {
@@ -207,36 +227,94 @@ impl RingState {
         self.next_seq += 1;
     }
 
-    fn take_waiting(&mut self) -> Vec<(usize, Waker)> {
+    /// Takes every waiting subscriber, to wake for the entry `woken_at`
+    /// (the head, when no entry woke them).
+    fn take_waiting(&mut self, woken_at: u64) -> Vec<(usize, Waker)> {
         let waiting = std::mem::take(&mut self.waiting);
         for (key, _) in &waiting {
             if let Some(slot) = self.slots.get_mut(*key) {
-                *slot = None;
+                slot.waiting = None;
+                slot.woken_at = Some(woken_at);
             }
         }
         waiting
     }
 
+    /// Takes the waiting subscribers the entry just pushed (with `topics`)
+    /// is for: every one, unless some have a filter that does not admit it.
+    /// Costs a filter check per waiting hub subscriber, under the lock,
+    /// instead of a wake-up and a poll each.
+    fn take_waiting_for(&mut self, topics: Option<&Topics>) -> Vec<(usize, Waker)> {
+        let pushed = self.next_seq - 1;
+        if self.filtered == 0 || topics.is_none() {
+            return self.take_waiting(pushed);
+        }
+        let mut woken = Vec::new();
+        let mut kept = Vec::with_capacity(self.waiting.len());
+        for (key, waker) in std::mem::take(&mut self.waiting) {
+            let Some(slot) = self.slots.get_mut(key) else {
+                continue;
+            };
+            let admitted = slot.filter.as_ref().is_none_or(|f| f.admits(topics));
+            if admitted {
+                slot.waiting = None;
+                slot.woken_at = Some(pushed);
+                woken.push((key, waker));
+            } else {
+                slot.waiting = Some(kept.len());
+                kept.push((key, waker));
+            }
+        }
+        self.waiting = kept;
+        woken
+    }
+
     fn park(&mut self, key: usize, waker: &Waker) {
-        match self.slots.get(key).copied().flatten() {
+        let head = self.next_seq;
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        match slot.waiting {
             Some(at) => {
                 if !self.waiting[at].1.will_wake(waker) {
                     self.waiting[at].1 = waker.clone();
                 }
             }
             None => {
-                self.slots[key] = Some(self.waiting.len());
+                slot.waiting = Some(self.waiting.len());
+                slot.parked_at = head;
+                slot.woken_at = None;
                 self.waiting.push((key, waker.clone()));
             }
         }
     }
 
     fn unpark(&mut self, key: usize) {
-        if let Some(Some(at)) = self.slots.get(key).copied() {
-            self.waiting.swap_remove(at);
-            if let Some(&(moved, _)) = self.waiting.get(at) {
-                self.slots[moved] = Some(at);
-            }
+        let Some(at) = self.slots.get(key).and_then(|slot| slot.waiting) else {
+            return;
+        };
+        self.waiting.swap_remove(at);
+        if let Some(&(moved, _)) = self.waiting.get(at) {
+            self.slots[moved].waiting = Some(at);
+        }
+    }
+
+    /// Moves a filtered subscriber's `cursor` past the entries it is known
+    /// not to admit: those pushed while it was parked, which did not wake it.
+    fn skip_unadmitted(&mut self, key: usize, cursor: &mut u64) {
+        let head = self.next_seq;
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let until = match slot.waiting {
+            Some(_) => head,
+            None => match slot.woken_at.take() {
+                Some(woken_at) => woken_at,
+                None => return,
+            },
+        };
+        if (slot.parked_at..until).contains(cursor) {
+            *cursor = until;
         }
     }
 }
@@ -253,6 +331,7 @@ struct StartPoint {
 }
 
 /// Why a subscription could not be made.
+#[derive(Debug)]
 pub(crate) enum SubscribeError {
     Stopped,
     Full,
@@ -276,6 +355,7 @@ impl Channel {
                     next_seq: 1,
                     host_ids: HashMap::new(),
                     slots: Slab::new(),
+                    filtered: 0,
                     waiting: Vec::new(),
                     closed: false,
                 }),
@@ -376,10 +456,10 @@ impl Channel {
                 bytes,
                 position: StreamPos::START,
                 joined,
-                topics,
+                topics: topics.clone(),
             };
             state.push(entry, inner.capacity);
-            (id, state.take_waiting())
+            (id, state.take_waiting_for(topics.as_deref()))
         };
         inner.appended(waiting);
         Ok(id.map(EventId))
@@ -494,8 +574,9 @@ impl Channel {
             if state.closed {
                 return;
             }
+            let topics = entry.topics.clone();
             state.push(entry, inner.capacity);
-            state.take_waiting()
+            state.take_waiting_for(topics.as_deref())
         };
         inner.appended(waiting);
     }
@@ -564,7 +645,8 @@ impl Channel {
         let waiting = {
             let mut state = lock(&self.inner.state);
             state.closed = true;
-            state.take_waiting()
+            let head = state.next_seq;
+            state.take_waiting(head)
         };
         for (_, waker) in waiting {
             waker.wake();
@@ -621,7 +703,14 @@ impl Channel {
                 ) => preceding_id(&state, start.cursor, filter),
                 _ => None,
             };
-            (state.slots.insert(None), start, preceding)
+            if filter.is_some() {
+                state.filtered += 1;
+            }
+            let slot = Slot {
+                filter: filter.clone(),
+                ..Slot::default()
+            };
+            (state.slots.insert(slot), start, preceding)
         };
         inner.subscribers.fetch_add(1, Ordering::Relaxed);
         // Made before the hook runs, so that whatever the hook does (panic
@@ -799,6 +888,9 @@ impl Subscription {
     /// write timeout.
     pub(crate) fn poll_lagged(&mut self, cx: &mut Context<'_>) -> Poll<Lagged> {
         let mut state = lock(&self.channel.state);
+        if self.filter.is_some() {
+            state.skip_unadmitted(self.key, &mut self.cursor);
+        }
         if self.cursor < state.first_seq() {
             return Poll::Ready(Lagged);
         }
@@ -822,6 +914,9 @@ impl Subscription {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<EventBuf, Lagged>>> {
         let mut state = lock(&self.channel.state);
+        if self.filter.is_some() {
+            state.skip_unadmitted(self.key, &mut self.cursor);
+        }
         if self.cursor < state.first_seq() {
             return Poll::Ready(Some(Err(Lagged)));
         }
@@ -1044,7 +1139,10 @@ impl Drop for Subscription {
         {
             let mut state = lock(&self.channel.state);
             state.unpark(self.key);
-            state.slots.remove(self.key);
+            let slot = state.slots.remove(self.key);
+            if slot.filter.is_some() {
+                state.filtered -= 1;
+            }
         }
         self.channel.subscribers.fetch_sub(1, Ordering::Relaxed);
         let hook = read(&self.channel.on_unsubscribe).clone();
@@ -1188,6 +1286,98 @@ mod tests {
             channel.publish(Event::data("x")),
             Err(Error::Stopped)
         ));
+    }
+
+    /// Counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn update(topic: &str) -> Option<Arc<Topics>> {
+        Some(Arc::new(Topics::new(vec![topic.to_owned()], false)))
+    }
+
+    fn any_request() -> Request {
+        let ends = crate::request::Endpoints {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            local: "127.0.0.1:2".parse().unwrap(),
+            tls: false,
+        };
+        let uri: http::Uri = "/hub".parse().unwrap();
+        Request::new(
+            http::Method::GET,
+            &uri,
+            http::Version::HTTP_11,
+            Default::default(),
+            ends,
+        )
+    }
+
+    #[test]
+    fn a_hub_subscriber_sleeps_through_updates_it_does_not_admit_and_never_lags_for_them() {
+        // The ring holds 4 entries: 10 updates for others would put a
+        // subscriber that had to look at each of them off its tail.
+        let hub = channel(0, 4);
+        let selector = Arc::new(crate::topic::Selector::parse("/mine").unwrap());
+        let filter = Arc::new(TopicFilter {
+            wanted: vec![selector],
+            granted: Vec::new(),
+        });
+        let (mut quiet, _) = hub
+            .subscribe_to_topics(any_request(), None, filter)
+            .unwrap();
+        let mut plain = hub.subscribe(any_request()).unwrap();
+        let (quiet_wakes, plain_wakes) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        let quiet_waker = Waker::from(Arc::clone(&quiet_wakes));
+        let plain_waker = Waker::from(Arc::clone(&plain_wakes));
+        let mut quiet_cx = Context::from_waker(&quiet_waker);
+        let mut plain_cx = Context::from_waker(&plain_waker);
+        for round in 1..=2 {
+            assert!(quiet.poll_batch(&mut quiet_cx).is_pending());
+            assert!(plain.poll_batch(&mut plain_cx).is_pending());
+            for _ in 0..10 {
+                hub.publish_tagged(Event::data("other"), update("/other"))
+                    .unwrap();
+            }
+            assert_eq!(
+                quiet_wakes.0.load(Ordering::SeqCst),
+                round - 1,
+                "not woken for others' updates"
+            );
+            assert!(
+                quiet.poll_lagged(&mut quiet_cx).is_pending(),
+                "no lag for updates it would not send"
+            );
+            hub.publish_tagged(Event::data("mine"), update("/mine"))
+                .unwrap();
+            assert_eq!(quiet_wakes.0.load(Ordering::SeqCst), round);
+            let Poll::Ready(Some(Ok(batch))) = quiet.poll_batch(&mut quiet_cx) else {
+                panic!("round {round}: the update it admits");
+            };
+            assert_eq!(batch.events(), 1);
+            // A channel's own subscriber is woken by the first publish and,
+            // not reading meanwhile, fell off the small ring.
+            assert!(plain_wakes.0.load(Ordering::SeqCst) >= round);
+            assert!(matches!(
+                plain.poll_batch(&mut plain_cx),
+                Poll::Ready(Some(Err(Lagged)))
+            ));
+            plain = hub.subscribe(any_request()).unwrap();
+        }
+        // A reset (no topics) reaches it.
+        assert!(quiet.poll_batch(&mut quiet_cx).is_pending());
+        hub.append_gap(StreamPos::START);
+        let Poll::Ready(Some(Ok(batch))) = quiet.poll_batch(&mut quiet_cx) else {
+            panic!("the reset");
+        };
+        assert_eq!(batch.events(), 1);
     }
 
     #[test]
