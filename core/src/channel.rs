@@ -249,23 +249,29 @@ impl RingState {
         if self.filtered == 0 || topics.is_none() {
             return self.take_waiting(pushed);
         }
+        // Most waiting hub subscribers are usually not the update's: only
+        // the few taken out are moved (by swap_remove), the rest untouched.
         let mut woken = Vec::new();
-        let mut kept = Vec::with_capacity(self.waiting.len());
-        for (key, waker) in std::mem::take(&mut self.waiting) {
-            let Some(slot) = self.slots.get_mut(key) else {
+        let mut at = 0;
+        while let Some(&(key, _)) = self.waiting.get(at) {
+            let admitted = self
+                .slots
+                .get(key)
+                .is_none_or(|slot| slot.filter.as_ref().is_none_or(|f| f.admits(topics)));
+            if !admitted {
+                at += 1;
                 continue;
-            };
-            let admitted = slot.filter.as_ref().is_none_or(|f| f.admits(topics));
-            if admitted {
+            }
+            let (key, waker) = self.waiting.swap_remove(at);
+            if let Some(&(moved, _)) = self.waiting.get(at) {
+                self.slots[moved].waiting = Some(at);
+            }
+            if let Some(slot) = self.slots.get_mut(key) {
                 slot.waiting = None;
                 slot.woken_at = Some(pushed);
-                woken.push((key, waker));
-            } else {
-                slot.waiting = Some(kept.len());
-                kept.push((key, waker));
             }
+            woken.push((key, waker));
         }
-        self.waiting = kept;
         woken
     }
 
