@@ -130,6 +130,11 @@ SAME_RUN_NOTE = ["In the *plain HTTP/1.1, same run* row, the ratio is tidings ov
                  "plain HTTP/1.1, both measured in this run: what the transport costs.", ""]
 
 
+QUIET_NOTE = ["In the *without the quiet subscribers, same run* row, the ratio is tidings with them ÷ tidings "
+              "without them, both measured in this run: what subscribers an update is not for cost its "
+              "subscribers.", ""]
+
+
 def transport_text(data: Json) -> str:
     """How the subscribers of a scenario connect, when not plain HTTP/1.1."""
     return {"tls": ", HTTP/1.1 over TLS (ECDSA P-256, rustls on both sides)",
@@ -138,7 +143,9 @@ def transport_text(data: Json) -> str:
             "hub": ", subscribed through the Mercure hub (`?topic=/sse`, an exact selector) to the channel's "
                    "topic",
             "hub-template": ", subscribed through the Mercure hub with a URI template (`?topic=/{name}`) "
-                            "that selects the channel's topic"}.get(data.get("transport", "h1"), "")
+                            "that selects the channel's topic"}.get(data.get("transport", "h1"), "") + (
+        f", beside {data['quiet']:,} more hub subscribers each of a topic nobody publishes to"
+        if data.get("quiet") else "")
 
 
 def fanout_section(name: str, data: Json) -> list[str]:
@@ -157,6 +164,9 @@ def fanout_section(name: str, data: Json) -> list[str]:
     # A TLS or HTTP/2 scenario's plain HTTP/1.1 runs, measured right after.
     rows += [(f"{peer} (plain HTTP/1.1, same run)", {"events": entry["events"], **entry["plain"]})
              for peer, entry in peers.items() if "plain" in entry]
+    # A hub scenario's runs without its quiet subscribers, measured right after.
+    rows += [(f"{peer} (without the quiet subscribers, same run)", {"events": entry["events"], **entry["alone"]})
+             for peer, entry in peers.items() if "alone" in entry]
     for peer, entry in rows:
         if "error" in entry:
             lines.append(f"| {peer} | failed: {entry['error']} |" + " |" * 10)
@@ -167,7 +177,9 @@ def fanout_section(name: str, data: Json) -> list[str]:
             f"{mt['complete']['median']:.0%} | {mt['gaps']['median']:.0f} | {mt['loadgen_cpu_ms']['median']:,.0f} | "
             f"{ratio(median(mine, 'deliveries_per_s'), median(entry, 'deliveries_per_s'))} | "
             f"{ratio(median(mine, 'p99_ms'), median(entry, 'p99_ms'))} |")
-    return lines + [""] + SAME_RUN_NOTE * (len(rows) > len(peers))
+    notes = SAME_RUN_NOTE * any("plain" in entry for entry in peers.values())
+    notes += QUIET_NOTE * any("alone" in entry for entry in peers.values())
+    return lines + [""] + notes
 
 
 def sustained_section(name: str, data: Json) -> list[str]:

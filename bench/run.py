@@ -127,6 +127,9 @@ class Fanout:
     # hub / hub-template (HTTP/1.1 to the Mercure hub, selecting the channel's
     # topic exactly or by a URI template)
     transport: str = "h1"
+    # Hub scenarios: this many more hub subscribers, each of a topic nobody
+    # publishes to, only held (and the same runs without them after).
+    quiet: int = 0
     kind: str = "fanout"
 
 
@@ -228,6 +231,8 @@ PROFILES: dict[str, list[Scenario]] = {
         Fanout("throughput-1k-100B-hub", 1000, 4000, 0, 100, peers=TLS_PEERS, transport="hub"),
         Fanout("throughput-1k-100B-hub-template", 1000, 4000, 0, 100, peers=TLS_PEERS, transport="hub-template"),
         Idle("idle-10k-hub", 10_000, peers=TLS_PEERS, transport="hub"),
+        Fanout("latency-1k-200eps-hub-9k-quiet", 1000, 400, 200, 100, peers=TLS_PEERS, transport="hub",
+               quiet=9000),
         PublishCost("publish-0", 0, 200_000),
         PublishCost("publish-1k", 1000, 20_000),
         # 3k sockets at 20 events/s keep core 0 nearly busy here (~15 µs a
@@ -248,6 +253,7 @@ PROFILES: dict[str, list[Scenario]] = {
         Fanout("throughput-1k-100B-h2", 250, 100, 0, 100, peers=TLS_PEERS, transport="h2"),
         Idle("idle-10k-tls", 200, peers=TLS_PEERS, transport="tls"),
         Fanout("throughput-1k-100B-hub-template", 50, 100, 0, 100, peers=TLS_PEERS, transport="hub-template"),
+        Fanout("latency-1k-200eps-hub-9k-quiet", 50, 40, 200, 100, peers=TLS_PEERS, transport="hub", quiet=100),
         PublishCost("publish-0", 0, 2000),
         Cluster("cluster-latency-3x1k-20eps", 3, 60, 20, 20, 100),
         Workers("workers-100k", 2, 200, 10, 20, 100, loadgens=2),
@@ -272,6 +278,8 @@ PROFILES: dict[str, list[Scenario]] = {
         Fanout("throughput-1k-100B-hub", 1000, 20_000, 0, 100, peers=TLS_PEERS, transport="hub"),
         Fanout("throughput-1k-100B-hub-template", 1000, 20_000, 0, 100, peers=TLS_PEERS, transport="hub-template"),
         Idle("idle-10k-hub", 10_000, peers=TLS_PEERS, transport="hub"),
+        Fanout("latency-1k-200eps-hub-9k-quiet", 1000, 2000, 200, 100, peers=TLS_PEERS, transport="hub",
+               quiet=9000),
         PublishCost("publish-0", 0, 1_000_000),
         PublishCost("publish-1k", 1000, 100_000),
         Cluster("cluster-latency-3x1k-5eps", 3, 3000, 100, 5, 100),
@@ -388,8 +396,11 @@ class RunningPeer:
 CONNECTIONS_PER_SOURCE = 10_000
 
 
+QUIET_PATH = "/.well-known/mercure?topic=%2Fquiet%2F{n}"
+
+
 def loadgen_command(ports: list[int], pids: list[int], connections: int, events: int, timeout: float,
-                    cores: str, *, source_offset: int = 0, transport: str = "h1") -> list[str]:
+                    cores: str, *, source_offset: int = 0, transport: str = "h1", quiet: int = 0) -> list[str]:
     sources = max(1, math.ceil(connections / CONNECTIONS_PER_SOURCE))
     command = ["taskset", "-c", cores, str(BIN / "loadgen"), "--port", ",".join(map(str, ports)),
                "--pid", ",".join(map(str, pids)), "--connections", str(connections), "--events", str(events),
@@ -397,6 +408,8 @@ def loadgen_command(ports: list[int], pids: list[int], connections: int, events:
                "--source-offset", str(source_offset)]
     if transport in HUB_PATHS:
         command += ["--path", HUB_PATHS[transport]]
+        if quiet:
+            command += ["--quiet", str(quiet), "--quiet-path", QUIET_PATH]
     elif transport != "h1":
         command += ["--transport", transport, "--tls-ca", str(Pki.shared().ca),
                     "--streams-per-connection", str(STREAMS_PER_CONNECTION)]
@@ -404,8 +417,8 @@ def loadgen_command(ports: list[int], pids: list[int], connections: int, events:
 
 
 def loadgen(ports: list[int], pids: list[int], connections: int, events: int, timeout: float, cores: str,
-            transport: str = "h1") -> Json:
-    command = loadgen_command(ports, pids, connections, events, timeout, cores, transport=transport)
+            transport: str = "h1", quiet: int = 0) -> Json:
+    command = loadgen_command(ports, pids, connections, events, timeout, cores, transport=transport, quiet=quiet)
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 60, check=True)
     parsed: Json = json.loads(result.stdout)
     return parsed
@@ -487,14 +500,14 @@ class Redis:
 
 def run_fanout(peer: Peer, subscribers: int, events: int, rate: float, size: int, *, timeout: float,
                both_cores: bool = False, mode: str = "broadcast", payloads: str = "live",
-               transport: str = "h1") -> Json:
+               transport: str = "h1", quiet: int = 0) -> Json:
     server_cores, client_cores = (BOTH_CORES, BOTH_CORES) if both_cores else (SERVER_CORE, LOADGEN_CORE)
-    running = RunningPeer(peer, server_cores, subscribers=subscribers, events=events, rate=rate, size=size,
-                          mode=mode, threads=2 if both_cores else 1, payloads=payloads,
+    running = RunningPeer(peer, server_cores, subscribers=subscribers + quiet, events=events, rate=rate,
+                          size=size, mode=mode, threads=2 if both_cores else 1, payloads=payloads,
                           **transport_options(transport))
     try:
         result = loadgen([running.port], [running.process.pid], subscribers, events, timeout, client_cores,
-                         transport)
+                         transport, quiet)
         if mode == "broadcast":
             result["publish_calls_per_s"] = running.published_per_s(timeout=1)
         return result
@@ -509,11 +522,17 @@ def scaled(peer: Peer, events: int) -> int:
 def fanout(peer: Peer, scenario: Fanout, repeat: int) -> Json:
     events = scaled(peer, scenario.events) if not scenario.rate else scenario.events
     timeout = (events / scenario.rate + 20) if scenario.rate else 60
-    def measure(transport: str) -> list[Json]:
+    def measure(transport: str, quiet: int = scenario.quiet) -> list[Json]:
         return [run_fanout(peer, scenario.subscribers, events, scenario.rate, scenario.size, timeout=timeout,
-                           both_cores=scenario.both_cores, transport=transport) for _ in range(repeat)]
+                           both_cores=scenario.both_cores, transport=transport, quiet=quiet)
+                for _ in range(repeat)]
 
     runs = measure(scenario.transport)
+    if scenario.quiet:
+        # The same subscribers without the quiet ones: what those cost.
+        alone = measure(scenario.transport, 0)
+        return {"events": events, "runs": runs, "metrics": summarize(runs),
+                "alone": {"runs": alone, "metrics": summarize(alone)}}
     return {"events": events, "runs": runs, "metrics": summarize(runs), **plain_baseline(scenario, measure)}
 
 

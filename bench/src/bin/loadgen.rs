@@ -7,10 +7,12 @@
 //!         [--timeout S] [--hold S] [--sources K] [--source-offset O]
 //!         [--window W] [--ramp R]
 //!         [--transport h1|tls|h2 --tls-ca PEM [--streams-per-connection S]]
-//!         [--path PATH]
+//!         [--path PATH] [--quiet Q --quiet-path PATH]
 //!
 //! Each subscribes with `GET PATH` (default `/sse`; a query may follow, as
-//! a Mercure hub's `?topic=`).
+//! a Mercure hub's `?topic=`). `--quiet Q` first opens Q more subscribers to
+//! `--quiet-path` (its `{n}` replaced by each one's number), which are only
+//! held: subscribers of topics nobody publishes to, beside the measured ones.
 //!
 //! With several ports (the nodes of a cluster), connection n goes to the
 //! n-th port in turn; with several pids, the servers' CPU time and memory
@@ -52,6 +54,8 @@ struct Args {
     tls_ca: Option<PathBuf>,
     streams_per_connection: usize,
     path: String,
+    quiet: usize,
+    quiet_path: String,
 }
 
 /// How subscribers reach the server.
@@ -81,6 +85,8 @@ fn parse() -> Args {
         tls_ca: None,
         streams_per_connection: 100,
         path: "/sse".to_owned(),
+        quiet: 0,
+        quiet_path: "/sse".to_owned(),
     };
     for (name, value) in option_pairs() {
         let seconds = |value: &str| Duration::from_secs_f64(parse_value(&name, value));
@@ -106,6 +112,8 @@ fn parse() -> Args {
             "--tls-ca" => args.tls_ca = Some(PathBuf::from(value)),
             "--streams-per-connection" => args.streams_per_connection = parse_value(&name, &value),
             "--path" => args.path = value,
+            "--quiet" => args.quiet = parse_value(&name, &value),
+            "--quiet-path" => args.quiet_path = value,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -349,6 +357,24 @@ async fn open(
     }
 }
 
+/// Opens `--quiet` plain HTTP/1.1 subscribers to `--quiet-path` (with
+/// `{n}` numbered) from 127.0.0.250, to hold until the end; panics if one
+/// is refused, since the scenario would then measure something else.
+async fn hold_quiet(args: &Args) -> Vec<Source> {
+    let source = Ipv4Addr::new(127, 0, 0, 250);
+    let mut held = Vec::with_capacity(args.quiet);
+    for n in 0..args.quiet {
+        let path = args.quiet_path.replace("{n}", &n.to_string());
+        let port = args.ports[n % args.ports.len()];
+        match open(source, port, None, &path).await {
+            Ok(Some((stream, _))) => held.push(stream),
+            Ok(None) => panic!("quiet subscriber {n} was refused"),
+            Err(err) => panic!("quiet subscriber {n}: {err}"),
+        }
+    }
+    held
+}
+
 /// One HTTP/2 connection from `source` carrying `streams` subscriptions:
 /// each answered one, as its body, or `None` for a refused one. The
 /// connection's driver runs until every body is dropped.
@@ -453,7 +479,9 @@ fn raise_fd_limit(wanted: usize) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse();
-    raise_fd_limit(args.connections + 64);
+    raise_fd_limit(args.connections + args.quiet + 64);
+    // From an address of their own: the measured ones keep their ports.
+    let quiet = hold_quiet(&args).await;
     let before = servers_usage(&args.pids);
     let own_before = process_usage(std::process::id());
     let deadline = tokio::time::Instant::now() + args.timeout;
@@ -586,7 +614,7 @@ async fn main() {
             "{}",
             json!({
                 "connections": args.connections, "answered": answered, "refused": refused,
-                "connect_errors": failed, "connect_seconds": connect_seconds,
+                "connect_errors": failed, "connect_seconds": connect_seconds, "quiet_held": quiet.len(),
                 "server_rss_kib_before": before.map(|u| u.1), "server_rss_kib_after": after.map(|u| u.1),
                 "rss_kib_per_connection": rss_per_connection,
             })
@@ -626,6 +654,7 @@ async fn main() {
         json!({
             "connections": args.connections, "answered": answered, "refused": refused,
             "connect_errors": failed, "connect_seconds": connect_seconds, "complete_streams": complete,
+            "quiet_held": quiet.len(),
             "events_expected": args.events * args.connections,
             "events_received": received, "gaps": gaps, "bytes": bytes,
             "seconds": seconds, "deliveries_per_s": if seconds > 0.0 { received as f64 / seconds } else { 0.0 },
