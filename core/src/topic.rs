@@ -13,19 +13,53 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// The topics of one hub update, shared by its ring entry and every
 /// subscriber that looks at it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Topics {
     names: Box<[String]>,
     /// Only subscribers whose token grants one of the topics receive it.
     private: bool,
+    /// What templates answered for these topics. Subscribers asking for the
+    /// same template share one compiled selector ([`SelectorCache`]), so it
+    /// runs once per update, not once per subscriber (nor again when a
+    /// subscriber woken for the update reads it).
+    answers: Mutex<Vec<(Arc<Selector>, bool)>>,
 }
+
+/// Most template answers an update remembers.
+const MAX_ANSWERS: usize = 8;
+
+impl PartialEq for Topics {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.names, self.private) == (&other.names, other.private)
+    }
+}
+
+impl Eq for Topics {}
 
 impl Topics {
     pub(crate) fn new(names: Vec<String>, private: bool) -> Self {
         Topics {
             names: names.into_boxed_slice(),
             private,
+            answers: Mutex::default(),
         }
+    }
+
+    /// Whether `selector` selects one of these topics; a template's answer
+    /// is remembered.
+    pub(crate) fn selected_by(&self, selector: &Arc<Selector>) -> bool {
+        if !matches!(**selector, Selector::Template { .. }) {
+            return selector.matches_any(self);
+        }
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, answer)) = answers.iter().find(|(s, _)| Arc::ptr_eq(s, selector)) {
+            return *answer;
+        }
+        let answer = selector.matches_any(self);
+        if answers.len() < MAX_ANSWERS {
+            answers.push((Arc::clone(selector), answer));
+        }
+        answer
     }
 
     pub(crate) fn names(&self) -> &[String] {
@@ -223,8 +257,8 @@ impl TopicFilter {
         let Some(topics) = topics else {
             return true;
         };
-        self.wanted.iter().any(|s| s.matches_any(topics))
-            && (!topics.private || self.granted.iter().any(|s| s.matches_any(topics)))
+        self.wanted.iter().any(|s| topics.selected_by(s))
+            && (!topics.private || self.granted.iter().any(|s| topics.selected_by(s)))
     }
 }
 
@@ -343,6 +377,23 @@ mod tests {
         assert!(filter.admits(Some(&alternate)));
         assert!(!filter.admits(Some(&Topics::new(vec!["/other".into()], false))));
         assert!(filter.admits(None), "a reset reaches everyone");
+    }
+
+    #[test]
+    fn an_update_remembers_what_a_shared_template_answered() {
+        let cache = SelectorCache::default();
+        let template = cache.get("/books/{id}").unwrap();
+        let topics = Topics::new(vec!["/books/1".into()], false);
+        assert!(topics.selected_by(&template));
+        assert_eq!(topics.answers.lock().unwrap().len(), 1);
+        assert!(topics.selected_by(&cache.get("/books/{id}").unwrap()));
+        assert_eq!(topics.answers.lock().unwrap().len(), 1, "the same selector");
+        let other = cache.get("/authors/{id}").unwrap();
+        assert!(!topics.selected_by(&other));
+        assert!(!topics.selected_by(&other), "remembered as no");
+        // Exact selectors are compared, never remembered.
+        assert!(topics.selected_by(&cache.get("/books/1").unwrap()));
+        assert_eq!(topics.answers.lock().unwrap().len(), 2);
     }
 
     #[test]
