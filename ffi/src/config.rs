@@ -363,6 +363,24 @@ pub(crate) unsafe fn to_config(config: &tidings_config) -> Result<tidings::Confi
     })
 }
 
+/// Copies of the C strings of a configuration's settings (pointer, name);
+/// NULL is `None`, text that is not UTF-8 fails naming its setting.
+///
+/// # Safety
+/// Each pointer is NULL or a NUL-terminated string, valid and unmodified
+/// during the call.
+unsafe fn copied<const N: usize>(
+    strings: [(*const c_char, &str); N],
+) -> Result<[Option<String>; N], tidings_status> {
+    let mut read: [Option<String>; N] = std::array::from_fn(|_| None);
+    for (slot, (ptr, name)) in read.iter_mut().zip(strings) {
+        // SAFETY: by this function's contract `ptr` is NULL or a
+        // NUL-terminated string valid for this call; it is copied.
+        *slot = unsafe { optional_str(ptr, name) }?.map(str::to_owned);
+    }
+    Ok(read)
+}
+
 /// The Mercure hub settings of a C configuration.
 ///
 /// # Safety
@@ -378,13 +396,9 @@ unsafe fn hub_config(
         (config.hub_jwt_algorithm, "config.hub_jwt_algorithm"),
         (config.hub_topic_base, "config.hub_topic_base"),
     ];
-    let mut read: [Option<String>; 5] = Default::default();
-    for (slot, (ptr, name)) in read.iter_mut().zip(strings) {
-        // SAFETY: by this function's contract each `hub_*` pointer is NULL
-        // or a NUL-terminated string valid for this call; it is copied.
-        *slot = unsafe { optional_str(ptr, name) }?.map(str::to_owned);
-    }
-    let [path, publisher, subscriber, algorithm, topic_base] = read;
+    // SAFETY: by this function's contract each pointer is NULL or a
+    // NUL-terminated string valid for this call.
+    let [path, publisher, subscriber, algorithm, topic_base] = unsafe { copied(strings) }?;
     let Some(path) = path else {
         return Ok(None);
     };
@@ -422,13 +436,10 @@ unsafe fn jwt_config(
         (config.jwt_audience, "config.jwt_audience"),
         (config.jwt_issuer, "config.jwt_issuer"),
     ];
-    let mut read: [Option<String>; 9] = Default::default();
-    for (slot, (ptr, name)) in read.iter_mut().zip(strings) {
-        // SAFETY: by this function's contract each `jwt_*` pointer is NULL
-        // or a NUL-terminated string valid for this call; it is copied.
-        *slot = unsafe { optional_str(ptr, name) }?.map(str::to_owned);
-    }
-    let [secret, key_file, jwks_file, algorithm, cookie, query, claim, audience, issuer] = read;
+    // SAFETY: by this function's contract each pointer is NULL or a
+    // NUL-terminated string valid for this call.
+    let [secret, key_file, jwks_file, algorithm, cookie, query, claim, audience, issuer] =
+        unsafe { copied(strings) }?;
     let key = tidings::JwtKey::one_of(
         secret.map(String::into_bytes),
         key_file.map(std::path::PathBuf::from),
