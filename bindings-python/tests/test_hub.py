@@ -1,6 +1,7 @@
 """The Mercure hub from Python: ``tidings hub`` run as a program, publishers
-posting forms with tokens made by PyJWT (as Mercure's publishing libraries
-do), subscribers reading with httpx-sse and Chromium's EventSource; its
+posting forms with tokens made by PyJWT, and a Mercure publishing library
+(mercure-publisher from PyPI) used unchanged; subscribers reading with
+httpx-sse and Chromium's EventSource; its
 settings from flags, the environment and ``--config tidings.toml``; a
 Python server's channels as hub topics; two hubs sharing a Redis."""
 
@@ -77,6 +78,28 @@ def test_tidings_hub_delivers_updates_by_topic() -> None:
         # Resuming after the first update skips it.
         resumed = first_events(hub_url(hub.url, "https://example.com/books/{id}"), 1, **{"last-event-id": ids[0]})
         assert [event.data for event in resumed] == ["two"]
+
+
+def test_a_mercure_publishing_library_works_unchanged() -> None:
+    from mercure_publisher import MercureConfig, MercurePublisher, MercurePublishError
+
+    with serving(hub_command("--jwt-key", KEY)) as hub:
+        topics = ["/books/{id}", "/shelves/{id}"]
+        config = MercureConfig(hub_url=f"{hub.url}{HUB}", publisher_jwt_key=KEY, publish_topics=topics)
+        with MercurePublisher(config) as publisher:
+            given = publisher.publish("/books/1", {"title": "Dune"}, id="urn:book:1", type="book", retry=1500)
+            generated = publisher.publish(["/books/2", "/shelves/2"], "two", private=True)
+            with pytest.raises(MercurePublishError) as refused:
+                publisher.publish("/authors/1", "not granted")
+            assert refused.value.status_code == 403
+        assert given == "urn:book:1" and generated.startswith("urn:uuid:")
+        url = hub_url(hub.url, "/books/{id}", lastEventID="earliest")
+        received = first_events(url, 1)
+        assert [(e.id, e.event, e.data, e.retry) for e in received] == [
+            ("urn:book:1", "book", '{"title": "Dune"}', 1500)
+        ]
+        member = {"authorization": f"Bearer {token(subscribe=['/shelves/{id}'])}"}
+        assert [e.data for e in first_events(url, 2, **member)] == ['{"title": "Dune"}', "two"]
 
 
 def test_private_updates_and_no_anonymous_from_a_config_file(tmp_path: Path) -> None:
