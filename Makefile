@@ -8,10 +8,16 @@ NPM_FLAGS := --no-audit --no-fund
 VENV := .venv
 PY := $(VENV)/bin/python
 
+# cargo fuzz needs nightly's flags: the nightly toolchain where rustup has
+# one, else stable told to accept them.
+FUZZ_CARGO := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo 'cargo +nightly' || echo 'env RUSTC_BOOTSTRAP=1 cargo')
+FUZZ_TARGETS := event_roundtrip request_head hub_form topic_selector
+FUZZ_SECONDS ?= 60
+
 PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel test-c header install node test-node test-node-install test-bench bench bench-full
+.PHONY: help demo demo-rust test lint test-rust python test-python test-wheel test-c header install node test-node test-node-install test-bench bench bench-full fuzz test-fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,7 +28,7 @@ demo: python ## The livescore demo from Python: open http://127.0.0.1:8000/
 demo-rust: ## The same demo driven from Rust
 	$(CARGO) run --release --example livescore -- $(ARGS)
 
-test: lint test-rust test-python test-wheel test-c test-node test-node-install test-bench ## Everything CI runs
+test: lint test-rust test-python test-wheel test-c test-node test-node-install test-bench test-fuzz ## Everything CI runs
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
@@ -56,6 +62,18 @@ test-c: $(VENV)/.ready ## C ABI: gcc/g++ programs, ASan+UBSan, valgrind, make in
 	$(CARGO) build -p tidings-ffi
 	ln -sf libtidings.so target/debug/libtidings.so.0  # the SONAME programs look for
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+fuzz: ## Fuzz every parser for FUZZ_SECONDS (60) each with libFuzzer; a crash's input lands in fuzz/artifacts/
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(CARGO) fmt --check
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$target && \
+		(cd fuzz && $(FUZZ_CARGO) fuzz run $$target corpus/$$target seeds/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) || exit 1; \
+	done
+
+test-fuzz: ## A short run (10 s) of every fuzz target
+	$(MAKE) fuzz FUZZ_SECONDS=10
 
 header: ## Regenerate include/tidings.h from ffi/src (cbindgen)
 	TIDINGS_UPDATE_HEADER=1 $(CARGO) test -q -p tidings-ffi --test header

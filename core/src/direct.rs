@@ -86,7 +86,7 @@ pub(crate) async fn serve(mut socket: Io, stream: DirectStream) {
 
 /// A plain `GET` head with nothing unusual, as a request; `None` sends it to
 /// hyper (other methods, bodies, upgrades, HTTP/0.9, malformed heads).
-fn parse(head: &[u8], ends: Endpoints) -> Option<(Request, u8)> {
+pub(crate) fn parse(head: &[u8], ends: Endpoints) -> Option<(Request, u8)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(length) = parsed.parse(head).ok()? else {

@@ -245,6 +245,16 @@ impl Hub {
     }
 }
 
+/// The topics of the update in a publish form, or why it is refused (for
+/// the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn parse_form(body: &[u8]) -> std::result::Result<Vec<String>, String> {
+    match Update::parse(body) {
+        Ok(update) => Ok(update.topics),
+        Err(refusal) => Err(format!("{refusal:?}")),
+    }
+}
+
 /// A publish request's fields.
 struct Update {
     topics: Vec<String>,

@@ -64,6 +64,10 @@ mod socket;
 // The accept loop, then the public lifecycle:
 mod conn;
 mod server;
+// Entry points for the fuzz targets, above everything they reach.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use app::{AppHandler, BodyRead, Exchange, WRITE_HIGH_WATER};
 pub use batch::{after_ready_tasks, hold_wakes, release_wakes};
