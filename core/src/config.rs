@@ -39,6 +39,15 @@ impl Cors {
         }
     }
 
+    /// Whether `origin` is one of [`Cors::Origins`] (whose pages may send
+    /// credentials).
+    pub(crate) fn lists(&self, origin: &str) -> bool {
+        match self {
+            Cors::Origins(allowed) => allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)),
+            Cors::Disabled | Cors::AnyOrigin => false,
+        }
+    }
+
     /// Adds the CORS headers this policy grants to `origin`.
     pub(crate) fn apply(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
         match self {
@@ -49,13 +58,10 @@ impl Cors {
                     HeaderValue::from_static("*"),
                 );
             }
-            Cors::Origins(allowed) => {
+            Cors::Origins(_) => {
                 headers.append(header::VARY, HeaderValue::from_static("origin"));
                 let Some(origin) = origin else { return };
-                let permitted = origin
-                    .to_str()
-                    .is_ok_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)));
-                if permitted {
+                if origin.to_str().is_ok_and(|origin| self.lists(origin)) {
                     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
                     headers.insert(
                         header::ACCESS_CONTROL_ALLOW_CREDENTIALS,

@@ -35,6 +35,9 @@ pub(crate) struct Site {
     /// `Access-Control-Allow-Headers` for preflights: a fixed list, never
     /// the request's own.
     cors_allow_headers: HeaderValue,
+    /// The same for the hub's, with what publishers send: their token and
+    /// their form's type.
+    hub_allow_headers: HeaderValue,
 }
 
 impl Site {
@@ -54,9 +57,14 @@ impl Site {
                     .map(|h| h.to_ascii_lowercase()),
             )
             .collect();
-        // `Config::validate` checked the names, so the list is a valid value.
+        // `Config::validate` checked the names, so the lists are valid values.
         let cors_allow_headers = HeaderValue::from_str(&names.join(", "))
             .unwrap_or_else(|_| HeaderValue::from_static("last-event-id, cache-control"));
+        let hub_allow_headers = HeaderValue::from_str(&format!(
+            "{}, authorization, content-type",
+            names.join(", ")
+        ))
+        .unwrap_or_else(|_| cors_allow_headers.clone());
         Site {
             config,
             routes: RwLock::default(),
@@ -64,6 +72,7 @@ impl Site {
             tls,
             auth,
             cors_allow_headers,
+            hub_allow_headers,
         }
     }
 
@@ -149,7 +158,7 @@ async fn route(
     target: Target,
 ) -> Response<ResponseBody> {
     match parts.method {
-        Method::OPTIONS => return preflight(&site.cors_allow_headers),
+        Method::OPTIONS => return preflight(ALLOWED_METHODS, &site.cors_allow_headers),
         Method::GET | Method::HEAD => {}
         _ => {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -251,20 +260,7 @@ async fn answer_hub(
 ) -> Response<ResponseBody> {
     let method = parts.method.clone();
     if method == Method::OPTIONS {
-        let mut response = preflight(&site.cors_allow_headers);
-        let headers = response.headers_mut();
-        let methods = HeaderValue::from_static(HUB_METHODS);
-        headers.insert(header::ALLOW, methods.clone());
-        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, methods);
-        // Publishers send their token and their form's type.
-        let allowed = format!(
-            "{}, authorization, content-type",
-            site.cors_allow_headers.to_str().unwrap_or_default()
-        );
-        if let Ok(allowed) = HeaderValue::from_str(&allowed) {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
-        }
-        return response;
+        return preflight(HUB_METHODS, &site.hub_allow_headers);
     }
     let request = Request::new(parts.method, &parts.uri, parts.version, parts.headers, ends);
     match method {
@@ -341,10 +337,10 @@ async fn publish(
     };
     match tokio::time::timeout(deadline, publication.published).await {
         Ok(Ok(_)) => text(StatusCode::OK, publication.id),
-        Ok(Err(err)) => {
-            let (_, message) = hub::publish_failed(&err);
-            retry_later_with(StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n"))
-        }
+        Ok(Err(err)) => retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", hub::publish_failed(&err)),
+        ),
         Err(_) => retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             "the broker did not store the update in time\n",
@@ -362,9 +358,7 @@ fn trusted_origin(request: &Request, cors: &crate::config::Cors) -> bool {
     let own = origin
         .split_once("://")
         .is_some_and(|(_, authority)| Some(authority) == request.header("host"));
-    let listed = matches!(cors, crate::config::Cors::Origins(allowed)
-        if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)));
-    own || listed
+    own || cors.lists(origin)
 }
 
 /// The answer to a request the hub turned away; a subscriber's token
@@ -378,7 +372,7 @@ fn hub_refused(site: &Site, refusal: Refusal, subscribing: bool) -> Response<Res
             refused(&denial)
         }
         Refusal::Status(503, message) => {
-            retry_later_with(StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n"))
+            retry_later(StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n"))
         }
         Refusal::Status(status, message) => text(
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -612,14 +606,14 @@ pub(crate) fn event_stream_headers() -> HeaderMap {
     headers
 }
 
-fn preflight(allowed_headers: &HeaderValue) -> Response<ResponseBody> {
+fn preflight(methods: &'static str, allowed_headers: &HeaderValue) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
-    headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+    headers.insert(header::ALLOW, HeaderValue::from_static(methods));
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(ALLOWED_METHODS),
+        HeaderValue::from_static(methods),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -648,11 +642,7 @@ pub(crate) fn text(status: StatusCode, message: impl Into<bytes::Bytes>) -> Resp
 }
 
 /// A refusal the client may retry after a short wait.
-pub(crate) fn retry_later(status: StatusCode, message: &'static str) -> Response<ResponseBody> {
-    retry_later_with(status, message)
-}
-
-fn retry_later_with(
+pub(crate) fn retry_later(
     status: StatusCode,
     message: impl Into<bytes::Bytes>,
 ) -> Response<ResponseBody> {

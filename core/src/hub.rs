@@ -376,15 +376,12 @@ fn urn_uuid() -> String {
     )
 }
 
-/// How a publish that could not be stored is answered.
-pub(crate) fn publish_failed(err: &Error) -> (u16, String) {
+/// Why a publish could not be stored, for its `503`.
+pub(crate) fn publish_failed(err: &Error) -> String {
     match err {
-        Error::Stopped => (503, "the server is stopping".to_owned()),
-        Error::TimedOut => (
-            503,
-            "the broker did not store the update in time".to_owned(),
-        ),
-        other => (503, format!("the update was not stored: {other}")),
+        Error::Stopped => "the server is stopping".to_owned(),
+        Error::TimedOut => "the broker did not store the update in time".to_owned(),
+        other => format!("the update was not stored: {other}"),
     }
 }
 
