@@ -181,17 +181,23 @@ struct RingState {
 }
 
 /// What the ring knows of one subscriber.
-#[derive(Default)]
 struct Slot {
     /// Where its waker sits in `waiting`, if it does.
     waiting: Option<usize>,
-    /// A hub subscriber's filter: an entry it does not admit leaves it
-    /// parked, so that an update wakes only the subscribers it is for.
-    filter: Option<Arc<TopicFilter>>,
-    /// `next_seq` when it last parked. A filtered subscriber does not
-    /// admit any entry from there to `woken_at` (or to the head while it
-    /// waits), so it skips them without looking, and never counts as
-    /// lagging for entries it would not have sent.
+    /// A hub subscriber's filter and parking; boxed, so that a channel's
+    /// subscribers (most of a server) pay one word for it.
+    hub: Option<Box<HubSlot>>,
+}
+
+/// What the ring knows of a hub subscriber besides where it waits.
+struct HubSlot {
+    /// An entry it does not admit leaves it parked, so that an update
+    /// wakes only the subscribers it is for.
+    filter: Arc<TopicFilter>,
+    /// `next_seq` when it last parked. It does not admit any entry from
+    /// there to `woken_at` (or to the head while it waits), so it skips
+    /// them without looking, and never counts as lagging for entries it
+    /// would not have sent.
     parked_at: u64,
     /// The entry that woke it, if one did since it parked.
     woken_at: Option<u64>,
@@ -234,7 +240,9 @@ impl RingState {
         for (key, _) in &waiting {
             if let Some(slot) = self.slots.get_mut(*key) {
                 slot.waiting = None;
-                slot.woken_at = Some(woken_at);
+                if let Some(hub) = &mut slot.hub {
+                    hub.woken_at = Some(woken_at);
+                }
             }
         }
         waiting
@@ -254,10 +262,11 @@ impl RingState {
         let mut woken = Vec::new();
         let mut at = 0;
         while let Some(&(key, _)) = self.waiting.get(at) {
-            let admitted = self
-                .slots
-                .get(key)
-                .is_none_or(|slot| slot.filter.as_ref().is_none_or(|f| f.admits(topics)));
+            let admitted = self.slots.get(key).is_none_or(|slot| {
+                slot.hub
+                    .as_ref()
+                    .is_none_or(|hub| hub.filter.admits(topics))
+            });
             if !admitted {
                 at += 1;
                 continue;
@@ -268,7 +277,9 @@ impl RingState {
             }
             if let Some(slot) = self.slots.get_mut(key) {
                 slot.waiting = None;
-                slot.woken_at = Some(pushed);
+                if let Some(hub) = &mut slot.hub {
+                    hub.woken_at = Some(pushed);
+                }
             }
             woken.push((key, waker));
         }
@@ -288,8 +299,10 @@ impl RingState {
             }
             None => {
                 slot.waiting = Some(self.waiting.len());
-                slot.parked_at = head;
-                slot.woken_at = None;
+                if let Some(hub) = &mut slot.hub {
+                    hub.parked_at = head;
+                    hub.woken_at = None;
+                }
                 self.waiting.push((key, waker.clone()));
             }
         }
@@ -312,14 +325,17 @@ impl RingState {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
-        let until = match slot.waiting {
+        let (waiting, Some(hub)) = (slot.waiting, &mut slot.hub) else {
+            return;
+        };
+        let until = match waiting {
             Some(_) => head,
-            None => match slot.woken_at.take() {
+            None => match hub.woken_at.take() {
                 Some(woken_at) => woken_at,
                 None => return,
             },
         };
-        if (slot.parked_at..until).contains(cursor) {
+        if (hub.parked_at..until).contains(cursor) {
             *cursor = until;
         }
     }
@@ -713,8 +729,14 @@ impl Channel {
                 state.filtered += 1;
             }
             let slot = Slot {
-                filter: filter.clone(),
-                ..Slot::default()
+                waiting: None,
+                hub: filter.clone().map(|filter| {
+                    Box::new(HubSlot {
+                        filter,
+                        parked_at: 0,
+                        woken_at: None,
+                    })
+                }),
             };
             (state.slots.insert(slot), start, preceding)
         };
@@ -1146,7 +1168,7 @@ impl Drop for Subscription {
             let mut state = lock(&self.channel.state);
             state.unpark(self.key);
             let slot = state.slots.remove(self.key);
-            if slot.filter.is_some() {
+            if slot.hub.is_some() {
                 state.filtered -= 1;
             }
         }
